@@ -1,0 +1,91 @@
+# taskexec — build, test and packaging entry points.  See README.md.
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib/taskexec
+SYSCONFDIR ?= /etc/taskexec
+STATEDIR   ?= /var/lib/taskexec
+MANDIR     ?= $(PREFIX)/share/man
+PYTHON     ?= /usr/bin/python3
+VERSION    := $(shell cat VERSION)
+
+CC      ?= cc
+PKGS    := hiredis libpq jansson libseccomp libcap inih libsodium
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+           -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
+           -DTASKEXEC_VERSION='"$(VERSION)"' -DTASKEXEC_LIBDIR='"$(LIBDIR)"' \
+           -DTASKEXEC_SYSCONFDIR='"$(SYSCONFDIR)"' -DTASKEXEC_STATEDIR='"$(STATEDIR)"' \
+           $(shell pkg-config --cflags $(PKGS))
+LDFLAGS += -pie -Wl,-z,relro,-z,now
+LDLIBS  += $(shell pkg-config --libs $(PKGS))
+ifdef SANITIZE
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -U_FORTIFY_SOURCE
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+B := build
+COMMON := util log config job policy sandbox attempt loop
+DAEMON :=
+COMMON_OBJ := $(COMMON:%=$(B)/%.o)
+DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
+CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_ops.o
+
+all: $(B)/taskexec pyc
+
+$(B):
+	mkdir -p $(B)
+
+$(B)/%.o: executor/%.c executor/*.h | $(B)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/taskexecd: $(B)/main_daemon.o $(DAEMON_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/taskexec: $(CLI_OBJ) $(DAEMON_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Byte-compile the shim and tasks once: the sandbox cannot write __pycache__,
+# and compiling on every run would cost each job several milliseconds.
+pyc:
+	$(PYTHON) -m compileall -q runner-shim tasks
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
+$(B)/unit/%: tests/unit/%.c $(COMMON_OBJ) $(DAEMON_OBJ)
+	@mkdir -p $(B)/unit
+	$(CC) $(CFLAGS) -Iexecutor $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+check: bootstrap all unit
+	mandoc -Tlint -W warning man/*.[0-9]
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+bootstrap:
+	scripts/bootstrap
+
+demo: bootstrap all
+	scripts/demo
+
+bench: bootstrap all
+	$(PYTHON) tests/bench/bench.py
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/policy.d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(B)/taskexecd $(DESTDIR)$(SBINDIR)/taskexecd
+	install -m 0755 $(B)/taskexec $(DESTDIR)$(BINDIR)/taskexec
+	install -m 0644 runner-shim/taskexec_shim.py runner-shim/taskexec_task.py $(DESTDIR)$(LIBDIR)/
+	cp -r --no-preserve=ownership tasks $(DESTDIR)$(LIBDIR)/
+	find $(DESTDIR)$(LIBDIR) -name __pycache__ -prune -exec rm -rf {} +
+	$(PYTHON) -m compileall -q -d $(LIBDIR) $(DESTDIR)$(LIBDIR)
+	install -m 0644 policy/*.policy $(DESTDIR)$(SYSCONFDIR)/policy.d/
+	for m in man/*.[1578]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+clean:
+	rm -rf $(B)
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+.PHONY: all pyc unit check bootstrap demo bench install clean

@@ -1,0 +1,407 @@
+/* attempt — watch one running attempt: drain its pipes, enforce its deadline,
+ * and classify how it ended. */
+
+#include "attempt.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 4096
+#define EVENT_MAX_BYTES 65536
+#define RESULT_DOC_MAX (1 << 20)
+
+static const char *const outcome_names[] = {
+	[OUT_COMPLETED] = "completed", [OUT_EXCEPTION] = "exception", [OUT_TIMEOUT] = "timeout",
+	[OUT_MEMORY] = "memory", [OUT_VIOLATION] = "violation", [OUT_SIGNAL] = "signal",
+	[OUT_CRASH] = "crash", [OUT_REJECTED] = "rejected", [OUT_TOO_LARGE] = "too_large",
+	[OUT_EXECUTOR_LOST] = "executor_lost", [OUT_SHUTDOWN] = "shutdown", [OUT_CANCELLED] = "cancelled",
+};
+
+const char *outcome_name(enum outcome_kind k)
+{
+	return outcome_names[k];
+}
+
+struct linebuf {
+	char *buf;
+	size_t len, cap;
+};
+
+struct attempt {
+	struct loop *loop;
+	struct proc proc;
+	const struct attempt_ops *ops;
+	void *ctx;
+	int64_t started, timeout_ms;
+	uint64_t result_max;
+	struct timer *deadline;
+	bool timed_out, term_sent;
+	enum outcome_kind stopped;      /* OUT_COMPLETED unless attempt_stop() was called */
+	struct linebuf lines[2], events;
+	struct tail tails[2];
+	char *result;
+	size_t result_len;
+	bool result_overflow;
+};
+
+static void emit_lines(struct attempt *a, int stream, struct linebuf *lb, const char *p, size_t n, bool flush)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+
+		if (lb->len + take > lb->cap)
+			take = lb->cap - lb->len;
+		memcpy(lb->buf + lb->len, p, take);
+		lb->len += take;
+		p += take;
+		n -= take;
+		if (n > 0 && *p == '\n') {
+			p++;
+			n--;
+		} else if (lb->len < lb->cap) {
+			break;
+		}
+		/* a whole line, or a line too long to keep in one piece */
+		if (stream == PROC_EVENTS)
+			a->ops->event(a->ctx, lb->buf, lb->len);
+		else
+			a->ops->line(a->ctx, stream, lb->buf, lb->len);
+		lb->len = 0;
+	}
+	if (flush && lb->len) {
+		if (stream == PROC_EVENTS)
+			a->ops->event(a->ctx, lb->buf, lb->len);
+		else
+			a->ops->line(a->ctx, stream, lb->buf, lb->len);
+		lb->len = 0;
+	}
+}
+
+/* Read what is there; returns true at EOF. */
+static bool drain(struct attempt *a, int which)
+{
+	char buf[65536];
+	int fd = a->proc.fd[which];
+
+	for (int rounds = 0; rounds < 16; rounds++) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0)
+			return errno != EAGAIN && errno != EINTR;
+		if (n == 0)
+			return true;
+		switch (which) {
+		case PROC_STDOUT:
+		case PROC_STDERR:
+			tail_push(&a->tails[which], buf, (size_t)n);
+			emit_lines(a, which, &a->lines[which], buf, (size_t)n, false);
+			break;
+		case PROC_EVENTS:
+			emit_lines(a, which, &a->events, buf, (size_t)n, false);
+			break;
+		case PROC_RESULT:
+			if (a->result_len + (size_t)n > RESULT_DOC_MAX) {
+				a->result_overflow = true;
+				break;
+			}
+			memcpy(a->result + a->result_len, buf, (size_t)n);
+			a->result_len += (size_t)n;
+			break;
+		}
+	}
+	return false;
+}
+
+static void on_pipe(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct attempt *a = arg;
+
+	for (int i = 0; i < 4; i++)
+		if (a->proc.fd[i] == fd && drain(a, i))
+			loop_del(l, fd);
+}
+
+static void kill_group(struct attempt *a, int sig)
+{
+	/* The child leads its own session and process group. */
+	kill(-a->proc.pid, sig);
+	kill(a->proc.pid, sig);
+}
+
+static void on_deadline(struct loop *l, void *arg)
+{
+	struct attempt *a = arg;
+
+	if (!a->term_sent) {
+		a->timed_out = true;
+		a->term_sent = true;
+		kill_group(a, SIGTERM);
+		a->deadline = loop_timer(l, now_ms() + ATTEMPT_KILL_GRACE_MS, on_deadline, a);
+		return;
+	}
+	a->deadline = NULL;
+	kill_group(a, SIGKILL);
+}
+
+struct outcome *outcome_new(enum outcome_kind k, const char *error)
+{
+	struct outcome *o = xcalloc(1, sizeof(*o));
+
+	o->kind = k;
+	o->error = error ? xstrdup(error) : NULL;
+	o->exit_code = -1;
+	return o;
+}
+
+void outcome_free(struct outcome *o)
+{
+	if (!o)
+		return;
+	free(o->error);
+	free(o->error_type);
+	free(o->traceback);
+	free(o->syscall);
+	json_decref(o->result);
+	free(o->stdout_tail);
+	free(o->stderr_tail);
+	free(o);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Turn the shim's result document into the outcome. */
+static void classify_doc(struct attempt *a, struct outcome *o)
+{
+	json_error_t err;
+	json_t *doc, *ok;
+
+	if (a->result_overflow) {
+		o->kind = OUT_CRASH;
+		o->error = xasprintf("result document over %d bytes", RESULT_DOC_MAX);
+		return;
+	}
+	if (!a->result_len) {
+		o->kind = OUT_CRASH;
+		o->retryable = true;
+		if (o->exit_code > 0)
+			o->error = xasprintf("shim exited with code %d without a result", o->exit_code);
+		else
+			o->error = xstrdup("no result from task (fd 3 closed without a result document)");
+		return;
+	}
+	doc = json_loadb(a->result, a->result_len, 0, &err);
+	ok = doc ? json_object_get(doc, "ok") : NULL;
+	if (!json_is_boolean(ok)) {
+		o->kind = OUT_CRASH;
+		o->error = xasprintf("invalid result document: %s", doc ? "no \"ok\" member" : err.text);
+		json_decref(doc);
+		return;
+	}
+	if (json_is_true(ok)) {
+		json_t *res = json_object_get(doc, "result");
+		char *s = res ? json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		size_t n = s ? strlen(s) : 0;
+
+		free(s);
+		if (!res) {
+			o->kind = OUT_CRASH;
+			o->error = xstrdup("invalid result document: no \"result\" member");
+		} else if (n > a->result_max) {
+			o->kind = OUT_TOO_LARGE;
+			o->error = xasprintf("result too large: %zu bytes > %llu", n, (unsigned long long)a->result_max);
+		} else {
+			o->kind = OUT_COMPLETED;
+			o->result = json_incref(res);
+		}
+		json_decref(doc);
+		return;
+	}
+	{
+		const char *type = jstr(doc, "type"), *msg = jstr(doc, "message"), *tb = jstr(doc, "traceback");
+		const char *kind = jstr(doc, "kind");
+
+		o->error_type = xstrdup(type ? type : "Exception");
+		o->traceback = tb ? xstrdup(tb) : NULL;
+		o->retryable = json_is_true(json_object_get(doc, "retryable"));
+		if (kind && !strcmp(kind, "too_large")) {
+			o->kind = OUT_TOO_LARGE;
+			o->error = xstrdup(msg ? msg : "result too large");
+			o->retryable = false;
+		} else {
+			o->kind = !strcmp(o->error_type, "MemoryError") ? OUT_MEMORY : OUT_EXCEPTION;
+			o->error = msg && *msg ? xasprintf("%s: %s", o->error_type, msg) : xstrdup(o->error_type);
+		}
+	}
+	json_decref(doc);
+}
+
+static void finish(struct attempt *a)
+{
+	struct outcome *o = outcome_new(OUT_CRASH, NULL);
+	const struct attempt_ops *ops = a->ops;
+	void *ctx = a->ctx;
+	struct rusage ru = { 0 };
+	siginfo_t si = { 0 };
+	char *launch_err;
+	int status = 0;
+
+	/* Look before reaping: after a seccomp kill /proc/PID/syscall still names
+	 * the call that broke the policy. */
+	waitid(P_PIDFD, (id_t)a->proc.pidfd, &si, WEXITED | WNOWAIT);
+	if (si.si_code == CLD_KILLED && si.si_status == SIGSYS) {
+		char path[64], *buf = NULL;
+
+		snprintf(path, sizeof(path), "/proc/%d/syscall", (int)a->proc.pid);
+		if (read_file(path, 4096, &buf, NULL) == 0 && buf[0] >= '0' && buf[0] <= '9')
+			o->syscall = sandbox_syscall_name(strtol(buf, NULL, 10));
+		free(buf);
+	}
+	while (wait4(a->proc.pid, &status, 0, &ru) < 0 && errno == EINTR)
+		;
+	for (int i = 0; i < 4; i++) {
+		if (a->proc.fd[i] >= 0) {
+			while (!drain(a, i))
+				;
+			loop_del(a->loop, a->proc.fd[i]);
+		}
+	}
+	loop_del(a->loop, a->proc.pidfd);
+	if (a->deadline)
+		loop_timer_cancel(a->loop, a->deadline);
+	emit_lines(a, PROC_STDOUT, &a->lines[0], NULL, 0, true);
+	emit_lines(a, PROC_STDERR, &a->lines[1], NULL, 0, true);
+	emit_lines(a, PROC_EVENTS, &a->events, NULL, 0, true);
+
+	o->duration_ms = now_ms() - a->started;
+	o->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000LL +
+		    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+	o->max_rss_kb = ru.ru_maxrss;
+	o->landlock = a->proc.landlock;
+	o->stdout_tail = tail_string(&a->tails[0]);
+	o->stderr_tail = tail_string(&a->tails[1]);
+	if (WIFEXITED(status))
+		o->exit_code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		o->signal = WTERMSIG(status);
+
+	launch_err = proc_launch_error(&a->proc);
+	if (launch_err) {
+		o->kind = OUT_CRASH;
+		o->retryable = true;
+		o->error = xasprintf("launch failed: %s", launch_err);
+		free(launch_err);
+	} else if (a->stopped != OUT_COMPLETED) {
+		o->kind = a->stopped;
+		o->retryable = a->stopped == OUT_SHUTDOWN;
+		o->error = xstrdup(a->stopped == OUT_CANCELLED ? "cancelled" : "stopped by executor shutdown");
+	} else if (a->timed_out) {
+		o->kind = OUT_TIMEOUT;
+		o->retryable = true;
+		o->error = xasprintf("timeout after %llds%s", (long long)(a->timeout_ms / 1000),
+				     o->signal == SIGKILL ? " (killed after ignoring SIGTERM)" : "");
+	} else if (o->signal == SIGSYS) {
+		o->kind = OUT_VIOLATION;
+		o->error = xasprintf("sandbox violation: %s", o->syscall ? o->syscall : "unknown syscall");
+	} else if (o->signal == SIGXCPU || (o->signal == SIGKILL && o->cpu_ms >= 1000 &&
+					    o->cpu_ms + 1500 >= (int64_t)a->timeout_ms)) {
+		o->kind = OUT_TIMEOUT;
+		o->retryable = true;
+		o->error = xstrdup("cpu time limit exceeded");
+	} else if (o->signal) {
+		o->kind = OUT_SIGNAL;
+		o->retryable = true;
+		o->error = xasprintf("killed by signal %d (%s)", o->signal, sigabbrev_np(o->signal) ?: "?");
+	} else {
+		classify_doc(a, o);
+	}
+
+	proc_cleanup(&a->proc);
+	for (int i = 0; i < 2; i++) {
+		tail_free(&a->tails[i]);
+		free(a->lines[i].buf);
+	}
+	free(a->events.buf);
+	free(a->result);
+	free(a);
+	ops->done(ctx, o);
+}
+
+static void on_exit_fd(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	finish(arg);
+}
+
+struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct launch *launch,
+			      int64_t timeout_ms, uint64_t result_max, const struct attempt_ops *ops,
+			      void *ctx, char **ret_err)
+{
+	struct attempt *a = xcalloc(1, sizeof(*a));
+
+	a->loop = l;
+	a->ops = ops;
+	a->ctx = ctx;
+	a->timeout_ms = timeout_ms;
+	a->result_max = result_max;
+	a->started = now_ms();
+	if (sandbox_spawn(sb, launch, &a->proc, ret_err) < 0) {
+		free(a);
+		return NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		tail_init(&a->tails[i], ATTEMPT_TAIL_BYTES);
+		a->lines[i].buf = xmalloc(LINE_MAX_BYTES);
+		a->lines[i].cap = LINE_MAX_BYTES;
+	}
+	a->events.buf = xmalloc(EVENT_MAX_BYTES);
+	a->events.cap = EVENT_MAX_BYTES;
+	a->result = xmalloc(RESULT_DOC_MAX);
+	for (int i = 0; i < 4; i++)
+		loop_add(l, a->proc.fd[i], EPOLLIN, on_pipe, a);
+	loop_add(l, a->proc.pidfd, EPOLLIN, on_exit_fd, a);
+	a->deadline = loop_timer(l, a->started + timeout_ms, on_deadline, a);
+	return a;
+}
+
+void attempt_stop(struct attempt *a, enum outcome_kind why)
+{
+	a->stopped = why;
+	kill_group(a, SIGKILL);
+}
+
+pid_t attempt_pid(const struct attempt *a)
+{
+	return a->proc.pid;
+}
+
+json_t *outcome_json(const struct outcome *o, const char *job_id)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "job_id", job_id ? json_string(job_id) : json_null());
+	json_object_set_new(j, "outcome", json_string(outcome_name(o->kind)));
+	json_object_set_new(j, "error", o->error ? json_string(o->error) : json_null());
+	json_object_set_new(j, "error_type", o->error_type ? json_string(o->error_type) : json_null());
+	json_object_set_new(j, "retryable", json_boolean(o->retryable));
+	json_object_set_new(j, "exit_code", o->exit_code >= 0 ? json_integer(o->exit_code) : json_null());
+	json_object_set_new(j, "signal", o->signal ? json_integer(o->signal) : json_null());
+	json_object_set_new(j, "syscall", o->syscall ? json_string(o->syscall) : json_null());
+	json_object_set_new(j, "duration_ms", json_integer(o->duration_ms));
+	json_object_set_new(j, "cpu_ms", json_integer(o->cpu_ms));
+	json_object_set_new(j, "max_rss_kb", json_integer(o->max_rss_kb));
+	json_object_set_new(j, "landlock", json_boolean(o->landlock));
+	json_object_set_new(j, "traceback", o->traceback ? json_string(o->traceback) : json_null());
+	return j;
+}

@@ -1,0 +1,59 @@
+/* attempt — watch one running attempt: drain its pipes, enforce its deadline,
+ * and classify how it ended. */
+#ifndef TASKEXEC_ATTEMPT_H
+#define TASKEXEC_ATTEMPT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "sandbox.h"
+
+#define ATTEMPT_TAIL_BYTES 8192
+#define ATTEMPT_KILL_GRACE_MS 2000
+
+enum outcome_kind {
+	OUT_COMPLETED, OUT_EXCEPTION, OUT_TIMEOUT, OUT_MEMORY, OUT_VIOLATION, OUT_SIGNAL, OUT_CRASH,
+	OUT_REJECTED, OUT_TOO_LARGE, OUT_EXECUTOR_LOST, OUT_SHUTDOWN, OUT_CANCELLED,
+};
+const char *outcome_name(enum outcome_kind k);
+
+struct outcome {
+	enum outcome_kind kind;
+	char *error;            /* one line for people; NULL when completed */
+	char *error_type;       /* Python exception type, when there was one */
+	char *traceback;
+	bool retryable;
+	int exit_code;          /* -1 unless it exited */
+	int signal;             /* 0 unless killed by a signal */
+	char *syscall;          /* the call that broke the seccomp policy */
+	json_t *result;         /* when completed */
+	int64_t duration_ms, cpu_ms, max_rss_kb;
+	bool landlock;
+	char *stdout_tail, *stderr_tail;
+};
+void outcome_free(struct outcome *o);
+/* The outcome as one JSON object (for `taskexec run` and logs). */
+json_t *outcome_json(const struct outcome *o, const char *job_id);
+/* An outcome for a job that never ran (rejected, duplicate, …). */
+struct outcome *outcome_new(enum outcome_kind k, const char *error);
+
+struct attempt_ops {
+	/* A line of the task's stdout or stderr (stream PROC_STDOUT/PROC_STDERR). */
+	void (*line)(void *ctx, int stream, const char *line, size_t len);
+	/* One JSON line of the task's logging records. */
+	void (*event)(void *ctx, const char *line, size_t len);
+	/* The attempt is over; the outcome belongs to the callee. */
+	void (*done)(void *ctx, struct outcome *o);
+};
+
+struct attempt;
+struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct launch *launch,
+			      int64_t timeout_ms, uint64_t result_max, const struct attempt_ops *ops,
+			      void *ctx, char **ret_err);
+/* End it now (SIGKILL to its process group); it is then classified as WHY. */
+void attempt_stop(struct attempt *a, enum outcome_kind why);
+pid_t attempt_pid(const struct attempt *a);
+
+#endif

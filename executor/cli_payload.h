@@ -1,0 +1,21 @@
+/* cli_payload — ENTRY k=v … and options into a job payload, for run and submit. */
+#ifndef TASKEXEC_CLI_PAYLOAD_H
+#define TASKEXEC_CLI_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cli_payload {
+	const char *entry, *json_file, *task_type, *timeout_s, *idempotency_key, *priority,
+		*max_retries_s, *signing_key;
+	long timeout, max_retries;
+	bool wait;
+	char **kv;
+	size_t nkv;
+};
+
+int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit);
+char *cli_payload_build(const struct cli_payload *p, const char *default_type);
+void cli_payload_free(struct cli_payload *p);
+
+#endif

@@ -1,0 +1,321 @@
+/* cli_run — `taskexec run`: one job, locally, in the sandbox; and the payload
+ * builder that `taskexec submit` shares. */
+
+#include "attempt.h"
+#include "cli.h"
+#include "cli_payload.h"
+#include "job.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
+{
+	char **kv = xcalloc((size_t)argc + 1, sizeof(char *));
+	size_t nkv = 0;
+	int r = EXIT_USAGE;
+
+	memset(p, 0, sizeof(*p));
+	p->timeout = p->max_retries = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **slot = NULL;
+
+		if (!strcmp(a, "--wait") && submit) {
+			p->wait = true;
+			continue;
+		}
+		if (!strncmp(a, "--", 2)) {
+			if (i + 1 >= argc) {
+				cli_usage_error("%s needs a value", a);
+				goto out;
+			}
+			if (!strcmp(a, "--task-type"))
+				slot = &p->task_type;
+			else if (!strcmp(a, "--json"))
+				slot = &p->json_file;
+			else if (!strcmp(a, "--timeout"))
+				slot = &p->timeout_s;
+			else if (submit && !strcmp(a, "--idempotency-key"))
+				slot = &p->idempotency_key;
+			else if (submit && !strcmp(a, "--priority"))
+				slot = &p->priority;
+			else if (submit && !strcmp(a, "--max-retries"))
+				slot = &p->max_retries_s;
+			else if (submit && !strcmp(a, "--signing-key"))
+				slot = &p->signing_key;
+			else {
+				cli_usage_error("unknown option %s (see taskexec --help)", a);
+				goto out;
+			}
+			*slot = argv[++i];
+			continue;
+		}
+		if (!p->entry && !p->json_file && !strchr(a, '='))
+			p->entry = a;
+		else
+			kv[nkv++] = argv[i];
+	}
+	if (p->json_file && (p->entry || nkv)) {
+		cli_usage_error("--json takes the whole payload; give no ENTRY or k=v with it");
+		goto out;
+	}
+	if (!p->json_file && !p->entry) {
+		cli_usage_error("missing ENTRY (module.path:function or module.path:Class.method)");
+		goto out;
+	}
+	if (p->timeout_s && parse_int(p->timeout_s, 1, 7 * 24 * 3600, &p->timeout) < 0) {
+		cli_usage_error("--timeout: '%s' is not a whole number of seconds", p->timeout_s);
+		goto out;
+	}
+	if (p->max_retries_s && parse_int(p->max_retries_s, 0, 100, &p->max_retries) < 0) {
+		cli_usage_error("--max-retries: '%s' is not a whole number from 0 to 100", p->max_retries_s);
+		goto out;
+	}
+	p->kv = kv;
+	p->nkv = nkv;
+	kv = NULL;
+	r = 0;
+out:
+	free(kv);
+	return r;
+}
+
+/* Returns the payload text, or NULL after printing why (exit 2). */
+char *cli_payload_build(const struct cli_payload *p, const char *default_type)
+{
+	char id[37], *err = NULL, *module = NULL, *cls = NULL, *method = NULL, *out = NULL;
+	json_t *doc = NULL, *params;
+
+	if (p->json_file) {
+		char *text = NULL;
+		json_error_t jerr;
+
+		if (!strcmp(p->json_file, "-")) {
+			if (read_file("/dev/stdin", JOB_MAX_BYTES, &text, NULL) < 0) {
+				cli_usage_error("--json -: could not read a payload of at most %d bytes from stdin", JOB_MAX_BYTES);
+				return NULL;
+			}
+		} else if (read_file(p->json_file, JOB_MAX_BYTES, &text, NULL) < 0) {
+			cli_usage_error("--json %s: %s", p->json_file, strerror(errno));
+			return NULL;
+		}
+		doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+		free(text);
+		if (!json_is_object(doc)) {
+			cli_usage_error("rejected: payload: %s", doc ? "must be a JSON object" : jerr.text);
+			json_decref(doc);
+			return NULL;
+		}
+	} else {
+		if (entry_parse(p->entry, &module, &cls, &method, &err) < 0) {
+			cli_usage_error("rejected: %s", err);
+			free(err);
+			return NULL;
+		}
+		params = json_object();
+		if (kv_parse(p->kv, p->nkv, params, &err) < 0) {
+			cli_usage_error("rejected: %s", err);
+			free(err);
+			json_decref(params);
+			goto out;
+		}
+		doc = json_pack("{s:s, s:s, s:s*, s:s, s:o}", "module_path", module, "method_name", method,
+				"class_name", cls, "task_type", p->task_type ? p->task_type : default_type ? default_type : "",
+				"parameters", params);
+	}
+	if (!json_object_get(doc, "job_id")) {
+		make_job_id(id);
+		json_object_set_new(doc, "job_id", json_string(id));
+	}
+	if (p->task_type)
+		json_object_set_new(doc, "task_type", json_string(p->task_type));
+	if (p->timeout > 0)
+		json_object_set_new(doc, "timeout_seconds", json_integer(p->timeout));
+	if (p->max_retries >= 0)
+		json_object_set_new(doc, "max_retries", json_integer(p->max_retries));
+	if (p->priority)
+		json_object_set_new(doc, "priority", json_string(p->priority));
+	if (p->idempotency_key)
+		json_object_set_new(doc, "idempotency_key", json_string(p->idempotency_key));
+	out = json_dumps(doc, JSON_COMPACT);
+out:
+	json_decref(doc);
+	free(module);
+	free(cls);
+	free(method);
+	return out;
+}
+
+void cli_payload_free(struct cli_payload *p)
+{
+	free(p->kv);
+}
+
+/* ---- run ------------------------------------------------------------------ */
+
+struct run_ctx {
+	struct outcome *outcome;
+	struct attempt *attempt;
+};
+
+static void print_prefixed(const char *prefix, const char *line, size_t len)
+{
+	fprintf(stderr, "%s%.*s\n", prefix, (int)len, line);
+}
+
+static void on_line(void *ctx, int stream, const char *line, size_t len)
+{
+	print_prefixed("job: ", line, len);
+}
+
+static void on_event(void *ctx, const char *line, size_t len)
+{
+	json_t *ev = json_loadb(line, len, 0, NULL);
+	const char *lvl = json_string_value(json_object_get(ev, "level"));
+	const char *name = json_string_value(json_object_get(ev, "logger"));
+	const char *msg = json_string_value(json_object_get(ev, "msg"));
+
+	if (lvl && name && msg)
+		fprintf(stderr, "log: %s %s: %s\n", lvl, name, msg);
+	else
+		print_prefixed("log: ", line, len);
+	json_decref(ev);
+}
+
+static void on_done(void *ctx, struct outcome *o)
+{
+	struct run_ctx *rc = ctx;
+
+	rc->outcome = o;
+	rc->attempt = NULL;
+}
+
+static const struct attempt_ops run_ops = { on_line, on_event, on_done };
+
+static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct run_ctx *rc = arg;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si) && rc->attempt)
+		attempt_stop(rc->attempt, OUT_CANCELLED);
+}
+
+static void print_summary(const struct outcome *o, const char *job_id)
+{
+	json_t *s = outcome_json(o, job_id);
+	char *text = json_dumps(s, JSON_COMPACT);
+
+	fprintf(stderr, "taskexec: summary %s\n", text);
+	free(text);
+	json_decref(s);
+}
+
+static int reject(const char *job_id, const char *msg)
+{
+	struct outcome *o = outcome_new(OUT_REJECTED, NULL);
+
+	o->error = xasprintf("rejected: %s", msg);
+	fprintf(stderr, "taskexec: %s\n", o->error);
+	print_summary(o, job_id);
+	outcome_free(o);
+	return EXIT_USAGE;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct cli_payload cp;
+	struct config c;
+	struct policy_set ps = { 0 };
+	struct policy_vars vars;
+	struct sandbox sb;
+	struct job j = { 0 };
+	struct job_plan plan;
+	struct run_ctx rc = { 0 };
+	struct launch launch;
+	struct loop *loop = NULL;
+	char *payload = NULL, *err = NULL, *envelope = NULL;
+	size_t envelope_len;
+	sigset_t mask;
+	int sfd = -1, r;
+
+	if ((r = cli_payload_parse(argc, argv, &cp, false)))
+		return r;
+	if (cli_config(&c) < 0) {
+		cli_payload_free(&cp);
+		return EXIT_USAGE;
+	}
+	r = EXIT_USAGE;
+	payload = cli_payload_build(&cp, "ad_hoc");
+	if (!payload)
+		goto out;
+	vars = (struct policy_vars){ c.state_dir, c.tasks_path[0] };
+	if (policy_load_dir(c.policy_dir, &vars, &ps, &err) < 0) {
+		fprintf(stderr, "taskexec: policies: %s", err);
+		goto out;
+	}
+	if (job_parse(payload, strlen(payload), &j, &err) < 0 || job_prepare(&j, &c, &ps, &plan, &err) < 0) {
+		r = reject(j.job_id && job_id_valid(j.job_id) ? j.job_id : NULL, err);
+		goto out;
+	}
+	if (sandbox_init(&sb, &c, &err) < 0) {
+		fprintf(stderr, "taskexec: sandbox: %s\n", err);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	loop = loop_new();
+	loop_add(loop, sfd, EPOLLIN, on_signal, &rc);
+	envelope = job_envelope(&j, 1, &c, plan.policy, &envelope_len);
+	launch = (struct launch){ .policy = plan.policy, .roots = c.tasks_path, .input = envelope,
+				  .input_len = envelope_len, .job_id = j.job_id };
+	rc.attempt = attempt_start(loop, &sb, &launch, plan.timeout_ms, c.result_max, &run_ops, &rc, &err);
+	if (!rc.attempt) {
+		fprintf(stderr, "taskexec: launch: %s\n", err);
+		r = EXIT_FAILED;
+	} else {
+		while (!rc.outcome)
+			loop_run_once(loop, -1);
+		if (rc.outcome->kind == OUT_COMPLETED) {
+			char *res = json_dumps(rc.outcome->result, JSON_COMPACT | JSON_ENCODE_ANY);
+
+			printf("%s\n", res);
+			free(res);
+			r = EXIT_DONE;
+		} else {
+			if (rc.outcome->traceback)
+				fputs(rc.outcome->traceback, stderr);
+			fprintf(stderr, "taskexec: %s\n", rc.outcome->error);
+			r = EXIT_FAILED;
+		}
+		print_summary(rc.outcome, j.job_id);
+		outcome_free(rc.outcome);
+	}
+	sandbox_free(&sb);
+out:
+	loop_free(loop);
+	close_nointr(sfd);
+	free(envelope);
+	free(payload);
+	free(err);
+	job_free(&j);
+	policy_set_free(&ps);
+	config_free(&c);
+	cli_payload_free(&cp);
+	return r;
+}

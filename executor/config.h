@@ -1,0 +1,46 @@
+/* config — settings from TASKEXEC_* variables and taskexec.conf (the environment wins). */
+#ifndef TASKEXEC_CONFIG_H
+#define TASKEXEC_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct config {
+	char *redis_url;
+	char *db_url;
+	long concurrency;
+	long max_retries;
+	char **allowed_modules;
+	char **tasks_path;
+	char *policy_dir;
+	char *python;
+	char *queue_prefix;
+	char *executor_id;
+	int64_t heartbeat_ms;
+	char *http_listen;
+	int64_t shutdown_ms;
+	uint64_t result_max;
+	char *job_user;
+	bool require_signature;
+	char **verify_keys;
+	char *log_level;
+	char *state_dir;
+	char *scratch_dir;
+	/* Derived, not settable: where the shim lives and which file was read. */
+	char *shim_dir;
+	char *config_file;
+	bool dev_layout;
+};
+
+/* Load defaults, then FILE (or the default taskexec.conf when FILE is NULL and it
+ * exists), then the environment.  On error returns -1 and *ret_errors holds one
+ * line per problem, each naming the variable (caller frees). */
+int config_load(struct config *c, const char *file, char **ret_errors);
+void config_free(struct config *c);
+/* Print the effective settings as KEY=value lines, secrets masked. */
+void config_print(const struct config *c, FILE *out);
+/* A URL with its password replaced by "***" (caller frees). */
+char *config_mask_url(const char *url);
+
+#endif

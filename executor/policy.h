@@ -1,0 +1,48 @@
+/* policy — one INI file per task type (taskexec-policy(5)): limits, paths, network, env. */
+#ifndef TASKEXEC_POLICY_H
+#define TASKEXEC_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum net_mode { NET_NONE, NET_OUTBOUND };
+
+struct policy {
+	char *name;             /* the task type */
+	char *file;
+	char *priority;         /* default priority */
+	char *max_priority;     /* the highest a job may ask for */
+	int64_t timeout_ms, max_timeout_ms;
+	long max_retries, retries_limit;
+	int64_t backoff_base_ms, backoff_max_ms;
+	uint64_t memory, file_size;
+	int64_t cpu_ms;
+	long open_files, processes;
+	enum net_mode network;
+	char **read_paths, **write_paths, **python_path;
+	char **env;             /* "NAME=value", expanded */
+};
+
+struct policy_set {
+	struct policy *v;
+	size_t n;
+};
+
+/* Where ${STATE_DIR} and ${TASKS_ROOT} point. */
+struct policy_vars {
+	const char *state_dir;
+	const char *tasks_root;
+};
+
+/* Load every *.policy file of DIR.  Returns 0, or -1 with one "file:line: problem"
+ * line per problem in *ret_errors (caller frees); nothing is returned then. */
+int policy_load_dir(const char *dir, const struct policy_vars *vars, struct policy_set *ret,
+		    char **ret_errors);
+void policy_set_free(struct policy_set *s);
+const struct policy *policy_find(const struct policy_set *s, const char *task_type);
+void policy_print(const struct policy *p, FILE *out);
+/* 0 high, 1 normal, 2 low, -1 unknown */
+int priority_rank(const char *p);
+
+#endif

@@ -1,0 +1,806 @@
+/* sandbox — launch one attempt: a fresh interpreter under rlimits, a dropped uid
+ * and capabilities, no_new_privs, Landlock and a seccomp allow-list.
+ *
+ * Everything the child needs is prepared here in the parent: the seccomp
+ * program (compiled once at start), the Landlock ruleset, argv, envp, the
+ * pipes and the scratch dir.  Between fork and execve the child then makes only
+ * raw system calls, in one linear sequence that reports the failing step on a
+ * status pipe and exits 127.  No library state is touched there, so a thread
+ * or lock in the parent can never deadlock a child. */
+
+#include "sandbox.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* Landlock rights newer than the installed header may know. */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
+#endif
+#define LL_NET_BIND_TCP (1ULL << 0)
+#define LL_NET_CONNECT_TCP (1ULL << 1)
+#define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0)
+#define LL_SCOPE_SIGNAL (1ULL << 1)
+
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;    /* ABI 4 */
+	uint64_t scoped;                /* ABI 6 */
+};
+
+/* The child's own pid is not known when the filter is compiled; rules about
+ * "this process" compare against this value, which the child replaces in its
+ * copy-on-write copy of the program before loading it. */
+#define PID_PLACEHOLDER 0x7e57c0deU
+
+/* ---- seccomp ---------------------------------------------------------- */
+
+/* Allowed without conditions: what CPython 3.11 calls for start-up, imports,
+ * file I/O in permitted places, threads, time, and exceptions (measured with
+ * strace -f -c), plus the file and memory calls of the stdlib modules tasks
+ * commonly use (sqlite3, json, shutil, tempfile, threading, select). */
+static const char *const allow_always[] = {
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
+	"pwritev2", "lseek", "close", "close_range", "openat", "open", "creat", "newfstatat", "fstat",
+	"stat", "lstat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
+	"getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "unlink", "unlinkat", "rename",
+	"renameat", "renameat2", "rmdir", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod",
+	"fchmodat", "utimensat", "futimesat", "utime", "utimes", "fsync", "fdatasync", "sync_file_range",
+	"ftruncate", "truncate", "fallocate", "fadvise64", "flock", "fcntl", "dup", "dup2", "dup3",
+	"pipe", "pipe2", "copy_file_range", "sendfile", "statfs", "fstatfs", "umask",
+	"getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
+	"mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "brk", "msync", "mlock", "munlock",
+	"futex", "set_robust_list", "get_robust_list", "set_tid_address", "rseq", "arch_prctl",
+	"getrandom", "gettid", "getpid", "getppid", "getpgrp", "getpgid", "getsid", "getuid", "geteuid",
+	"getgid", "getegid", "getgroups", "getresuid", "getresgid", "uname", "sysinfo", "times",
+	"getrusage", "getcpu", "sched_yield", "sched_getaffinity", "sched_getparam", "sched_getscheduler",
+	"getpriority", "getitimer", "setitimer", "alarm",
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "rt_sigpending",
+	"rt_sigtimedwait", "rt_sigsuspend", "pause", "restart_syscall",
+	"clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
+	"poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
+	"epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "timerfd_create",
+	"timerfd_settime", "timerfd_gettime", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	"exit", "exit_group",
+};
+
+/* Calls ordinary library code may try that must fail, not kill: the task gets
+ * an exception with a traceback that lands in the attempt row. */
+static const char *const deny_eperm[] = {
+	"execve", "fork", "vfork", "chown", "fchown", "lchown", "fchownat", "setxattr", "lsetxattr",
+	"fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "mknod", "mknodat", "setuid",
+	"setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups",
+	"setpriority", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "setpgid", "setsid",
+	"wait4", "waitid",
+};
+
+/* Newer interfaces whose arguments BPF cannot inspect (clone3 keeps its flags
+ * in memory) or that bypass seccomp for later operations (io_uring): ENOSYS
+ * makes libraries fall back to the checked calls. */
+static const char *const deny_enosys[] = {
+	"clone3", "io_uring_setup", "io_uring_enter", "io_uring_register",
+};
+
+/* Everything else — ptrace, mount, unshare, setns, bpf, (f)init_module, kexec,
+ * keyctl, userfaultfd, memfd_create, process_vm_*, pidfd_*, seccomp, landlock_*,
+ * perf_event_open, personality, open_by_handle_at, and any syscall added after
+ * this list was written — kills the whole process (allow-list). */
+
+#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
+		  CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME)
+
+static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n, ...)
+{
+	struct scmp_arg_cmp args[3];
+	int nr = seccomp_syscall_resolve_name(name);
+	va_list ap;
+
+	if (nr == __NR_SCMP_ERROR)
+		return 0;       /* not on this architecture */
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++)
+		args[i] = va_arg(ap, struct scmp_arg_cmp);
+	va_end(ap);
+	return seccomp_rule_add_array(ctx, action, nr, n, args);
+}
+
+/* Compare only the low 32 bits: the kernel reads these arguments as int, so
+ * whatever a caller leaves in the high half must not change the verdict. */
+#define A32(i, v) SCMP_CMP((i), SCMP_CMP_MASKED_EQ, 0xffffffffULL, (scmp_datum_t)(uint32_t)(v))
+
+static int build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err)
+{
+	static const unsigned long ioctls[] = { TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX };
+	static const int prctls[] = { PR_GET_NAME, PR_SET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS,
+				      PR_CAPBSET_READ, PR_GET_SECCOMP };
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int r = 0, fds[2] = { -1, -1 };
+	char *buf = NULL;
+	ssize_t n;
+
+	if (!ctx) {
+		*ret_err = xstrdup("seccomp_init failed");
+		return -1;
+	}
+	/* i386 and x32 numbers arrive with another arch token or bit 30 set:
+	 * libseccomp routes both to the bad-arch action. */
+	r |= seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	r |= seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);     /* the child sets it itself */
+	for (size_t i = 0; i < ARRAY_SIZE(allow_always); i++)
+		r |= rule(ctx, SCMP_ACT_ALLOW, allow_always[i], 0);
+	for (size_t i = 0; i < ARRAY_SIZE(deny_eperm); i++)
+		r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), deny_eperm[i], 0);
+	for (size_t i = 0; i < ARRAY_SIZE(deny_enosys); i++)
+		r |= rule(ctx, SCMP_ACT_ERRNO(ENOSYS), deny_enosys[i], 0);
+
+	/* Threads yes, processes and namespaces no. */
+	r |= rule(ctx, SCMP_ACT_ALLOW, "clone", 1,
+		  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NS_FLAGS, CLONE_THREAD));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+
+	/* The one execve the sandbox itself makes: execveat(SANDBOX_EXEC_FD, "",
+	 * ..., AT_EMPTY_PATH).  That fd is close-on-exec and above the job's
+	 * RLIMIT_NOFILE, so once the interpreter runs no fd can ever carry that
+	 * number again: task code cannot execute anything, not even python3. */
+	r |= rule(ctx, SCMP_ACT_ALLOW, "execveat", 2, A32(0, SANDBOX_EXEC_FD), A32(4, AT_EMPTY_PATH));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1,
+		  SCMP_A0(SCMP_CMP_NE, SANDBOX_EXEC_FD));
+
+	/* Signals only to itself (its pid is patched in at launch) or its own group. */
+	r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, A32(0, PID_PLACEHOLDER));
+	r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, A32(0, 0));
+	r |= rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, A32(0, PID_PLACEHOLDER));
+	r |= rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, A32(0, 0));
+
+	/* ioctl commands compared on 32 bits (the TIOCSTI high-bits trick). */
+	for (size_t i = 0; i < ARRAY_SIZE(ioctls); i++)
+		r |= rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, A32(1, ioctls[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(prctls); i++)
+		r |= rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, A32(0, prctls[i]));
+
+	if (net == NET_NONE) {
+		r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 0);
+		r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socketpair", 0);
+	} else {
+		static const char *const netcalls[] = {
+			"connect", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+			"getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown", "bind",
+		};
+
+		/* Outbound IP only: no AF_UNIX (host daemons' sockets), no netlink. */
+		r |= rule(ctx, SCMP_ACT_ALLOW, "socket", 1, A32(0, AF_INET));
+		r |= rule(ctx, SCMP_ACT_ALLOW, "socket", 1, A32(0, AF_INET6));
+		for (int fam = 0; fam < AF_MAX; fam++)
+			if (fam != AF_INET && fam != AF_INET6)
+				r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 1, A32(0, fam));
+		r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socketpair", 0);
+		for (size_t i = 0; i < ARRAY_SIZE(netcalls); i++)
+			r |= rule(ctx, SCMP_ACT_ALLOW, netcalls[i], 0);
+	}
+	if (r) {
+		*ret_err = xasprintf("building the seccomp filter failed: %s", strerror(-r));
+		goto out;
+	}
+	/* libseccomp 2.5 exports only to an fd; read the program back into memory. */
+	if (pipe2(fds, O_CLOEXEC) < 0 || fcntl(fds[0], F_SETPIPE_SZ, 1 << 20) < 0) {
+		*ret_err = xasprintf("pipe: %s", strerror(errno));
+		r = -1;
+		goto out;
+	}
+	r = seccomp_export_bpf(ctx, fds[1]);
+	close(fds[1]);
+	fds[1] = -1;
+	if (r < 0) {
+		*ret_err = xasprintf("seccomp_export_bpf: %s", strerror(-r));
+		goto out;
+	}
+	buf = xmalloc(1 << 20);
+	n = read(fds[0], buf, 1 << 20);
+	if (n <= 0 || n % sizeof(struct sock_filter) || n / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		*ret_err = xstrdup("seccomp program has an unexpected size");
+		r = -1;
+		goto out;
+	}
+	*ret = (struct sock_filter *)buf;
+	*ret_len = (unsigned short)(n / sizeof(struct sock_filter));
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close_nointr(fds[0]);
+	close_nointr(fds[1]);
+	seccomp_release(ctx);
+	return r ? -1 : 0;
+}
+
+char *sandbox_syscall_name(long nr)
+{
+	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, (int)nr);
+
+	if (name && (nr & 0x40000000) == 0)
+		return name;
+	free(name);
+	return xasprintf("syscall %ld%s", nr, (nr & 0x40000000) ? " (x32)" : "");
+}
+
+/* ---- Landlock ----------------------------------------------------------- */
+
+static int landlock_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+
+	return v < 0 ? 0 : (int)v;
+}
+
+static uint64_t ll_fs_handled(int abi)
+{
+	uint64_t fs = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;   /* ABI 1 */
+
+	if (abi >= 2)
+		fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	return fs;
+}
+
+#define LL_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+#define LL_FILE_RIGHTS (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
+			LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
+#define LL_WRITE (LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | \
+		  LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR | \
+		  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_REFER)
+
+/* Missing paths are skipped: a policy may name a directory that only some hosts have. */
+static int ll_allow(int ruleset, uint64_t handled, const char *path, uint64_t access)
+{
+	struct landlock_path_beneath_attr pb;
+	struct stat st;
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		access &= LL_FILE_RIGHTS;
+	pb.allowed_access = access & handled;
+	pb.parent_fd = fd;
+	if (pb.allowed_access && syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* System files every interpreter needs to start, read-only. */
+static const char *const system_read[] = {
+	"/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/hosts", "/etc/resolv.conf",
+	"/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/ssl", "/etc/ca-certificates",
+	"/etc/mime.types", "/dev/urandom",
+};
+
+static int landlock_build(const struct sandbox *sb, const struct launch *l, const char *scratch,
+			  int *ret_fd, char **ret_err)
+{
+	struct ll_ruleset_attr attr = { 0 };
+	size_t size = sizeof(attr.handled_access_fs);
+	int fd, r = 0;
+	uint64_t fs;
+
+	*ret_fd = -1;
+	if (!sb->landlock_abi)
+		return 0;
+	fs = attr.handled_access_fs = ll_fs_handled(sb->landlock_abi);
+	if (sb->landlock_abi >= 4) {
+		attr.handled_access_net = LL_NET_BIND_TCP |
+			(l->policy->network == NET_NONE ? LL_NET_CONNECT_TCP : 0);
+		size = offsetof(struct ll_ruleset_attr, scoped);
+	}
+	if (sb->landlock_abi >= 6) {
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
+		size = sizeof(attr);
+	}
+	fd = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+	if (fd < 0) {
+		*ret_err = xasprintf("landlock_create_ruleset: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(system_read) && !r; i++)
+		r = ll_allow(fd, fs, system_read[i], LL_READ);
+	/* EXECUTE only on the interpreter and its loader: the kernel checks it
+	 * when it opens them for our own execveat. */
+	if (!r)
+		r = ll_allow(fd, fs, sb->interp_real, LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_EXECUTE);
+	if (!r && sb->loader_real)
+		r = ll_allow(fd, fs, sb->loader_real, LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_EXECUTE);
+	if (!r)
+		r = ll_allow(fd, fs, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE);
+	if (!r)
+		r = ll_allow(fd, fs, sb->shim_dir, LL_READ);
+	for (char *const *p = l->roots; p && *p && !r; p++)
+		r = ll_allow(fd, fs, *p, LL_READ);
+	for (char **p = l->policy->read_paths; p && *p && !r; p++)
+		r = ll_allow(fd, fs, *p, LL_READ);
+	for (char **p = l->policy->python_path; p && *p && !r; p++)
+		r = ll_allow(fd, fs, *p, LL_READ);
+	for (char **p = l->policy->write_paths; p && *p && !r; p++)
+		r = ll_allow(fd, fs, *p, LL_WRITE);
+	if (!r)
+		r = ll_allow(fd, fs, scratch, LL_WRITE);
+	if (r) {
+		*ret_err = xasprintf("landlock_add_rule: %s", strerror(-r));
+		close(fd);
+		return -1;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* ---- set-up in the parent ---------------------------------------------- */
+
+int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
+{
+	char real[PATH_MAX];
+
+	memset(sb, 0, sizeof(*sb));
+	sb->interp_fd = -1;
+	sb->python = xstrdup(c->python);
+	sb->shim_dir = xstrdup(c->shim_dir);
+	sb->shim_path = xasprintf("%s/taskexec_shim.py", c->shim_dir);
+	sb->scratch_dir = xstrdup(c->scratch_dir);
+	if (access(sb->shim_path, R_OK) < 0) {
+		*ret_err = xasprintf("%s: %s", sb->shim_path, strerror(errno));
+		goto fail;
+	}
+	sb->interp_fd = open(c->python, O_PATH | O_CLOEXEC);
+	if (sb->interp_fd < 0 || !realpath(c->python, real)) {
+		*ret_err = xasprintf("TASKEXEC_PYTHON: %s: %s", c->python, strerror(errno));
+		goto fail;
+	}
+	sb->interp_real = xstrdup(real);
+	if (realpath("/lib64/ld-linux-x86-64.so.2", real))
+		sb->loader_real = xstrdup(real);
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(c->job_user);
+
+		if (!pw) {
+			*ret_err = xasprintf("TASKEXEC_JOB_USER: no user '%s'", c->job_user);
+			goto fail;
+		}
+		if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+			*ret_err = xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", c->job_user);
+			goto fail;
+		}
+		sb->drop_uid = true;
+		sb->uid = pw->pw_uid;
+		sb->gid = pw->pw_gid;
+	}
+	sb->cap_last = (int)cap_max_bits() - 1;
+	sb->landlock_abi = landlock_abi();
+	for (int m = NET_NONE; m <= NET_OUTBOUND; m++)
+		if (build_filter((enum net_mode)m, &sb->bpf[m], &sb->bpf_len[m], ret_err) < 0)
+			goto fail;
+	return 0;
+fail:
+	sandbox_free(sb);
+	return -1;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	close_nointr(sb->interp_fd);
+	free(sb->python);
+	free(sb->interp_real);
+	free(sb->loader_real);
+	free(sb->shim_path);
+	free(sb->shim_dir);
+	free(sb->scratch_dir);
+	free(sb->bpf[0]);
+	free(sb->bpf[1]);
+	memset(sb, 0, sizeof(*sb));
+	sb->interp_fd = -1;
+}
+
+/* Remove a tree without following symlinks, relative to directory fds, so a
+ * job cannot redirect the removal elsewhere. */
+static void rm_rf_at(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0) {
+		DIR *d = fdopendir(fd);
+		struct dirent *de;
+
+		if (d) {
+			while ((de = readdir(d)))
+				if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+					rm_rf_at(dirfd(d), de->d_name);
+			closedir(d);
+		} else {
+			close(fd);
+		}
+		unlinkat(parent, name, AT_REMOVEDIR);
+	} else {
+		unlinkat(parent, name, 0);
+	}
+}
+
+static int make_scratch(const struct sandbox *sb, const char *job_id, char **ret, char **ret_err)
+{
+	char *path = xasprintf("%s/taskexec-%.40s-XXXXXX", sb->scratch_dir, job_id);
+
+	if (!mkdtemp(path)) {
+		*ret_err = xasprintf("scratch dir under %s: %s", sb->scratch_dir, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (sb->drop_uid && chown(path, sb->uid, sb->gid) < 0) {
+		*ret_err = xasprintf("chown %s: %s", path, strerror(errno));
+		rmdir(path);
+		free(path);
+		return -1;
+	}
+	*ret = path;
+	return 0;
+}
+
+/* Policy write paths must exist for Landlock to name them; create them owned
+ * by the job user. */
+static int make_write_paths(const struct sandbox *sb, const struct policy *p, char **ret_err)
+{
+	for (char **w = p->write_paths; w && *w; w++) {
+		struct stat st;
+		char *dup, *s;
+
+		if (stat(*w, &st) == 0)
+			continue;
+		dup = xstrdup(*w);
+		for (s = dup + 1;; s++) {
+			if (*s != '/' && *s)
+				continue;
+			char c = *s;
+
+			*s = '\0';
+			if (mkdir(dup, 0755) == 0 && sb->drop_uid && chown(dup, sb->uid, sb->gid) < 0) {
+				*ret_err = xasprintf("chown %s: %s", dup, strerror(errno));
+				free(dup);
+				return -1;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+		free(dup);
+		if (stat(*w, &st) < 0) {
+			*ret_err = xasprintf("write path %s: %s", *w, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the child ------------------------------------------------------------ */
+
+struct child_args {
+	int in_fd, out_fd[4];           /* fd 0 source and fds 1-4 sources */
+	int interp_fd, ruleset_fd, status_fd;
+	pid_t parent;
+	const char *scratch;
+	bool drop_uid;
+	uid_t uid;
+	gid_t gid;
+	int cap_last;
+	struct rlimit rl_as, rl_cpu, rl_nofile, rl_fsize, rl_nproc;
+	struct sock_filter *bpf;
+	unsigned short bpf_len;
+	char *const *argv, *const *envp;
+};
+
+struct launch_status {
+	int err;
+	char step[56];
+};
+
+static void __attribute__((noreturn)) child_fail(int fd, const char *step)
+{
+	struct launch_status st = { .err = errno };
+
+	for (size_t i = 0; step[i] && i < sizeof(st.step) - 1; i++)
+		st.step[i] = step[i];
+	(void)!write(fd, &st, sizeof(st));
+	_exit(127);
+}
+
+/* Between fork and execve: raw system calls only, in this order. */
+static void __attribute__((noreturn)) child(struct child_args *a)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct rlimit zero = { 0, 0 };
+	int fd[6], st = a->status_fd;
+	sigset_t none;
+
+	/* 1. Signal state survives execve: undo the parent's ignored SIGPIPE and
+	 *    blocked mask, or the interpreter would inherit them. */
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		child_fail(st, "sigprocmask");
+
+	/* 2. A session of its own: no controlling tty (no TIOCSTI into ours), and a
+	 *    process group the watchdog can signal as a whole. */
+	if (setsid() < 0)
+		child_fail(st, "setsid");
+
+	/* 3. fds: copy every source above 4 first so no dup2 can clobber another
+	 *    source, then place 0-4 and the exec fd; everything else is marked
+	 *    close-on-exec, so the interpreter starts with exactly 0-4. */
+	fd[0] = fcntl(a->in_fd, F_DUPFD_CLOEXEC, 5);
+	for (int i = 0; i < 4; i++)
+		fd[i + 1] = fcntl(a->out_fd[i], F_DUPFD_CLOEXEC, 5);
+	fd[5] = fcntl(a->interp_fd, F_DUPFD_CLOEXEC, 5);
+	for (int i = 0; i < 6; i++)
+		if (fd[i] < 0 || fd[i] == SANDBOX_EXEC_FD)
+			child_fail(st, "dup fds");
+	for (int i = 0; i < 5; i++)
+		if (dup2(fd[i], i) < 0)
+			child_fail(st, "dup2");
+	if (dup3(fd[5], SANDBOX_EXEC_FD, O_CLOEXEC) < 0)
+		child_fail(st, "dup3 exec fd");
+	if (syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		child_fail(st, "close_range");
+
+	if (chdir(a->scratch) < 0)
+		child_fail(st, "chdir scratch");
+
+	/* 4. Resource limits.  NOFILE stays below SANDBOX_EXEC_FD (see the filter).
+	 *    NPROC comes after the uid switch: set before, execve would fail while
+	 *    other jobs of the same user run. */
+	if (setrlimit(RLIMIT_AS, &a->rl_as) < 0 || setrlimit(RLIMIT_CPU, &a->rl_cpu) < 0 ||
+	    setrlimit(RLIMIT_NOFILE, &a->rl_nofile) < 0 || setrlimit(RLIMIT_FSIZE, &a->rl_fsize) < 0 ||
+	    setrlimit(RLIMIT_CORE, &zero) < 0 || setrlimit(RLIMIT_MEMLOCK, &zero) < 0 ||
+	    setrlimit(RLIMIT_MSGQUEUE, &zero) < 0)
+		child_fail(st, "setrlimit");
+
+	/* 5. Privileges.  The bounding set is emptied while we still hold
+	 *    CAP_SETPCAP; the uid switch then clears every other set.  The raw
+	 *    syscalls skip glibc's cross-thread setxid machinery. */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		child_fail(st, "clear ambient caps");
+	if (a->drop_uid) {
+		for (int c = 0; c <= a->cap_last; c++)
+			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+				child_fail(st, "drop bounding caps");
+		if (syscall(SYS_setgroups, 0, NULL) < 0)
+			child_fail(st, "setgroups");
+		if (syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0)
+			child_fail(st, "setresgid");
+		if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0)
+			child_fail(st, "setresuid");
+	}
+	{
+		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct d[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+
+		if (syscall(SYS_capset, &h, d) < 0)
+			child_fail(st, "capset");
+	}
+	if (setrlimit(RLIMIT_NPROC, &a->rl_nproc) < 0)
+		child_fail(st, "setrlimit nproc");
+
+	/* 6. Die with the daemon (set after the uid switch, which clears it), and
+	 *    catch a daemon that already died before we got here. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_fail(st, "pdeathsig");
+	if (getppid() != a->parent)
+		_exit(127);
+
+	/* 7. no_new_privs: required for unprivileged Landlock and seccomp, and no
+	 *    set-uid binary could ever raise the job's privileges again. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(st, "no_new_privs");
+
+	/* 8. Landlock before seccomp: the filter does not allow landlock_* calls. */
+	if (a->ruleset_fd >= 0 && syscall(SYS_landlock_restrict_self, a->ruleset_fd, 0) < 0)
+		child_fail(st, "landlock_restrict_self");
+
+	/* 9. seccomp, last before execveat: patch our pid into our private copy of
+	 *    the program, then load it. */
+	{
+		uint32_t self = (uint32_t)syscall(SYS_getpid);
+		struct sock_fprog prog = { .len = a->bpf_len, .filter = a->bpf };
+
+		for (unsigned i = 0; i < a->bpf_len; i++)
+			if (a->bpf[i].k == PID_PLACEHOLDER)
+				a->bpf[i].k = self;
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+			child_fail(st, "seccomp");
+	}
+
+	syscall(SYS_execveat, SANDBOX_EXEC_FD, "", a->argv, a->envp, AT_EMPTY_PATH);
+	child_fail(st, "execveat");
+}
+
+/* ---- spawn ---------------------------------------------------------------- */
+
+static char **build_env(const struct policy *p, const char *scratch)
+{
+	size_t n = strv_len(p->env), k = 0;
+	char **env = xcalloc(n + 4, sizeof(char *));
+
+	env[k++] = xstrdup("PATH=/usr/bin:/bin");
+	env[k++] = xstrdup("LANG=C.UTF-8");
+	env[k++] = xasprintf("TMPDIR=%s", scratch);
+	for (size_t i = 0; i < n; i++)
+		env[k++] = xstrdup(p->env[i]);
+	env[k] = NULL;
+	return env;
+}
+
+int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err)
+{
+	const struct policy *p = l->policy;
+	struct child_args a = { 0 };
+	int pipes[4][2], status[2] = { -1, -1 }, in_fd = -1, ruleset = -1;
+	char *scratch = NULL, **envp = NULL;
+	char *argv[] = { sb->python, "-I", "-S", "-B", sb->shim_path, NULL };
+	pid_t pid;
+	int r = -1;
+
+	for (int i = 0; i < 4; i++)
+		pipes[i][0] = pipes[i][1] = -1;
+	memset(ret, 0, sizeof(*ret));
+	ret->pidfd = ret->status_fd = -1;
+	for (int i = 0; i < 4; i++)
+		ret->fd[i] = -1;
+
+	if (make_write_paths(sb, p, ret_err) < 0 || make_scratch(sb, l->job_id, &scratch, ret_err) < 0)
+		goto out;
+	/* The job arrives on a sealed memfd: a payload of any size is ready to
+	 * read at once, and nobody can change it after the fact. */
+	in_fd = memfd_create("taskexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (in_fd < 0 || write_all(in_fd, l->input, l->input_len) < 0 || lseek(in_fd, 0, SEEK_SET) < 0 ||
+	    fcntl(in_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		*ret_err = xasprintf("job input memfd: %s", strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < 4; i++)
+		if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+			*ret_err = xasprintf("pipe: %s", strerror(errno));
+			goto out;
+		}
+	if (pipe2(status, O_CLOEXEC) < 0) {
+		*ret_err = xasprintf("pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (landlock_build(sb, l, scratch, &ruleset, ret_err) < 0)
+		goto out;
+	envp = build_env(p, scratch);
+
+	a.in_fd = in_fd;
+	for (int i = 0; i < 4; i++)
+		a.out_fd[i] = pipes[i][1];
+	a.interp_fd = sb->interp_fd;
+	a.ruleset_fd = ruleset;
+	a.status_fd = status[1];
+	a.parent = getpid();
+	a.scratch = scratch;
+	a.drop_uid = sb->drop_uid;
+	a.uid = sb->uid;
+	a.gid = sb->gid;
+	a.cap_last = sb->cap_last;
+	a.rl_as = (struct rlimit){ p->memory, p->memory };
+	a.rl_cpu = (struct rlimit){ (rlim_t)((p->cpu_ms + 999) / 1000), (rlim_t)((p->cpu_ms + 999) / 1000 + 2) };
+	a.rl_nofile = (struct rlimit){ (rlim_t)p->open_files, (rlim_t)p->open_files };
+	a.rl_fsize = (struct rlimit){ p->file_size, p->file_size };
+	a.rl_nproc = (struct rlimit){ (rlim_t)p->processes, (rlim_t)p->processes };
+	a.bpf = sb->bpf[p->network];
+	a.bpf_len = sb->bpf_len[p->network];
+	a.argv = argv;
+	a.envp = envp;
+
+	pid = fork();
+	if (pid < 0) {
+		*ret_err = xasprintf("fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0)
+		child(&a);
+
+	ret->pid = pid;
+	ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (ret->pidfd < 0) {
+		*ret_err = xasprintf("pidfd_open: %s", strerror(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto out;
+	}
+	for (int i = 0; i < 4; i++) {
+		ret->fd[i] = pipes[i][0];
+		pipes[i][0] = -1;
+		fd_nonblock(ret->fd[i]);
+	}
+	ret->status_fd = status[0];
+	status[0] = -1;
+	ret->scratch = scratch;
+	scratch = NULL;
+	ret->landlock = ruleset >= 0;
+	r = 0;
+out:
+	for (int i = 0; i < 4; i++) {
+		close_nointr(pipes[i][0]);
+		close_nointr(pipes[i][1]);
+	}
+	close_nointr(status[0]);
+	close_nointr(status[1]);
+	close_nointr(in_fd);
+	close_nointr(ruleset);
+	strv_free(envp);
+	if (scratch) {
+		rm_rf_at(AT_FDCWD, scratch);
+		free(scratch);
+	}
+	return r;
+}
+
+char *proc_launch_error(struct proc *p)
+{
+	struct launch_status st;
+	ssize_t n;
+
+	if (p->status_fd < 0)
+		return NULL;
+	fd_nonblock(p->status_fd);
+	n = read(p->status_fd, &st, sizeof(st));
+	if (n != (ssize_t)sizeof(st))
+		return NULL;
+	st.step[sizeof(st.step) - 1] = '\0';
+	return xasprintf("%s: %s", st.step, strerror(st.err));
+}
+
+void proc_cleanup(struct proc *p)
+{
+	for (int i = 0; i < 4; i++) {
+		close_nointr(p->fd[i]);
+		p->fd[i] = -1;
+	}
+	close_nointr(p->pidfd);
+	close_nointr(p->status_fd);
+	p->pidfd = p->status_fd = -1;
+	if (p->scratch) {
+		rm_rf_at(AT_FDCWD, p->scratch);
+		free(p->scratch);
+		p->scratch = NULL;
+	}
+}

@@ -1,0 +1,346 @@
+/* util — small helpers shared by every module. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+int parse_duration_ms(const char *s, int64_t *ret_ms)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0 || v > 1e9)
+		return -EINVAL;
+	if (!strcmp(end, "ms"))
+		;
+	else if (!*end || !strcmp(end, "s"))
+		v *= 1000;
+	else if (!strcmp(end, "m"))
+		v *= 60 * 1000;
+	else if (!strcmp(end, "h"))
+		v *= 3600 * 1000;
+	else
+		return -EINVAL;
+	*ret_ms = (int64_t)v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret_bytes)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 'K': case 'k': mul = 1ULL << 10; break;
+		case 'M': case 'm': mul = 1ULL << 20; break;
+		case 'G': case 'g': mul = 1ULL << 30; break;
+		case 'T': case 't': mul = 1ULL << 40; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul)
+		return -EINVAL;
+	*ret_bytes = v * mul;
+	return 0;
+}
+
+int parse_int(const char *s, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int parse_bool(const char *s, bool *ret)
+{
+	if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+		*ret = true;
+	else if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+		*ret = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int64_t clock_ms(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+int64_t wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+void iso8601_ms(int64_t wall, char buf[64])
+{
+	time_t t = wall / 1000;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall % 1000));
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return p;
+}
+
+char **split_list(const char *s, char sep)
+{
+	size_t n = 0, cap = 4;
+	char **v = xcalloc(cap + 1, sizeof(*v));
+	const char *p = s;
+
+	while (p && *p) {
+		const char *e = strchr(p, sep);
+		const char *b = p, *t = e ? e : p + strlen(p);
+
+		while (b < t && (*b == ' ' || *b == '\t'))
+			b++;
+		while (t > b && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if (t > b) {
+			if (n == cap) {
+				cap *= 2;
+				v = realloc(v, (cap + 1) * sizeof(*v));
+				if (!v)
+					abort();
+			}
+			v[n++] = strndup(b, (size_t)(t - b));
+			v[n] = NULL;
+		}
+		p = e ? e + 1 : NULL;
+	}
+	return v;
+}
+
+void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+size_t strv_len(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+int fd_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+void close_nointr(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0, cap = 4096;
+	char *buf;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	buf = xmalloc(cap);
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 >= cap) {
+			if (cap > max) {
+				r = -EFBIG;
+				break;
+			}
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				abort();
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (r < 0 || len > max) {
+		free(buf);
+		return r < 0 ? r : -EFBIG;
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+void make_job_id(char buf[37])
+{
+	uint8_t b[16];
+	uint64_t ms = (uint64_t)wall_ms();
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		abort();
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8_t)(ms >> (40 - 8 * i));
+	b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
+	b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
+	snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+void tail_init(struct tail *t, size_t cap)
+{
+	t->buf = xmalloc(cap);
+	t->cap = cap;
+	t->len = 0;
+	t->total = 0;
+}
+
+void tail_push(struct tail *t, const char *p, size_t n)
+{
+	t->total += n;
+	if (n >= t->cap) {
+		memcpy(t->buf, p + n - t->cap, t->cap);
+		t->len = t->cap;
+		return;
+	}
+	if (t->len + n > t->cap) {
+		size_t drop = t->len + n - t->cap;
+
+		memmove(t->buf, t->buf + drop, t->len - drop);
+		t->len -= drop;
+	}
+	memcpy(t->buf + t->len, p, n);
+	t->len += n;
+}
+
+char *tail_string(const struct tail *t)
+{
+	uint64_t dropped = t->total - t->len;
+	char *s;
+
+	if (!dropped) {
+		s = xmalloc(t->len + 1);
+		memcpy(s, t->buf, t->len);
+		s[t->len] = '\0';
+		return s;
+	}
+	s = xasprintf("[... %llu bytes dropped]\n%.*s", (unsigned long long)dropped, (int)t->len, t->buf);
+	return s;
+}
+
+void tail_free(struct tail *t)
+{
+	free(t->buf);
+	t->buf = NULL;
+}

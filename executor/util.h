@@ -1,0 +1,54 @@
+/* util — small helpers shared by every module: parsing, time, fds, strings. */
+#ifndef TASKEXEC_UTIL_H
+#define TASKEXEC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Durations: "500ms", "30s", "5m", "2h" or plain seconds.  0 or -EINVAL. */
+int parse_duration_ms(const char *s, int64_t *ret_ms);
+/* Sizes: "512K", "2G", "10240" (bytes).  0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *ret_bytes);
+int parse_int(const char *s, long min, long max, long *ret);
+int parse_bool(const char *s, bool *ret);
+
+int64_t now_ms(void);           /* CLOCK_MONOTONIC */
+int64_t wall_ms(void);          /* CLOCK_REALTIME */
+void iso8601_ms(int64_t wall, char buf[64]);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Split "a, b,c" on commas, trimming blanks; returns a NULL-terminated array. */
+char **split_list(const char *s, char sep);
+void strv_free(char **v);
+size_t strv_len(char *const *v);
+
+int fd_nonblock(int fd);
+void close_nointr(int fd);
+/* Write all of buf; 0 or -errno. */
+int write_all(int fd, const void *buf, size_t n);
+/* Read a whole small file into a NUL-terminated buffer; 0 or -errno. */
+int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* A random UUIDv7-style identifier (time-ordered). */
+void make_job_id(char buf[37]);
+
+/* Bounded tail of a byte stream, for the attempt row. */
+struct tail {
+	char *buf;
+	size_t cap, len;        /* len <= cap: bytes kept */
+	uint64_t total;         /* bytes seen */
+};
+void tail_init(struct tail *t, size_t cap);
+void tail_push(struct tail *t, const char *p, size_t n);
+/* Copy of the kept bytes, NUL-terminated (with a "[… N bytes dropped]" mark). */
+char *tail_string(const struct tail *t);
+void tail_free(struct tail *t);
+
+#endif

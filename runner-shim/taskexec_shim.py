@@ -1,0 +1,234 @@
+"""taskexec shim: run one job in this fresh, sandboxed interpreter.
+
+Started by the executor as `python3 -I -S -B taskexec_shim.py` after the kernel
+sandbox is in place.  File descriptors:
+
+  0  the job envelope (JSON: job, attempt, roots, allowed, result_max)
+  1  the task's stdout         2  the task's stderr
+  3  exactly one result document:
+       {"ok": true, "result": ...}
+       {"ok": false, "type": ..., "message": ..., "traceback": ..., "retryable": ...}
+  4  logging records, one JSON object per line
+
+Standard library only, and as few imports as possible: every module imported
+here is paid for by every job (traceback and logging load only when needed).
+The module checks below are defence in depth; the kernel is the boundary.
+"""
+import json
+import os
+import sys
+
+RESULT_FD = 3
+EVENTS_FD = 4
+
+
+def read_envelope():
+    chunks = []
+    while True:
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return json.loads(b"".join(chunks))
+
+
+def write_result(doc):
+    data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(RESULT_FD, view):]
+
+
+def fail(type_name, message, retryable, kind=None, tb=None):
+    doc = {"ok": False, "type": type_name, "message": message, "traceback": tb, "retryable": retryable}
+    if kind:
+        doc["kind"] = kind
+    write_result(doc)
+
+
+def under(path, roots):
+    real = os.path.realpath(path)
+    return any(real.startswith(os.path.realpath(r).rstrip("/") + "/") for r in roots)
+
+
+def check_target(job, allowed, roots):
+    """The same rules the executor applied before starting us."""
+    module = job["module_path"]
+    parts = module.split(".")
+    if parts[0] not in allowed:
+        raise PermissionError("module_path: %r is not under an allowed package" % module)
+    for name in [module, job.get("class_name") or "", job["method_name"]]:
+        if name and any(not p.isidentifier() or p.startswith("_") for p in name.split(".")):
+            raise PermissionError("%r is not a dotted name of public identifiers" % name)
+    rel = os.path.join(*parts)
+    for root in roots:
+        for cand in (os.path.join(root, rel + ".py"), os.path.join(root, rel, "__init__.py")):
+            if os.path.isfile(cand) and under(cand, [root]):
+                return
+    raise PermissionError("module_path: %r is not a module file under the task roots" % module)
+
+
+class RouteLogging:
+    """Send logging records to fd 4 the moment something first imports logging.
+
+    Importing logging costs several milliseconds, so jobs that never log never
+    pay for it.  This finder lets the normal path finder locate the module and
+    configures it right after its code has run.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module):
+            run_module(module)
+            configure_logging(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def configure_logging(logging):
+    class EventHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                doc = {"level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+                if record.exc_info:
+                    doc["exc"] = logging.Formatter().formatException(record.exc_info)
+                os.write(EVENTS_FD, (json.dumps(doc) + "\n").encode())
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    root.addHandler(EventHandler())
+    root.setLevel(logging.INFO)
+
+
+def resolve(job):
+    """module[.Class].method -> a callable.  Instance methods get a fresh instance."""
+    module = __import__(job["module_path"])
+    module = sys.modules[job["module_path"]]
+    target = module
+    cls_name = job.get("class_name")
+    if cls_name:
+        for part in cls_name.split("."):
+            target = getattr(target, part)
+        method = job["method_name"]
+        raw = None
+        for klass in getattr(target, "__mro__", ()):
+            if method in vars(klass):
+                raw = vars(klass)[method]
+                break
+        if raw is None:
+            raise AttributeError("%s has no method %r" % (cls_name, method))
+        if not isinstance(raw, (staticmethod, classmethod)):
+            target = target()
+        return module, getattr(target, method)
+    for part in job["method_name"].split("."):
+        target = getattr(target, part)
+    return module, target
+
+
+def bind_error(fn, params):
+    """Why fn(**params) cannot bind, or None.  Without inspect: it is slow to import."""
+    f = fn
+    while hasattr(f, "__wrapped__"):
+        f = f.__wrapped__
+    bound = hasattr(f, "__self__") and hasattr(f, "__func__")
+    f = getattr(f, "__func__", f)
+    if not hasattr(f, "__code__") and callable(f) and hasattr(type(f), "__call__"):
+        f = getattr(type(f).__call__, "__func__", type(f).__call__)
+        bound = True
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return None
+    name = getattr(f, "__qualname__", "task")
+    nargs, nkw, nposonly = code.co_argcount, code.co_kwonlyargcount, code.co_posonlyargcount
+    names = code.co_varnames[:nargs + nkw]
+    skip = 1 if bound else 0
+    positional = names[skip:nargs]
+    kwonly = names[nargs:]
+    defaults = f.__defaults__ or ()
+    kwdefaults = f.__kwdefaults__ or {}
+    first_default = len(names[:nargs]) - len(defaults)
+    posonly = set(names[skip:nposonly])
+    for key in params:
+        if key in posonly:
+            return "%s() parameter %r is positional-only" % (name, key)
+        if key not in positional and key not in kwonly and not code.co_flags & 0x08:
+            return "%s() got an unexpected parameter %r" % (name, key)
+    for i, arg in enumerate(names[:nargs]):
+        if i >= skip and i < first_default and arg not in params:
+            return "%s() is missing the required parameter %r" % (name, arg)
+    for arg in kwonly:
+        if arg not in kwdefaults and arg not in params:
+            return "%s() is missing the required parameter %r" % (name, arg)
+    return None
+
+
+def type_name(exc):
+    t = type(exc)
+    return t.__qualname__ if t.__module__ == "builtins" else "%s.%s" % (t.__module__, t.__qualname__)
+
+
+def main():
+    envelope = read_envelope()
+    job, roots, allowed = envelope["job"], envelope["roots"], envelope["allowed"]
+    shim_dir = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p.startswith(sys.prefix)]
+    sys.path += roots + envelope.get("python_path", []) + [shim_dir]
+    sys.meta_path.insert(0, RouteLogging())
+
+    import taskexec_task
+    taskexec_task.job_id = job["job_id"]
+    taskexec_task.attempt = envelope.get("attempt", 1)
+    taskexec_task.task_type = job["task_type"]
+
+    params = job.get("parameters") or {}
+    try:
+        check_target(job, allowed, roots)
+        module, fn = resolve(job)
+        if not under(getattr(module, "__file__", None) or "/nonexistent", roots):
+            raise PermissionError("module_path: %r was not loaded from the task roots" % job["module_path"])
+        problem = bind_error(fn, params)
+        if problem:
+            fail("TypeError", problem, False, kind="bind")
+            return 0
+        result = fn(**params)
+        if hasattr(result, "__await__"):
+            import asyncio
+            result = asyncio.run(result)
+    except BaseException as exc:  # noqa: B902 -- everything a task raises is reported
+        import traceback
+        tb = traceback.format_exc()
+        if len(tb) > 65536:
+            tb = "[... traceback truncated]\n" + tb[-65536:]
+        retryable = not isinstance(exc, (taskexec_task.NonRetryableError, PermissionError, ImportError,
+                                         AttributeError, SystemExit, KeyboardInterrupt))
+        fail(type_name(exc), str(exc), retryable, tb=tb)
+        return 0
+    try:
+        encoded = json.dumps(result, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        fail("TypeError", "result is not JSON-serialisable: %s" % exc, False, kind="result")
+        return 0
+    size = len(encoded.encode("utf-8", "replace"))
+    if size > envelope["result_max"]:
+        fail("ResultTooLarge", "result too large: %d bytes > %d" % (size, envelope["result_max"]), False,
+             kind="too_large")
+        return 0
+    data = ('{"ok":true,"result":' + encoded + "}").encode("utf-8", "replace")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(RESULT_FD, view):]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

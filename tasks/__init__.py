@@ -1,0 +1,1 @@
+"""Task modules that taskexec may run (see taskexec-tasks(7))."""

@@ -26,12 +26,12 @@ endif
 
 B := build
 COMMON := util log config job policy sandbox attempt loop
-DAEMON :=
+DAEMON := queue store supervise daemon
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
 CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_ops.o
 
-all: $(B)/taskexec pyc
+all: $(B)/taskexecd $(B)/taskexec pyc
 
 $(B):
 	mkdir -p $(B)
@@ -42,7 +42,7 @@ $(B)/%.o: executor/%.c executor/*.h | $(B)
 $(B)/taskexecd: $(B)/main_daemon.o $(DAEMON_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/taskexec: $(CLI_OBJ) $(DAEMON_OBJ) $(COMMON_OBJ)
+$(B)/taskexec: $(CLI_OBJ) $(B)/queue.o $(B)/store.o $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Byte-compile the shim and tasks once: the sandbox cannot write __pycache__,

@@ -51,4 +51,10 @@ void tail_push(struct tail *t, const char *p, size_t n);
 char *tail_string(const struct tail *t);
 void tail_free(struct tail *t);
 
+
+
+/* A copy of p[0..n) that is valid UTF-8: invalid bytes become U+FFFD, NULs are
+ * dropped (PostgreSQL text and JSON strings accept neither). */
+char *utf8_clean(const char *p, size_t n);
+
 #endif

@@ -1,0 +1,408 @@
+/* daemon — taskexecd's process: the loop, Redis and PostgreSQL connections,
+ * job slots, heartbeat, recovery, retry promotion, signals and drain. */
+#include "daemon.h"
+#include "log.h"
+#include "supervise.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define HARD_EXIT_GRACE_MS 10000
+
+static void fill(struct daemon *d);
+
+void policies_unref(struct policies *p)
+{
+	if (p && --p->refs == 0) {
+		policy_set_free(&p->set);
+		free(p);
+	}
+}
+
+static struct policies *load_policies(const struct config *c, char **ret_err)
+{
+	struct policies *p = xcalloc(1, sizeof(*p));
+	struct policy_vars v = { c->state_dir, c->tasks_path[0] };
+
+	if (policy_load_dir(c->policy_dir, &v, &p->set, ret_err) < 0) {
+		free(p);
+		return NULL;
+	}
+	p->refs = 1;
+	return p;
+}
+
+/* ---- claiming ------------------------------------------------------------------ */
+
+static int free_slots(const struct daemon *d)
+{
+	return (int)d->cfg->concurrency - d->busy - d->claims;
+}
+
+static int64_t wait_bound_ms(const struct daemon *d)
+{
+	int64_t t = d->cfg->heartbeat_ms;
+
+	if (d->next_due_ms >= 0 && d->next_due_ms - wall_ms() < t)
+		t = d->next_due_ms - wall_ms();
+	return t < 10 ? 10 : t;
+}
+
+static void on_claim(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+
+	d->claims--;
+	if (reply && reply->type == REDIS_REPLY_STRING) {
+		supervise_start(d, reply->str, reply->len);
+		fill(d);
+		return;
+	}
+	if (d->draining) {
+		daemon_slot_freed(d);
+		return;
+	}
+	/* Nothing to take (or Redis failed): block until a producer wakes us. */
+	if (!d->claims && free_slots(d) > 0 && !d->draining)
+		queue_wait(d->queue, wait_bound_ms(d));
+}
+
+static void fill(struct daemon *d)
+{
+	if (d->draining || !d->recovered_self || !queue_up(d->queue) || !store_up(d->store))
+		return;
+	while (free_slots(d) > 0) {
+		if (queue_claim(d->queue, on_claim, d) < 0)
+			return;
+		d->claims++;
+	}
+}
+
+static void on_woken(void *arg)
+{
+	fill(arg);
+}
+
+void daemon_slot_freed(struct daemon *d)
+{
+	if (d->draining) {
+		if (!d->busy && !d->claims)
+			d->done = true;
+		return;
+	}
+	fill(d);
+}
+
+/* ---- recovery and retries -------------------------------------------------------- */
+
+static void on_promoted(void *arg, redisReply *reply);
+
+static void on_promote_timer(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->promote_timer = NULL;
+	queue_promote(d->queue, wall_ms(), on_promoted, d);
+}
+
+static void on_promoted(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+
+	if (!reply || reply->type != REDIS_REPLY_INTEGER)
+		return;
+	d->next_due_ms = reply->integer;
+	if (d->promote_timer) {
+		loop_timer_cancel(d->loop, d->promote_timer);
+		d->promote_timer = NULL;
+	}
+	/* Wake for the next due retry ourselves; the heartbeat also promotes. */
+	if (d->next_due_ms >= 0 && d->next_due_ms - wall_ms() < d->cfg->heartbeat_ms)
+		d->promote_timer = loop_timer(d->loop, now_ms() + (d->next_due_ms - wall_ms()) + 1,
+					      on_promote_timer, d);
+}
+
+static void on_swept(void *arg, redisReply *reply)
+{
+	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+		log_json(LOG_WARN, "executor.recovered_jobs",
+			 json_pack("{s:I, s:s}", "jobs", (json_int_t)reply->integer, "msg",
+				   "jobs of executors whose heartbeat lapsed were put back at the head of their queues"));
+}
+
+static void on_recovered_self(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+
+	if (!reply)
+		return;         /* tried again when Redis is back */
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+		log_json(LOG_WARN, "executor.recovered_own",
+			 json_pack("{s:I, s:s}", "jobs", (json_int_t)reply->integer, "msg",
+				   "jobs this executor held when it last stopped were put back"));
+	d->recovered_self = true;
+	fill(d);
+}
+
+static void on_queue_state(void *arg, bool up)
+{
+	struct daemon *d = arg;
+
+	if (!up)
+		return;
+	if (!d->recovered_self)
+		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
+	queue_promote(d->queue, wall_ms(), on_promoted, d);
+	fill(d);
+}
+
+static void on_store_state(void *arg, bool up)
+{
+	if (up)
+		fill(arg);
+}
+
+static void on_cancel(void *arg, const char *job_id)
+{
+	supervise_cancel(arg, job_id);
+}
+
+static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_state };
+
+/* ---- heartbeat --------------------------------------------------------------------- */
+
+static void heartbeat(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+	char ts[64], busy[16], total[16], pid[16];
+	json_t *doc;
+	char *text;
+	const char *p[8];
+
+	if (!d->done)
+		loop_timer(l, now_ms() + d->cfg->heartbeat_ms, heartbeat, d);
+	iso8601_ms(wall_ms(), ts);
+	doc = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s}", "executor_id", d->cfg->executor_id, "host", d->host,
+			"pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency, "ts", ts,
+			"state", d->draining ? "draining" : "running");
+	text = json_dumps(doc, JSON_COMPACT);
+	if (queue_up(d->queue)) {
+		queue_heartbeat(d->queue, text, NULL, NULL);
+		queue_sweep(d->queue, on_swept, d);
+		queue_promote(d->queue, wall_ms(), on_promoted, d);
+	}
+	/* Heartbeat rows are not worth queueing behind an outage: skip while down. */
+	if (store_up(d->store) && store_pending(d->store) < 64) {
+		snprintf(busy, sizeof(busy), "%d", d->busy);
+		snprintf(total, sizeof(total), "%ld", d->cfg->concurrency);
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		p[0] = d->cfg->executor_id;
+		p[1] = d->host;
+		p[2] = pid;
+		p[3] = TASKEXEC_VERSION;
+		p[4] = total;
+		p[5] = busy;
+		p[6] = d->draining ? "draining" : "running";
+		store_query(d->store,
+			    "INSERT INTO taskexec.executors (executor_id, host, pid, version, started_at, "
+			    "last_heartbeat, slots_total, slots_busy, state) VALUES ($1, $2, $3::int, $4, now(), now(), "
+			    "$5::int, $6::int, $7) ON CONFLICT (executor_id) DO UPDATE SET host = $2, pid = $3::int, "
+			    "version = $4, last_heartbeat = now(), slots_total = $5::int, slots_busy = $6::int, state = $7",
+			    7, p, NULL, NULL);
+	}
+	json_object_set_new(doc, "redis", json_boolean(queue_up(d->queue)));
+	json_object_set_new(doc, "postgres", json_boolean(store_up(d->store)));
+	json_object_set_new(doc, "jobs_started", json_integer((json_int_t)d->started));
+	json_object_set_new(doc, "jobs_completed", json_integer((json_int_t)d->completed));
+	json_object_set_new(doc, "jobs_failed", json_integer((json_int_t)d->failed));
+	json_object_set_new(doc, "jobs_retried", json_integer((json_int_t)d->retried));
+	json_object_del(doc, "executor_id");
+	json_object_del(doc, "ts");
+	log_json(LOG_INFO, "heartbeat", doc);
+	free(text);
+	/* A lost wake-up costs at most one interval: look again now. */
+	if (!queue_waiting(d->queue) && !d->claims)
+		fill(d);
+}
+
+/* ---- signals and drain ---------------------------------------------------------------- */
+
+static void on_shutdown_timeout(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->shutdown_timer = NULL;
+	log_msg(LOG_WARN, "shutdown.timeout", "jobs still running after TASKEXEC_SHUTDOWN_TIMEOUT; stopping them");
+	supervise_stop_all(d, OUT_SHUTDOWN);
+}
+
+static void on_hard_exit(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->hard_timer = NULL;
+	log_msg(LOG_ERROR, "shutdown.forced",
+		"outcomes could not be recorded in time; their entries stay in Redis for recovery");
+	d->done = true;
+}
+
+static void start_drain(struct daemon *d, int sig)
+{
+	if (d->draining)
+		return;
+	d->draining = true;
+	log_json(LOG_INFO, "shutdown.started", json_pack("{s:s, s:i, s:I}", "signal", sigabbrev_np(sig), "running",
+							  d->busy, "timeout_ms", (json_int_t)d->cfg->shutdown_ms));
+	if (!d->busy && !d->claims) {
+		d->done = true;
+		return;
+	}
+	d->shutdown_timer = loop_timer(d->loop, now_ms() + d->cfg->shutdown_ms, on_shutdown_timeout, d);
+	d->hard_timer = loop_timer(d->loop, now_ms() + d->cfg->shutdown_ms + HARD_EXIT_GRACE_MS, on_hard_exit, d);
+}
+
+static void reload(struct daemon *d)
+{
+	char *err = NULL;
+	struct policies *p = load_policies(d->cfg, &err);
+
+	if (!p) {
+		log_json(LOG_ERROR, "policy.reload_refused",
+			 json_pack("{s:s, s:s}", "errors", err, "msg", "kept the policies already loaded"));
+		free(err);
+		return;
+	}
+	policies_unref(d->policies);
+	d->policies = p;
+	log_json(LOG_INFO, "policy.reloaded", json_pack("{s:i}", "policies", (int)p->set.n));
+}
+
+static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct daemon *d = arg;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			reload(d);
+		else
+			start_drain(d, (int)si.ssi_signo);
+	}
+}
+
+/* ---- start and stop ----------------------------------------------------------------------- */
+
+static void on_flag(void *arg, redisReply *reply)
+{
+	*(bool *)arg = true;
+}
+
+static int wait_or_signal(const sigset_t *mask, int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	int s = sigtimedwait(mask, NULL, &ts);
+
+	return s > 0 && s != SIGHUP ? s : 0;
+}
+
+int daemon_run(struct config *cfg)
+{
+	struct daemon d = { 0 };
+	char *err = NULL;
+	sigset_t mask;
+	int sfd = -1;
+	int64_t backoff = 500;
+	bool left = false;
+
+	d.cfg = cfg;
+	d.next_due_ms = -1;
+	if (sodium_init() < 0) {
+		log_msg(LOG_ERROR, "sandbox.unavailable", "libsodium could not be initialised");
+		return 1;
+	}
+	if (gethostname(d.host, sizeof(d.host)) < 0)
+		strcpy(d.host, "localhost");
+	d.host[sizeof(d.host) - 1] = '\0';
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d.policies = load_policies(cfg, &err);
+	if (!d.policies) {
+		log_json(LOG_ERROR, "policy.invalid", json_pack("{s:s}", "errors", err));
+		free(err);
+		return 1;
+	}
+	if (sandbox_init(&d.sandbox, cfg, &err) < 0) {
+		log_msg(LOG_ERROR, "sandbox.unavailable", "%s", err);
+		free(err);
+		policies_unref(d.policies);
+		return 1;
+	}
+	/* The schema must be there before the first claim; until PostgreSQL
+	 * answers we hold no job, so waiting here loses nothing. */
+	while (store_migrate(cfg->db_url, &err) < 0) {
+		int sig;
+
+		log_msg(LOG_WARN, "postgres.down", "%s (retrying in %lld ms)", err, (long long)backoff);
+		free(err);
+		err = NULL;
+		sig = wait_or_signal(&mask, backoff);
+		if (sig) {
+			log_msg(LOG_INFO, "shutdown.finished", "stopped by %s before start-up completed", sigabbrev_np(sig));
+			sandbox_free(&d.sandbox);
+			policies_unref(d.policies);
+			return 0;
+		}
+		backoff = backoff < 8000 ? backoff * 2 : 10000;
+	}
+	d.loop = loop_new();
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
+	d.store = store_new(d.loop, cfg->db_url, on_store_state, &d);
+	d.queue = queue_new(d.loop, cfg, &queue_events, &d);
+	if (!d.queue) {
+		d.exit_code = 1;
+		goto out;
+	}
+	log_json(LOG_INFO, "executor.started",
+		 json_pack("{s:s, s:s, s:i, s:I, s:i, s:b}", "version", TASKEXEC_VERSION, "host", d.host, "pid",
+			   (int)getpid(), "concurrency", (json_int_t)cfg->concurrency, "landlock_abi",
+			   d.sandbox.landlock_abi, "drops_uid", d.sandbox.drop_uid));
+	loop_timer(d.loop, now_ms(), heartbeat, &d);
+	while (!d.done)
+		loop_run_once(d.loop, -1);
+
+	/* Leave cleanly: put back anything still in our processing list (a claim
+	 * that raced the drain, an outcome that could not be recorded) and drop
+	 * our heartbeat, so nobody waits for it to lapse. */
+	if (queue_up(d.queue) && queue_leave(d.queue, on_flag, &left) == 0) {
+		int64_t until = now_ms() + 2000;
+
+		while (!left && now_ms() < until)
+			loop_run_once(d.loop, 100);
+	}
+	log_json(LOG_INFO, "shutdown.finished",
+		 json_pack("{s:I, s:I, s:I}", "jobs_completed", (json_int_t)d.completed, "jobs_failed",
+			   (json_int_t)d.failed, "jobs_retried", (json_int_t)d.retried));
+out:
+	queue_free(d.queue);
+	store_free(d.store);
+	loop_free(d.loop);
+	close_nointr(sfd);
+	sandbox_free(&d.sandbox);
+	policies_unref(d.policies);
+	return d.exit_code;
+}

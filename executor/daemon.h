@@ -1,0 +1,52 @@
+/* daemon — taskexecd's process: the loop, Redis and PostgreSQL connections,
+ * job slots, heartbeat, recovery, retry promotion, signals and drain. */
+#ifndef TASKEXEC_DAEMON_H
+#define TASKEXEC_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+#include "policy.h"
+#include "queue.h"
+#include "sandbox.h"
+#include "store.h"
+
+struct job_run;
+
+/* Policies are reloaded on SIGHUP while jobs may still hold the old set. */
+struct policies {
+	struct policy_set set;
+	int refs;
+};
+
+struct daemon {
+	struct config *cfg;
+	struct loop *loop;
+	struct queue *queue;
+	struct store *store;
+	struct sandbox sandbox;
+	struct policies *policies;
+	char host[256];
+	struct job_run *jobs;           /* every job holding a slot */
+	int busy;                       /* jobs holding a slot */
+	int claims;                     /* claims in flight */
+	bool recovered_self;            /* our own processing list was put back */
+	bool draining;
+	bool done;
+	int64_t next_due_ms;            /* earliest delayed retry, wall clock; -1 none */
+	struct timer *promote_timer, *shutdown_timer, *hard_timer;
+	int64_t claim_token;
+	int exit_code;
+	/* counters for the heartbeat line */
+	uint64_t started, completed, failed, retried;
+};
+
+int daemon_run(struct config *cfg);
+
+void policies_unref(struct policies *p);
+/* A job left its slot: claim more if we may. */
+void daemon_slot_freed(struct daemon *d);
+
+#endif

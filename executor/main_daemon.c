@@ -1,0 +1,89 @@
+/* main_daemon — taskexecd(8): options, configuration, then the daemon. */
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "policy.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"usage: taskexecd [--config FILE] [--check] [--version]\n"
+	"\n"
+	"  --config FILE  read settings from FILE (default /etc/taskexec/taskexec.conf)\n"
+	"  --check        validate the configuration and policies, print the effective\n"
+	"                 settings (secrets masked) and exit: 0 valid, 1 not\n"
+	"  --version      print the version and exit\n"
+	"\n"
+	"Runs in the foreground and logs one JSON object per line on stdout.\n"
+	"SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the policies.  See taskexecd(8).\n";
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },      { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL;
+	bool check = false;
+	struct config c;
+	char *errors = NULL;
+	enum log_level lvl = LOG_INFO;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': file = optarg; break;
+		case 'k': check = true; break;
+		case 'V': printf("taskexecd %s\n", TASKEXEC_VERSION); return 0;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "taskexecd: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	r = config_load(&c, file, &errors);
+	if (check) {
+		struct policy_set ps;
+		char *perr = NULL;
+		struct policy_vars v;
+
+		if (r < 0) {
+			fprintf(stderr, "%s", errors);
+			free(errors);
+			config_free(&c);
+			return 1;
+		}
+		v = (struct policy_vars){ c.state_dir, c.tasks_path[0] };
+		config_print(&c, stdout);
+		if (policy_load_dir(c.policy_dir, &v, &ps, &perr) < 0) {
+			fprintf(stderr, "%s", perr);
+			free(perr);
+			config_free(&c);
+			return 1;
+		}
+		for (size_t i = 0; i < ps.n; i++)
+			printf("# policy %s: %s\n", ps.v[i].name, ps.v[i].file);
+		policy_set_free(&ps);
+		config_free(&c);
+		return 0;
+	}
+	if (r < 0) {
+		log_setup(NULL, LOG_INFO, true);
+		log_json(LOG_ERROR, "config.invalid", json_pack("{s:s}", "errors", errors));
+		free(errors);
+		config_free(&c);
+		return 1;
+	}
+	log_level_parse(c.log_level, &lvl);
+	log_setup(c.executor_id, lvl, true);
+	r = daemon_run(&c);
+	config_free(&c);
+	return r;
+}

@@ -1,0 +1,630 @@
+/* queue — the Redis side: claim, acknowledge, delay, requeue, heartbeat and
+ * recovery, all on async connections driven by the event loop.
+ *
+ * Keys (all share the {prefix} hash tag, so the scripts run on one slot):
+ *   {P}:queue:high|normal|low   lists of payloads, producers RPUSH
+ *   {P}:wake                    zset with one member "w": producers touch it
+ *   {P}:processing:<executor>   entries "<priority>|<payload>" claimed by it
+ *   {P}:delayed                 zset of entries scored by due time (ms)
+ *   {P}:executors               set of executor ids
+ *   {P}:heartbeat:<executor>    TTL three heartbeat intervals
+ * A payload leaves {P}:processing:<executor> only after its outcome is in
+ * PostgreSQL, so a SIGKILL at any instant loses nothing. */
+#include "queue.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/async.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+enum { C_CMD, C_BLOCK, C_SUB, C_N };
+static const char *const conn_names[] = { "command", "blocking", "subscriber" };
+
+struct rconn {
+	struct queue *q;
+	int kind;
+	redisAsyncContext *ac;
+	int fd;
+	uint32_t events;
+	bool connected;
+	int64_t backoff_ms;
+	struct timer *retry;
+};
+
+struct queue {
+	struct loop *loop;
+	const struct config *cfg;
+	const struct queue_events *ev;
+	void *arg;
+	struct redis_target target;
+	struct rconn c[C_N];
+	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *prefix_tag;
+	bool waiting;
+	struct timer *wait_guard;
+	bool closing;
+};
+
+/* ---- scripts ---------------------------------------------------------------- */
+
+/* KEYS: high normal low processing wake */
+static const char claim_lua[] =
+	"local prios = {'high', 'normal', 'low'}\n"
+	"for i = 1, 3 do\n"
+	"  local v = redis.call('LPOP', KEYS[i])\n"
+	"  if v then\n"
+	"    local e = prios[i] .. '|' .. v\n"
+	"    redis.call('RPUSH', KEYS[4], e)\n"
+	"    if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) > 0 then\n"
+	"      redis.call('ZADD', KEYS[5], 0, 'w')\n"
+	"    end\n"
+	"    return e\n"
+	"  end\n"
+	"end\n"
+	"return false\n";
+
+/* KEYS: processing delayed; ARGV: entry due */
+static const char delay_lua[] =
+	"if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then\n"
+	"  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+	"end\n"
+	"return 1\n";
+
+/* KEYS: processing high normal low wake; ARGV: entry */
+static const char requeue_lua[] =
+	"if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then\n"
+	"  local sep = string.find(ARGV[1], '|', 1, true)\n"
+	"  local p = string.sub(ARGV[1], 1, sep - 1)\n"
+	"  local k = KEYS[3]\n"
+	"  if p == 'high' then k = KEYS[2] elseif p == 'low' then k = KEYS[4] end\n"
+	"  redis.call('LPUSH', k, string.sub(ARGV[1], sep + 1))\n"
+	"  redis.call('ZADD', KEYS[5], 0, 'w')\n"
+	"end\n"
+	"return 1\n";
+
+/* Shared body: move every entry of one processing list back to the head of
+ * its queue, oldest claim first in line. */
+#define RECOVER_FN \
+	"local function recover(proc, high, normal, low)\n" \
+	"  local n = 0\n" \
+	"  while true do\n" \
+	"    local e = redis.call('RPOP', proc)\n" \
+	"    if not e then break end\n" \
+	"    local sep = string.find(e, '|', 1, true)\n" \
+	"    if sep then\n" \
+	"      local p = string.sub(e, 1, sep - 1)\n" \
+	"      local k = normal\n" \
+	"      if p == 'high' then k = high elseif p == 'low' then k = low end\n" \
+	"      redis.call('LPUSH', k, string.sub(e, sep + 1))\n" \
+	"      n = n + 1\n" \
+	"    end\n" \
+	"  end\n" \
+	"  return n\n" \
+	"end\n"
+
+/* KEYS: processing:<id> heartbeat:<id> high normal low wake executors; ARGV: id force */
+static const char recover_lua[] = RECOVER_FN
+	"if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
+	"local n = recover(KEYS[1], KEYS[3], KEYS[4], KEYS[5])\n"
+	"if n > 0 then redis.call('ZADD', KEYS[6], 0, 'w') end\n"
+	"if ARGV[2] ~= '1' then redis.call('SREM', KEYS[7], ARGV[1]) end\n"
+	"return n\n";
+
+/* KEYS: executors high normal low wake; ARGV: key prefix "{P}:" .
+ * The per-executor keys are derived here; all share the hash tag. */
+static const char sweep_lua[] = RECOVER_FN
+	"local total = 0\n"
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"  if redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. id) == 0 then\n"
+	"    total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[2], KEYS[3], KEYS[4])\n"
+	"    redis.call('SREM', KEYS[1], id)\n"
+	"  end\n"
+	"end\n"
+	"if total > 0 then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
+	"return total\n";
+
+/* KEYS: delayed high normal low wake; ARGV: now */
+static const char promote_lua[] =
+	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)\n"
+	"for _, e in ipairs(due) do\n"
+	"  local sep = string.find(e, '|', 1, true)\n"
+	"  local p = string.sub(e, 1, sep - 1)\n"
+	"  local k = KEYS[3]\n"
+	"  if p == 'high' then k = KEYS[2] elseif p == 'low' then k = KEYS[4] end\n"
+	"  redis.call('RPUSH', k, string.sub(e, sep + 1))\n"
+	"  redis.call('ZREM', KEYS[1], e)\n"
+	"end\n"
+	"if #due > 0 then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
+	"local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+	"if nxt[2] then return tonumber(nxt[2]) end\n"
+	"return -1\n";
+
+/* ---- URL -------------------------------------------------------------------- */
+
+int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
+{
+	memset(t, 0, sizeof(*t));
+	t->port = 6379;
+	if (!strncmp(url, "unix://", 7)) {
+		const char *q = strchr(url + 7, '?');
+
+		t->path = q ? strndup(url + 7, (size_t)(q - url - 7)) : xstrdup(url + 7);
+		if (q && !strncmp(q, "?db=", 4))
+			t->db = atoi(q + 4);
+		return 0;
+	}
+	if (!strncmp(url, "redis://", 8)) {
+		const char *p = url + 8, *at = strchr(p, '@'), *slash, *colon;
+
+		if (at) {
+			const char *pc = memchr(p, ':', (size_t)(at - p));
+
+			t->password = pc ? strndup(pc + 1, (size_t)(at - pc - 1)) : strndup(p, (size_t)(at - p));
+			p = at + 1;
+		}
+		slash = strchr(p, '/');
+		colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
+		t->host = strndup(p, colon ? (size_t)(colon - p) : slash ? (size_t)(slash - p) : strlen(p));
+		if (colon)
+			t->port = atoi(colon + 1);
+		if (slash && slash[1])
+			t->db = atoi(slash + 1);
+		if (!*t->host) {
+			free(t->host);
+			t->host = xstrdup("127.0.0.1");
+		}
+		if (t->port <= 0 || t->port > 65535)
+			goto bad;
+		return 0;
+	}
+bad:
+	*ret_err = xstrdup("TASKEXEC_REDIS_URL: expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]");
+	redis_target_free(t);
+	return -1;
+}
+
+void redis_target_free(struct redis_target *t)
+{
+	free(t->host);
+	free(t->path);
+	free(t->password);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---- loop adapter ----------------------------------------------------------- */
+
+static void on_fd(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct rconn *c = arg;
+
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		redisAsyncHandleRead(c->ac);
+	/* the read may have freed the context */
+	if (c->ac && (events & EPOLLOUT))
+		redisAsyncHandleWrite(c->ac);
+}
+
+static void update(struct rconn *c, uint32_t events)
+{
+	if (events == c->events)
+		return;
+	if (!c->events)
+		loop_add(c->q->loop, c->fd, events, on_fd, c);
+	else if (!events)
+		loop_del(c->q->loop, c->fd);
+	else
+		loop_mod(c->q->loop, c->fd, events);
+	c->events = events;
+}
+
+static void ev_add_read(void *p) { struct rconn *c = p; update(c, c->events | EPOLLIN); }
+static void ev_del_read(void *p) { struct rconn *c = p; update(c, c->events & ~(uint32_t)EPOLLIN); }
+static void ev_add_write(void *p) { struct rconn *c = p; update(c, c->events | EPOLLOUT); }
+static void ev_del_write(void *p) { struct rconn *c = p; update(c, c->events & ~(uint32_t)EPOLLOUT); }
+static void ev_cleanup(void *p) { struct rconn *c = p; update(c, 0); }
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void connect_one(struct rconn *c);
+
+static void on_retry(struct loop *l, void *arg)
+{
+	struct rconn *c = arg;
+
+	c->retry = NULL;
+	connect_one(c);
+}
+
+static void schedule_reconnect(struct rconn *c)
+{
+	if (c->q->closing || c->retry)
+		return;
+	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 250;
+	if (c->backoff_ms > 5000)
+		c->backoff_ms = 5000;
+	c->retry = loop_timer(c->q->loop, now_ms() + c->backoff_ms, on_retry, c);
+}
+
+static void on_message(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rconn *c = priv;
+	redisReply *reply = r;
+
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+		return;
+	if (!strcmp(reply->element[0]->str, "message") && c->q->ev->cancel)
+		c->q->ev->cancel(c->q->arg, reply->element[2]->str);
+}
+
+static void on_connected(const redisAsyncContext *ac, int status)
+{
+	struct rconn *c = ac->data;
+
+	if (status != REDIS_OK) {
+		log_msg(LOG_WARN, "redis.down", "redis %s connection failed: %s", conn_names[c->kind], ac->errstr);
+		c->ac = NULL;   /* hiredis frees it */
+		schedule_reconnect(c);
+		return;
+	}
+	c->connected = true;
+	if (c->backoff_ms)
+		log_msg(LOG_INFO, "redis.up", "redis %s connection restored", conn_names[c->kind]);
+	c->backoff_ms = 0;
+	if (c->kind == C_SUB)
+		redisAsyncCommand(c->ac, on_message, c, "SUBSCRIBE %s", c->q->k_cancel);
+	if (c->kind == C_CMD && c->q->ev->state)
+		c->q->ev->state(c->q->arg, true);
+	if (c->kind == C_BLOCK && c->q->ev->woken)
+		c->q->ev->woken(c->q->arg);
+}
+
+static void on_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct rconn *c = ac->data;
+	bool was = c->connected;
+
+	c->ac = NULL;
+	c->connected = false;
+	if (c->q->closing)
+		return;
+	log_msg(LOG_WARN, "redis.down", "redis %s connection lost: %s", conn_names[c->kind],
+		status == REDIS_OK ? "closed" : ac->errstr);
+	if (c->kind == C_BLOCK) {
+		c->q->waiting = false;
+		if (c->q->wait_guard) {
+			loop_timer_cancel(c->q->loop, c->q->wait_guard);
+			c->q->wait_guard = NULL;
+		}
+	}
+	if (was && c->kind == C_CMD && c->q->ev->state)
+		c->q->ev->state(c->q->arg, false);
+	schedule_reconnect(c);
+}
+
+static void connect_one(struct rconn *c)
+{
+	struct queue *q = c->q;
+	redisAsyncContext *ac;
+	int one = 1, idle = 15, intvl = 5, cnt = 3;
+
+	ac = q->target.path ? redisAsyncConnectUnix(q->target.path)
+			    : redisAsyncConnect(q->target.host, q->target.port);
+	if (!ac || ac->err) {
+		log_msg(LOG_WARN, "redis.down", "redis connect: %s", ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		schedule_reconnect(c);
+		return;
+	}
+	c->ac = ac;
+	c->fd = ac->c.fd;
+	c->events = 0;
+	fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+	if (!q->target.path) {
+		/* A connection that died silently must not hang a blocking call forever. */
+		setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	ac->data = c;
+	ac->ev.data = c;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetConnectCallback(ac, on_connected);
+	redisAsyncSetDisconnectCallback(ac, on_disconnected);
+	/* Commands on one connection run in order: these precede everything else. */
+	if (q->target.password)
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", q->target.password);
+	if (q->target.db)
+		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", q->target.db);
+	/* hiredis 0.14 only reports the connect once the socket is writable. */
+	ev_add_write(c);
+}
+
+struct queue *queue_new(struct loop *l, const struct config *cfg, const struct queue_events *ev, void *arg)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+	const char *p = cfg->queue_prefix, *id = cfg->executor_id;
+	char *err = NULL;
+
+	if (redis_url_parse(cfg->redis_url, &q->target, &err) < 0) {
+		log_msg(LOG_ERROR, "config.invalid", "%s", err);
+		free(err);
+		free(q);
+		return NULL;
+	}
+	q->loop = l;
+	q->cfg = cfg;
+	q->ev = ev;
+	q->arg = arg;
+	q->prefix_tag = xasprintf("{%s}:", p);
+	q->k_high = xasprintf("{%s}:queue:high", p);
+	q->k_normal = xasprintf("{%s}:queue:normal", p);
+	q->k_low = xasprintf("{%s}:queue:low", p);
+	q->k_wake = xasprintf("{%s}:wake", p);
+	q->k_delayed = xasprintf("{%s}:delayed", p);
+	q->k_proc = xasprintf("{%s}:processing:%s", p, id);
+	q->k_execs = xasprintf("{%s}:executors", p);
+	q->k_hb = xasprintf("{%s}:heartbeat:%s", p, id);
+	q->k_cancel = xasprintf("{%s}:cancel", p);
+	for (int i = 0; i < C_N; i++) {
+		q->c[i].q = q;
+		q->c[i].kind = i;
+		connect_one(&q->c[i]);
+	}
+	return q;
+}
+
+void queue_free(struct queue *q)
+{
+	if (!q)
+		return;
+	q->closing = true;
+	if (q->wait_guard)
+		loop_timer_cancel(q->loop, q->wait_guard);
+	for (int i = 0; i < C_N; i++) {
+		if (q->c[i].retry)
+			loop_timer_cancel(q->loop, q->c[i].retry);
+		if (q->c[i].ac)
+			redisAsyncFree(q->c[i].ac);
+	}
+	redis_target_free(&q->target);
+	free(q->prefix_tag);
+	free(q->k_high);
+	free(q->k_normal);
+	free(q->k_low);
+	free(q->k_wake);
+	free(q->k_delayed);
+	free(q->k_proc);
+	free(q->k_execs);
+	free(q->k_hb);
+	free(q->k_cancel);
+	free(q);
+}
+
+bool queue_up(const struct queue *q)
+{
+	return q->c[C_CMD].connected;
+}
+
+/* ---- commands --------------------------------------------------------------- */
+
+struct call {
+	queue_cb cb;
+	void *arg;
+};
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct call *call = priv;
+	redisReply *reply = r;
+
+	if (reply && reply->type == REDIS_REPLY_ERROR) {
+		log_msg(LOG_ERROR, "redis.error", "redis: %s", reply->str);
+		reply = NULL;
+	}
+	if (call->cb)
+		call->cb(call->arg, reply);
+	free(call);
+}
+
+static int send_argv(struct queue *q, queue_cb cb, void *arg, int argc, const char **argv, const size_t *lens)
+{
+	struct rconn *c = &q->c[C_CMD];
+	struct call *call;
+
+	if (!c->connected)
+		return -ENOTCONN;
+	call = xmalloc(sizeof(*call));
+	call->cb = cb;
+	call->arg = arg;
+	if (redisAsyncCommandArgv(c->ac, on_reply, call, argc, argv, lens) != REDIS_OK) {
+		free(call);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* EVAL script with keys and args (NUL-terminated unless lengths are given). */
+static int eval(struct queue *q, queue_cb cb, void *arg, const char *script, int nkeys, const char **keys,
+		int nargs, const char **args, const size_t *arglens)
+{
+	const char *argv[16];
+	size_t lens[16];
+	char nk[16];
+	int n = 0;
+
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[n] = "EVAL", lens[n++] = 4;
+	argv[n] = script, lens[n++] = strlen(script);
+	argv[n] = nk, lens[n++] = strlen(nk);
+	for (int i = 0; i < nkeys; i++)
+		argv[n] = keys[i], lens[n++] = strlen(keys[i]);
+	for (int i = 0; i < nargs; i++)
+		argv[n] = args[i], lens[n++] = arglens ? arglens[i] : strlen(args[i]);
+	return send_argv(q, cb, arg, n, argv, lens);
+}
+
+int queue_claim(struct queue *q, queue_cb cb, void *arg)
+{
+	const char *keys[] = { q->k_high, q->k_normal, q->k_low, q->k_proc, q->k_wake };
+
+	return eval(q, cb, arg, claim_lua, 5, keys, 0, NULL, NULL);
+}
+
+static void on_woken(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct queue *q = priv;
+
+	q->waiting = false;
+	if (q->wait_guard) {
+		loop_timer_cancel(q->loop, q->wait_guard);
+		q->wait_guard = NULL;
+	}
+	if (!q->closing && r && q->ev->woken)
+		q->ev->woken(q->arg);
+}
+
+static void on_wait_guard(struct loop *l, void *arg)
+{
+	struct queue *q = arg;
+
+	q->wait_guard = NULL;
+	log_msg(LOG_WARN, "redis.down", "redis blocking wait overran its bound; reconnecting");
+	if (q->c[C_BLOCK].ac)
+		redisAsyncFree(q->c[C_BLOCK].ac);
+}
+
+void queue_wait(struct queue *q, int64_t timeout_ms)
+{
+	struct rconn *c = &q->c[C_BLOCK];
+	char secs[32];
+
+	if (q->waiting || !c->connected)
+		return;
+	if (timeout_ms < 10)
+		timeout_ms = 10;
+	snprintf(secs, sizeof(secs), "%.3f", (double)timeout_ms / 1000.0);
+	if (redisAsyncCommand(c->ac, on_woken, q, "BZPOPMIN %s %s", q->k_wake, secs) != REDIS_OK)
+		return;
+	q->waiting = true;
+	/* Never wait on a reply that cannot come: past its bound the connection is dead. */
+	q->wait_guard = loop_timer(q->loop, now_ms() + timeout_ms + 2 * q->cfg->heartbeat_ms + 1000,
+				   on_wait_guard, q);
+}
+
+bool queue_waiting(const struct queue *q)
+{
+	return q->waiting;
+}
+
+int queue_ack(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg)
+{
+	const char *argv[] = { "LREM", q->k_proc, "1", entry };
+	size_t lens[] = { 4, strlen(q->k_proc), 1, len };
+
+	return send_argv(q, cb, arg, 4, argv, lens);
+}
+
+int queue_delay(struct queue *q, const char *entry, size_t len, int64_t due_ms, queue_cb cb, void *arg)
+{
+	const char *keys[] = { q->k_proc, q->k_delayed };
+	char due[32];
+	const char *args[] = { entry, due };
+	size_t lens[2];
+
+	snprintf(due, sizeof(due), "%lld", (long long)due_ms);
+	lens[0] = len;
+	lens[1] = strlen(due);
+	return eval(q, cb, arg, delay_lua, 2, keys, 2, args, lens);
+}
+
+int queue_requeue(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg)
+{
+	const char *keys[] = { q->k_proc, q->k_high, q->k_normal, q->k_low, q->k_wake };
+	const char *args[] = { entry };
+
+	return eval(q, cb, arg, requeue_lua, 5, keys, 1, args, &len);
+}
+
+int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb, void *arg)
+{
+	char *proc = xasprintf("%sprocessing:%s", q->prefix_tag, executor);
+	char *hb = xasprintf("%sheartbeat:%s", q->prefix_tag, executor);
+	const char *keys[] = { proc, hb, q->k_high, q->k_normal, q->k_low, q->k_wake, q->k_execs };
+	const char *args[] = { executor, force ? "1" : "0" };
+	int r = eval(q, cb, arg, recover_lua, 7, keys, 2, args, NULL);
+
+	free(proc);
+	free(hb);
+	return r;
+}
+
+int queue_sweep(struct queue *q, queue_cb cb, void *arg)
+{
+	const char *keys[] = { q->k_execs, q->k_high, q->k_normal, q->k_low, q->k_wake };
+	const char *args[] = { q->prefix_tag };
+
+	return eval(q, cb, arg, sweep_lua, 5, keys, 1, args, NULL);
+}
+
+int queue_promote(struct queue *q, int64_t now, queue_cb cb, void *arg)
+{
+	const char *keys[] = { q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake };
+	char t[32];
+	const char *args[] = { t };
+
+	snprintf(t, sizeof(t), "%lld", (long long)now);
+	return eval(q, cb, arg, promote_lua, 5, keys, 1, args, NULL);
+}
+
+int queue_heartbeat(struct queue *q, const char *doc, queue_cb cb, void *arg)
+{
+	char ttl[32];
+	const char *set[] = { "SET", q->k_hb, doc, "PX", ttl };
+	const char *sadd[] = { "SADD", q->k_execs, q->cfg->executor_id };
+	int r;
+
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)(3 * q->cfg->heartbeat_ms));
+	r = send_argv(q, NULL, NULL, 5, set, NULL);
+	if (r < 0)
+		return r;
+	return send_argv(q, cb, arg, 3, sadd, NULL);
+}
+
+int queue_leave(struct queue *q, queue_cb cb, void *arg)
+{
+	const char *del[] = { "DEL", q->k_hb };
+	const char *srem[] = { "SREM", q->k_execs, q->cfg->executor_id };
+	int r = queue_recover(q, q->cfg->executor_id, true, NULL, NULL);
+
+	/* One connection runs commands in order: these follow the recovery. */
+	if (r < 0 || (r = send_argv(q, NULL, NULL, 2, del, NULL)) < 0)
+		return r;
+	return send_argv(q, cb, arg, 3, srem, NULL);
+}
+
+int queue_entry_split(const char *entry, size_t len, const char **ret_prio, size_t *ret_prio_len,
+		      const char **ret_payload, size_t *ret_payload_len)
+{
+	const char *bar = memchr(entry, '|', len);
+
+	if (!bar)
+		return -EINVAL;
+	*ret_prio = entry;
+	*ret_prio_len = (size_t)(bar - entry);
+	*ret_payload = bar + 1;
+	*ret_payload_len = len - (size_t)(bar - entry) - 1;
+	return 0;
+}

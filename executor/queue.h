@@ -1,0 +1,63 @@
+/* queue — the Redis side (taskexec-protocol(7)): claim, acknowledge, delay,
+ * requeue, heartbeat and recovery, all on async connections in the event loop. */
+#ifndef TASKEXEC_QUEUE_H
+#define TASKEXEC_QUEUE_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+
+struct queue;
+
+struct queue_events {
+	void (*woken)(void *arg);                       /* the blocking wait returned */
+	void (*cancel)(void *arg, const char *job_id);  /* `taskexec cancel` of a running job */
+	void (*state)(void *arg, bool up);              /* the command connection came or went */
+};
+
+/* Replies: NULL when the connection failed; the step should be tried again. */
+typedef void (*queue_cb)(void *arg, redisReply *reply);
+
+struct queue *queue_new(struct loop *l, const struct config *c, const struct queue_events *ev, void *arg);
+void queue_free(struct queue *q);
+bool queue_up(const struct queue *q);
+
+/* Move the oldest job of the highest non-empty priority into our processing
+ * list; the reply is the entry "<priority>|<payload>" or nil. */
+int queue_claim(struct queue *q, queue_cb cb, void *arg);
+/* Block (bounded) until a producer touches the wake marker. */
+void queue_wait(struct queue *q, int64_t timeout_ms);
+bool queue_waiting(const struct queue *q);
+/* Drop an entry from our processing list: its outcome is in the database. */
+int queue_ack(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg);
+/* Drop it and park it in the delayed set until due_ms (wall clock). */
+int queue_delay(struct queue *q, const char *entry, size_t len, int64_t due_ms, queue_cb cb, void *arg);
+/* Drop it and put it back at the head of its queue (shutdown). */
+int queue_requeue(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg);
+/* Put every entry of EXECUTOR's processing list back at the head of its queue
+ * (only when its heartbeat lapsed, unless force). */
+int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb, void *arg);
+/* Recover every executor whose heartbeat lapsed; reply: entries moved. */
+int queue_sweep(struct queue *q, queue_cb cb, void *arg);
+/* Move due retries to their queues; reply: the next due time in ms or -1. */
+int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
+int queue_heartbeat(struct queue *q, const char *doc, queue_cb cb, void *arg);
+/* Remove our heartbeat and membership (clean exit). */
+int queue_leave(struct queue *q, queue_cb cb, void *arg);
+
+/* Split "<priority>|<payload>". */
+int queue_entry_split(const char *entry, size_t len, const char **ret_prio, size_t *ret_prio_len,
+		      const char **ret_payload, size_t *ret_payload_len);
+
+/* URL parsing shared with the command-line tool. */
+struct redis_target {
+	char *host, *path, *password;
+	int port, db;
+};
+int redis_url_parse(const char *url, struct redis_target *ret, char **ret_err);
+void redis_target_free(struct redis_target *t);
+
+#endif

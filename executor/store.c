@@ -1,0 +1,343 @@
+/* store — the PostgreSQL side: schema migration, and queries sent without
+ * blocking the event loop, replayed after a reconnect. */
+#include "store.h"
+#include "log.h"
+#include "schema.sql.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+int store_migrate(const char *conninfo, char **ret_err)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r = NULL;
+	int version = 0, rc = -1;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		*ret_err = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
+		goto out;
+	}
+#define EXEC(sql)                                                                                 \
+	do {                                                                                      \
+		PQclear(r);                                                                       \
+		r = PQexec(c, sql);                                                               \
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) { \
+			*ret_err = xasprintf("schema migration: %s", PQerrorMessage(c));          \
+			goto rollback;                                                            \
+		}                                                                                 \
+	} while (0)
+	EXEC("SET client_min_messages = warning");
+	EXEC("BEGIN");
+	/* One daemon migrates at a time; the others wait here, then find it done. */
+	EXEC("SELECT pg_advisory_xact_lock(7243512)");
+	EXEC("CREATE SCHEMA IF NOT EXISTS taskexec");
+	EXEC("CREATE TABLE IF NOT EXISTS taskexec.schema_version (version int PRIMARY KEY, "
+	     "applied_at timestamptz NOT NULL DEFAULT now())");
+	EXEC("SELECT COALESCE(max(version), 0) FROM taskexec.schema_version");
+	version = atoi(PQgetvalue(r, 0, 0));
+	if (version > (int)ARRAY_SIZE(schema_migrations)) {
+		*ret_err = xasprintf("schema taskexec is at version %d, newer than this taskexecd knows (%zu)",
+				     version, ARRAY_SIZE(schema_migrations));
+		goto rollback;
+	}
+	for (size_t v = (size_t)version; v < ARRAY_SIZE(schema_migrations); v++) {
+		char ins[96];
+
+		EXEC(schema_migrations[v]);
+		snprintf(ins, sizeof(ins), "INSERT INTO taskexec.schema_version (version) VALUES (%zu)", v + 1);
+		EXEC(ins);
+	}
+	EXEC("COMMIT");
+#undef EXEC
+	rc = 0;
+	goto out;
+rollback:
+	PQclear(r);
+	r = PQexec(c, "ROLLBACK");
+out:
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+struct req {
+	char *sql;
+	int n;
+	char **params;
+	store_cb cb;
+	void *arg;
+	struct req *next;
+};
+
+struct store {
+	struct loop *loop;
+	char *conninfo;
+	void (*state)(void *arg, bool up);
+	void *state_arg;
+	PGconn *conn;
+	int fd;
+	uint32_t events;
+	bool up, sent;
+	int64_t backoff_ms;
+	struct timer *retry;
+	struct req *head, *tail;
+	PGresult *first;        /* the first result of the statement in flight */
+	bool closing;
+};
+
+static void watch(struct store *s, int fd, uint32_t events);
+static void start_connect(struct store *s);
+static void pump(struct store *s);
+
+static void on_retry(struct loop *l, void *arg)
+{
+	struct store *s = arg;
+
+	s->retry = NULL;
+	start_connect(s);
+}
+
+static void lost(struct store *s, const char *why)
+{
+	bool was = s->up;
+
+	watch(s, -1, 0);
+	if (s->conn) {
+		log_msg(LOG_WARN, "postgres.down", "PostgreSQL: %s", why);
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+	PQclear(s->first);
+	s->first = NULL;
+	s->up = false;
+	s->sent = false;        /* the statement in flight is sent again */
+	if (was && s->state)
+		s->state(s->state_arg, false);
+	if (s->closing || s->retry)
+		return;
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 250;
+	if (s->backoff_ms > 5000)
+		s->backoff_ms = 5000;
+	s->retry = loop_timer(s->loop, now_ms() + s->backoff_ms, on_retry, s);
+}
+
+static void on_io(struct loop *l, int fd, uint32_t events, void *arg);
+
+static void watch(struct store *s, int fd, uint32_t events)
+{
+	if (s->fd >= 0 && (fd != s->fd || !events)) {
+		loop_del(s->loop, s->fd);
+		s->fd = -1;
+		s->events = 0;
+	}
+	if (fd < 0 || !events)
+		return;
+	if (s->fd < 0) {
+		if (loop_add(s->loop, fd, events, on_io, s) == 0) {
+			s->fd = fd;
+			s->events = events;
+		}
+	} else if (events != s->events) {
+		loop_mod(s->loop, fd, events);
+		s->events = events;
+	}
+}
+
+static void poll_connect(struct store *s)
+{
+	switch (PQconnectPoll(s->conn)) {
+	case PGRES_POLLING_READING:
+		watch(s, PQsocket(s->conn), EPOLLIN);
+		return;
+	case PGRES_POLLING_WRITING:
+		watch(s, PQsocket(s->conn), EPOLLOUT);
+		return;
+	case PGRES_POLLING_OK:
+		PQsetnonblocking(s->conn, 1);
+		watch(s, PQsocket(s->conn), EPOLLIN);
+		s->up = true;
+		if (s->backoff_ms)
+			log_msg(LOG_INFO, "postgres.up", "PostgreSQL connection restored");
+		s->backoff_ms = 0;
+		if (s->state)
+			s->state(s->state_arg, true);
+		pump(s);
+		return;
+	default:
+		lost(s, PQerrorMessage(s->conn));
+		return;
+	}
+}
+
+static void start_connect(struct store *s)
+{
+	s->conn = PQconnectStart(s->conninfo);
+	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
+		lost(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		return;
+	}
+	poll_connect(s);
+}
+
+static void finish_req(struct store *s, PGresult *res)
+{
+	struct req *r = s->head;
+
+	s->head = r->next;
+	if (!s->head)
+		s->tail = NULL;
+	s->sent = false;
+	if (r->cb)
+		r->cb(r->arg, res);
+	PQclear(res);
+	for (int i = 0; i < r->n; i++)
+		free(r->params[i]);
+	free(r->params);
+	free(r->sql);
+	free(r);
+}
+
+static void on_io(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct store *s = arg;
+
+	if (!s->up) {
+		poll_connect(s);
+		return;
+	}
+	if (events & EPOLLOUT) {
+		int f = PQflush(s->conn);
+
+		if (f < 0) {
+			lost(s, PQerrorMessage(s->conn));
+			return;
+		}
+		watch(s, fd, f ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	}
+	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		return;
+	if (!PQconsumeInput(s->conn)) {
+		lost(s, PQerrorMessage(s->conn));
+		return;
+	}
+	while (s->sent && !PQisBusy(s->conn)) {
+		PGresult *res = PQgetResult(s->conn);
+
+		if (res) {
+			if (!s->first)
+				s->first = res;
+			else
+				PQclear(res);
+			continue;
+		}
+		res = s->first;
+		s->first = NULL;
+		if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_msg(LOG_ERROR, "postgres.error", "PostgreSQL: %s", PQresultErrorMessage(res));
+			PQclear(res);
+			res = NULL;
+		}
+		finish_req(s, res);
+	}
+	/* Drain notifications nobody listens to. */
+	for (PGnotify *n; (n = PQnotifies(s->conn));)
+		PQfreemem(n);
+	if (PQstatus(s->conn) == CONNECTION_BAD) {
+		lost(s, PQerrorMessage(s->conn));
+		return;
+	}
+	pump(s);
+}
+
+static void pump(struct store *s)
+{
+	struct req *r = s->head;
+	int f;
+
+	if (!s->up || s->sent || !r)
+		return;
+	if (!PQsendQueryParams(s->conn, r->sql, r->n, NULL, (const char *const *)r->params, NULL, NULL, 0)) {
+		lost(s, PQerrorMessage(s->conn));
+		return;
+	}
+	s->sent = true;
+	f = PQflush(s->conn);
+	if (f < 0)
+		lost(s, PQerrorMessage(s->conn));
+	else if (f > 0)
+		watch(s, PQsocket(s->conn), EPOLLIN | EPOLLOUT);
+}
+
+struct store *store_new(struct loop *l, const char *conninfo, void (*state)(void *arg, bool up), void *arg)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+
+	s->loop = l;
+	s->conninfo = xstrdup(conninfo);
+	s->state = state;
+	s->state_arg = arg;
+	s->fd = -1;
+	start_connect(s);
+	return s;
+}
+
+void store_free(struct store *s)
+{
+	if (!s)
+		return;
+	s->closing = true;
+	watch(s, -1, 0);
+	if (s->retry)
+		loop_timer_cancel(s->loop, s->retry);
+	PQclear(s->first);
+	if (s->conn)
+		PQfinish(s->conn);
+	while (s->head) {
+		struct req *r = s->head;
+
+		s->head = r->next;
+		for (int i = 0; i < r->n; i++)
+			free(r->params[i]);
+		free(r->params);
+		free(r->sql);
+		free(r);
+	}
+	free(s->conninfo);
+	free(s);
+}
+
+bool store_up(const struct store *s)
+{
+	return s->up;
+}
+
+int store_pending(const struct store *s)
+{
+	int n = 0;
+
+	for (struct req *r = s->head; r; r = r->next)
+		n++;
+	return n;
+}
+
+void store_query(struct store *s, const char *sql, int n, const char *const *params, store_cb cb, void *arg)
+{
+	struct req *r = xcalloc(1, sizeof(*r));
+
+	r->sql = xstrdup(sql);
+	r->n = n;
+	r->params = xcalloc((size_t)n + 1, sizeof(char *));
+	for (int i = 0; i < n; i++)
+		r->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+	r->cb = cb;
+	r->arg = arg;
+	if (s->tail)
+		s->tail->next = r;
+	else
+		s->head = r;
+	s->tail = r;
+	pump(s);
+}

@@ -1,0 +1,29 @@
+/* store — the PostgreSQL side: schema migration, and queries sent without
+ * blocking the event loop, replayed after a reconnect. */
+#ifndef TASKEXEC_STORE_H
+#define TASKEXEC_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "loop.h"
+
+struct store;
+
+/* The result, or NULL when the query failed (the step should be tried again). */
+typedef void (*store_cb)(void *arg, PGresult *res);
+
+/* Create or migrate schema taskexec; blocking, for start-up and tests. */
+int store_migrate(const char *conninfo, char **ret_err);
+
+struct store *store_new(struct loop *l, const char *conninfo, void (*state)(void *arg, bool up), void *arg);
+void store_free(struct store *s);
+bool store_up(const struct store *s);
+/* Queue a parameterised statement; NULL params are SQL NULL.  Statements are
+ * sent one at a time, in order; one interrupted by a lost connection is sent
+ * again after the reconnect, so every statement must be safe to replay. */
+void store_query(struct store *s, const char *sql, int n, const char *const *params, store_cb cb, void *arg);
+/* Statements waiting or in flight. */
+int store_pending(const struct store *s);
+
+#endif

@@ -1,0 +1,546 @@
+/* supervise — the life of one claimed job, as one state machine (see supervise.h). */
+#include "supervise.h"
+#include "job.h"
+#include "log.h"
+#include "util.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOST_LIMIT "3"
+
+enum jstate { J_VALIDATE, J_REJECT_DB, J_CLAIM_DB, J_RUN, J_RECORD, J_ACK, J_DELAY, J_REQUEUE, J_DONE };
+static const char *const state_names[] = { "validate", "reject_db", "claim_db", "run", "record",
+					   "ack", "delay", "requeue", "done" };
+
+struct job_run {
+	struct daemon *d;
+	struct job_run *next;
+	enum jstate state;
+	char *entry;
+	size_t entry_len;
+	struct job job;
+	char *job_id;                   /* the job's id, or invalid-<hash> */
+	char *reject_msg;
+	struct policies *pol;
+	struct job_plan plan;
+	int attempt;
+	struct attempt *running;
+	struct outcome *outcome;
+	int64_t next_at_ms;
+	char token[48];
+	struct timer *retry;
+	int64_t retry_ms;
+};
+
+static void step(struct job_run *jr);
+
+static void go(struct job_run *jr, enum jstate next)
+{
+	jr->state = next;
+	jr->retry_ms = 0;
+	step(jr);
+}
+
+static void on_retry(struct loop *l, void *arg)
+{
+	struct job_run *jr = arg;
+
+	jr->retry = NULL;
+	step(jr);
+}
+
+/* Redis or PostgreSQL did not take the step: try the same step again later. */
+static void later(struct job_run *jr)
+{
+	jr->retry_ms = jr->retry_ms ? jr->retry_ms * 2 : 200;
+	if (jr->retry_ms > 5000)
+		jr->retry_ms = 5000;
+	if (log_enabled(LOG_DEBUG))
+		log_json(LOG_DEBUG, "job.step_deferred", json_pack("{s:s, s:s, s:I}", "job_id", jr->job_id,
+								      "state", state_names[jr->state],
+								      "retry_ms", (json_int_t)jr->retry_ms));
+	jr->retry = loop_timer(jr->d->loop, now_ms() + jr->retry_ms, on_retry, jr);
+}
+
+static json_t *job_fields(struct job_run *jr)
+{
+	json_t *f = json_pack("{s:s}", "job_id", jr->job_id);
+
+	if (jr->attempt)
+		json_object_set_new(f, "attempt", json_integer(jr->attempt));
+	if (jr->job.task_type)
+		json_object_set_new(f, "task_type", json_string(jr->job.task_type));
+	return f;
+}
+
+static void sha256_hex(const void *p, size_t n, char out[65])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, p, n);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/* ---- VALIDATE ---------------------------------------------------------------- */
+
+static bool signature_valid(const struct config *c, const struct job *j, char **ret_err)
+{
+	unsigned char sig[crypto_sign_BYTES];
+	size_t siglen = 0;
+	char *canon;
+	bool ok = false;
+
+	if (!j->signature) {
+		*ret_err = xstrdup("signature invalid: the job carries no signature");
+		return false;
+	}
+	if (sodium_base642bin(sig, sizeof(sig), j->signature, strlen(j->signature), NULL, &siglen, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) < 0 || siglen != sizeof(sig)) {
+		*ret_err = xstrdup("signature invalid: not a base64 Ed25519 signature");
+		return false;
+	}
+	canon = job_canonical(j->doc, ret_err);
+	if (!canon)
+		return false;
+	for (char **k = c->verify_keys; k && *k && !ok; k++) {
+		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+		char *text = NULL;
+		size_t pklen = 0;
+
+		if (read_file(*k, 4096, &text, NULL) < 0)
+			continue;
+		text[strcspn(text, "\r\n")] = '\0';
+		if (sodium_base642bin(pk, sizeof(pk), text, strlen(text), NULL, &pklen, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) == 0 && pklen == sizeof(pk))
+			ok = crypto_sign_verify_detached(sig, (const unsigned char *)canon, strlen(canon), pk) == 0;
+		free(text);
+	}
+	free(canon);
+	if (!ok)
+		*ret_err = xstrdup("signature invalid: no key in TASKEXEC_VERIFY_KEYS verifies it");
+	return ok;
+}
+
+static void validate(struct job_run *jr)
+{
+	struct daemon *d = jr->d;
+	const char *prio, *payload;
+	size_t plen, len;
+	char *err = NULL;
+
+	if (queue_entry_split(jr->entry, jr->entry_len, &prio, &plen, &payload, &len) < 0) {
+		payload = jr->entry;
+		len = jr->entry_len;
+	}
+	if (job_parse(payload, len, &jr->job, &err) < 0) {
+		char hex[65];
+
+		sha256_hex(payload, len, hex);
+		jr->job_id = jr->job.job_id && job_id_valid(jr->job.job_id) ? xstrdup(jr->job.job_id)
+									    : xasprintf("invalid-%.16s", hex);
+		memset(&jr->job.task_type, 0, sizeof(jr->job) - offsetof(struct job, task_type));
+		jr->job.job_id = NULL;
+		jr->reject_msg = err;
+		go(jr, J_REJECT_DB);
+		return;
+	}
+	jr->job_id = xstrdup(jr->job.job_id);
+	if (d->cfg->require_signature && !signature_valid(d->cfg, &jr->job, &err)) {
+		jr->reject_msg = err;
+		go(jr, J_REJECT_DB);
+		return;
+	}
+	jr->pol = d->policies;
+	jr->pol->refs++;
+	if (job_prepare(&jr->job, d->cfg, &jr->pol->set, &jr->plan, &err) < 0) {
+		jr->reject_msg = err;
+		go(jr, J_REJECT_DB);
+		return;
+	}
+	go(jr, J_CLAIM_DB);
+}
+
+/* ---- database steps ------------------------------------------------------------ */
+
+static void on_rejected(void *arg, PGresult *res)
+{
+	struct job_run *jr = arg;
+
+	if (!res) {
+		later(jr);
+		return;
+	}
+	jr->d->failed++;
+	log_json(LOG_WARN, "job.rejected", json_pack("{s:s, s:s}", "job_id", jr->job_id, "error", jr->reject_msg));
+	go(jr, J_ACK);
+}
+
+static void reject_db(struct job_run *jr)
+{
+	struct job *j = &jr->job;
+	char *params = j->parameters ? json_dumps(j->parameters, JSON_COMPACT) : NULL;
+	const char *p[] = { jr->job_id, j->task_type, j->module_path, j->class_name, j->method_name, params,
+			    jr->reject_msg };
+
+	store_query(jr->d->store, "SELECT taskexec.reject($1, $2, $3, $4, $5, $6::jsonb, $7)", 7, p, on_rejected, jr);
+	free(params);
+}
+
+static void on_claimed(void *arg, PGresult *res)
+{
+	struct job_run *jr = arg;
+	const char *action;
+
+	if (!res || PQntuples(res) != 1) {
+		later(jr);
+		return;
+	}
+	action = PQgetvalue(res, 0, 0);
+	jr->attempt = atoi(PQgetvalue(res, 0, 1));
+	if (!strcmp(action, "run")) {
+		go(jr, J_RUN);
+	} else if (!strcmp(action, "delay")) {
+		jr->next_at_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		go(jr, J_DELAY);
+	} else {
+		log_json(LOG_INFO, "job.skipped", json_pack("{s:s, s:s}", "job_id", jr->job_id, "reason",
+							    "already terminal, cancelled or a duplicate"));
+		go(jr, J_ACK);
+	}
+}
+
+static void claim_db(struct job_run *jr)
+{
+	struct daemon *d = jr->d;
+	struct job *j = &jr->job;
+	char *params = json_dumps(j->parameters, JSON_COMPACT | JSON_SORT_KEYS);
+	char retries[24], timeout[24], pid[24], hash[65];
+	json_t *id = json_pack("{s:s, s:s, s:s?, s:s, s:O}", "t", j->task_type, "m", j->module_path, "c",
+			       j->class_name, "f", j->method_name, "p", j->parameters);
+	char *canon = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS);
+	const char *p[16];
+
+	sha256_hex(canon, strlen(canon), hash);
+	free(canon);
+	json_decref(id);
+	snprintf(retries, sizeof(retries), "%ld", jr->plan.max_retries);
+	snprintf(timeout, sizeof(timeout), "%lld", (long long)(jr->plan.timeout_ms / 1000));
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	if (!jr->token[0])
+		snprintf(jr->token, sizeof(jr->token), "%.24s-%d-%lld", d->cfg->executor_id, (int)getpid(),
+			 (long long)++d->claim_token);
+	p[0] = jr->job_id;
+	p[1] = j->task_type;
+	p[2] = j->module_path;
+	p[3] = j->class_name;
+	p[4] = j->method_name;
+	p[5] = params;
+	p[6] = j->idempotency_key;
+	p[7] = jr->plan.priority;
+	p[8] = retries;
+	p[9] = timeout;
+	p[10] = j->idempotency_key ? NULL : hash;
+	p[11] = d->cfg->executor_id;
+	p[12] = d->host;
+	p[13] = pid;
+	p[14] = jr->token;
+	p[15] = LOST_LIMIT;
+	store_query(d->store,
+		    "SELECT action, attempt, next_at_ms FROM taskexec.claim($1, $2, $3, $4, $5, $6::jsonb, $7, $8, "
+		    "$9::int, $10::int, $11, $12, $13, $14::int, $15, $16::int)",
+		    16, p, on_claimed, jr);
+	free(params);
+}
+
+static void on_recorded(void *arg, PGresult *res)
+{
+	struct job_run *jr = arg;
+	struct daemon *d = jr->d;
+	const char *status;
+	json_t *f;
+
+	if (!res || PQntuples(res) != 1) {
+		later(jr);
+		return;
+	}
+	status = PQgetvalue(res, 0, 0);
+	f = job_fields(jr);
+	json_object_set_new(f, "status", json_string(status));
+	json_object_set_new(f, "outcome", json_string(outcome_name(jr->outcome->kind)));
+	if (jr->outcome->error)
+		json_object_set_new(f, "error", json_string(jr->outcome->error));
+	json_object_set_new(f, "duration_ms", json_integer(jr->outcome->duration_ms));
+	if (!strcmp(status, "COMPLETED")) {
+		d->completed++;
+		log_json(LOG_INFO, "job.completed", f);
+		go(jr, J_ACK);
+	} else if (!strcmp(status, "FAILED")) {
+		d->failed++;
+		log_json(LOG_WARN, "job.failed", f);
+		go(jr, J_ACK);
+	} else if (!strcmp(status, "QUEUED") && !PQgetisnull(res, 0, 2)) {
+		d->retried++;
+		jr->next_at_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		json_object_set_new(f, "next_attempt_in_ms", json_integer(jr->next_at_ms - wall_ms()));
+		log_json(LOG_INFO, "job.retry_scheduled", f);
+		go(jr, J_DELAY);
+	} else if (!strcmp(status, "QUEUED")) {
+		log_json(LOG_INFO, "job.requeued", f);
+		go(jr, J_REQUEUE);
+	} else {
+		/* Someone else owns it now (we were presumed lost): our write was refused. */
+		log_json(LOG_WARN, "job.late_outcome_ignored", f);
+		go(jr, J_ACK);
+	}
+}
+
+static int64_t backoff_ms(const struct job_run *jr)
+{
+	const struct policy *p = jr->plan.policy;
+	int64_t cap = p->backoff_base_ms;
+	uint32_t r = randombytes_random();
+
+	for (int i = 1; i < jr->attempt && cap < p->backoff_max_ms; i++)
+		cap *= 2;
+	if (cap > p->backoff_max_ms)
+		cap = p->backoff_max_ms;
+	/* full jitter: anywhere from 0 to the capped exponential */
+	return cap ? (int64_t)(r % (uint64_t)(cap + 1)) : 0;
+}
+
+static void record(struct job_run *jr)
+{
+	struct outcome *o = jr->outcome;
+	char attempt[24], exit_code[24], sig[24], cpu[24], rss[24], delay[24];
+	char *result = o->result ? json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *error = o->error ? utf8_clean(o->error, strlen(o->error)) : NULL;
+	char *tb = o->traceback ? utf8_clean(o->traceback, strlen(o->traceback)) : NULL;
+	char *out = o->stdout_tail ? utf8_clean(o->stdout_tail, strlen(o->stdout_tail)) : NULL;
+	char *err = o->stderr_tail ? utf8_clean(o->stderr_tail, strlen(o->stderr_tail)) : NULL;
+	const char *p[16];
+
+	snprintf(attempt, sizeof(attempt), "%d", jr->attempt);
+	snprintf(exit_code, sizeof(exit_code), "%d", o->exit_code);
+	snprintf(sig, sizeof(sig), "%d", o->signal);
+	snprintf(cpu, sizeof(cpu), "%lld", (long long)o->cpu_ms);
+	snprintf(rss, sizeof(rss), "%lld", (long long)o->max_rss_kb);
+	snprintf(delay, sizeof(delay), "%lld", (long long)backoff_ms(jr));
+	p[0] = jr->job_id;
+	p[1] = attempt;
+	p[2] = outcome_name(o->kind);
+	p[3] = o->retryable ? "true" : "false";
+	p[4] = result;
+	p[5] = error;
+	p[6] = o->error_type;
+	p[7] = tb;
+	p[8] = o->exit_code >= 0 ? exit_code : NULL;
+	p[9] = o->signal ? sig : NULL;
+	p[10] = out;
+	p[11] = err;
+	p[12] = cpu;
+	p[13] = rss;
+	p[14] = o->landlock ? "true" : "false";
+	p[15] = delay;
+	store_query(jr->d->store,
+		    "SELECT status, attempts, next_at_ms FROM taskexec.finish($1, $2::int, $3, $4::boolean, "
+		    "$5::jsonb, $6, $7, $8, $9::int, $10::int, $11, $12, $13::bigint, $14::bigint, $15::boolean, "
+		    "$16::bigint)",
+		    16, p, on_recorded, jr);
+	free(result);
+	free(error);
+	free(tb);
+	free(out);
+	free(err);
+}
+
+/* ---- the attempt ------------------------------------------------------------------- */
+
+static void on_line(void *ctx, int stream, const char *line, size_t len)
+{
+	struct job_run *jr = ctx;
+	char *clean;
+	json_t *f;
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	clean = utf8_clean(line, len);
+	f = job_fields(jr);
+	json_object_set_new(f, "stream", json_string(stream == PROC_STDOUT ? "stdout" : "stderr"));
+	json_object_set_new(f, "line", json_string(clean));
+	log_json(LOG_INFO, "job.output", f);
+	free(clean);
+}
+
+static void on_event(void *ctx, const char *line, size_t len)
+{
+	struct job_run *jr = ctx;
+	json_t *rec = json_loadb(line, len, 0, NULL), *f;
+
+	if (!log_enabled(LOG_INFO)) {
+		json_decref(rec);
+		return;
+	}
+	f = job_fields(jr);
+	if (json_is_object(rec)) {
+		json_object_set(f, "task_level", json_object_get(rec, "level"));
+		json_object_set(f, "logger", json_object_get(rec, "logger"));
+		json_object_set(f, "msg", json_object_get(rec, "msg"));
+		if (json_object_get(rec, "exc"))
+			json_object_set(f, "exc", json_object_get(rec, "exc"));
+	} else {
+		char *clean = utf8_clean(line, len);
+
+		json_object_set_new(f, "msg", json_string(clean));
+		free(clean);
+	}
+	json_decref(rec);
+	log_json(LOG_INFO, "job.log", f);
+}
+
+static void on_done(void *ctx, struct outcome *o)
+{
+	struct job_run *jr = ctx;
+
+	jr->running = NULL;
+	jr->outcome = o;
+	go(jr, J_RECORD);
+}
+
+static const struct attempt_ops ops = { on_line, on_event, on_done };
+
+static void run(struct job_run *jr)
+{
+	struct daemon *d = jr->d;
+	struct launch launch;
+	char *envelope, *err = NULL;
+	size_t len;
+	json_t *f;
+
+	envelope = job_envelope(&jr->job, jr->attempt, d->cfg, jr->plan.policy, &len);
+	launch = (struct launch){ .policy = jr->plan.policy, .roots = d->cfg->tasks_path, .input = envelope,
+				  .input_len = len, .job_id = jr->job_id };
+	d->started++;
+	jr->running = attempt_start(d->loop, &d->sandbox, &launch, jr->plan.timeout_ms, d->cfg->result_max, &ops,
+				    jr, &err);
+	free(envelope);
+	if (!jr->running) {
+		jr->outcome = outcome_new(OUT_CRASH, NULL);
+		jr->outcome->error = xasprintf("launch failed: %s", err);
+		jr->outcome->retryable = true;
+		free(err);
+		go(jr, J_RECORD);
+		return;
+	}
+	f = job_fields(jr);
+	json_object_set_new(f, "pid", json_integer(attempt_pid(jr->running)));
+	json_object_set_new(f, "module_path", json_string(jr->job.module_path));
+	log_json(LOG_INFO, "job.started", f);
+}
+
+/* ---- Redis steps --------------------------------------------------------------------- */
+
+static void on_acked(void *arg, redisReply *reply)
+{
+	struct job_run *jr = arg;
+
+	if (!reply) {
+		later(jr);
+		return;
+	}
+	go(jr, J_DONE);
+}
+
+static void finish_job(struct job_run *jr)
+{
+	struct daemon *d = jr->d;
+
+	for (struct job_run **p = &d->jobs; *p; p = &(*p)->next)
+		if (*p == jr) {
+			*p = jr->next;
+			break;
+		}
+	d->busy--;
+	if (jr->pol)
+		policies_unref(jr->pol);
+	job_free(&jr->job);
+	outcome_free(jr->outcome);
+	free(jr->job_id);
+	free(jr->reject_msg);
+	free(jr->entry);
+	free(jr);
+	daemon_slot_freed(d);
+}
+
+static void step(struct job_run *jr)
+{
+	struct queue *q = jr->d->queue;
+	int r = 0;
+
+	switch (jr->state) {
+	case J_VALIDATE:
+		validate(jr);
+		return;
+	case J_REJECT_DB:
+		reject_db(jr);
+		return;
+	case J_CLAIM_DB:
+		claim_db(jr);
+		return;
+	case J_RUN:
+		run(jr);
+		return;
+	case J_RECORD:
+		record(jr);
+		return;
+	case J_ACK:
+		r = queue_ack(q, jr->entry, jr->entry_len, on_acked, jr);
+		break;
+	case J_DELAY:
+		r = queue_delay(q, jr->entry, jr->entry_len, jr->next_at_ms, on_acked, jr);
+		break;
+	case J_REQUEUE:
+		r = queue_requeue(q, jr->entry, jr->entry_len, on_acked, jr);
+		break;
+	case J_DONE:
+		finish_job(jr);
+		return;
+	}
+	if (r < 0)
+		later(jr);
+}
+
+void supervise_start(struct daemon *d, const char *entry, size_t len)
+{
+	struct job_run *jr = xcalloc(1, sizeof(*jr));
+
+	jr->d = d;
+	jr->entry = xmalloc(len + 1);
+	memcpy(jr->entry, entry, len);
+	jr->entry[len] = '\0';
+	jr->entry_len = len;
+	jr->next = d->jobs;
+	d->jobs = jr;
+	d->busy++;
+	go(jr, J_VALIDATE);
+}
+
+void supervise_cancel(struct daemon *d, const char *job_id)
+{
+	for (struct job_run *jr = d->jobs; jr; jr = jr->next)
+		if (jr->running && jr->job_id && !strcmp(jr->job_id, job_id)) {
+			log_json(LOG_INFO, "job.cancelling", job_fields(jr));
+			attempt_stop(jr->running, OUT_CANCELLED);
+		}
+}
+
+void supervise_stop_all(struct daemon *d, enum outcome_kind why)
+{
+	for (struct job_run *jr = d->jobs; jr; jr = jr->next)
+		if (jr->running)
+			attempt_stop(jr->running, why);
+}

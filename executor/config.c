@@ -174,7 +174,7 @@ static char *dev_root(void)
 
 static int load_file(struct config *c, const char *path, bool must_exist, struct errs *e)
 {
-	char *buf, *line, *save = NULL;
+	char *buf, *line, *next;
 	int lineno = 0, r;
 
 	r = read_file(path, 1 << 20, &buf, NULL);
@@ -184,10 +184,13 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 		err_add(e, "%s: %s", path, strerror(-r));
 		return -1;
 	}
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (line = buf; line && *line; line = next) {
 		char *eq, *key, *val, lbuf[16];
 		const struct setting *s;
 
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		lineno++;
 		while (*line == ' ' || *line == '\t')
 			line++;
@@ -333,28 +336,83 @@ void config_free(struct config *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* Replace the value after every "password" key (conninfo "password = 'x y'"
+ * or URI "?password=x&") with ***. */
+static char *mask_password_keys(const char *url, bool uri)
+{
+	size_t n = strlen(url);
+	char *out = xmalloc(n + 4 * (n / 8 + 1) + 1), *o = out;
+	const char *p = url;
+
+	while (*p) {
+		const char *k = strstr(p, "password");
+		const char *v;
+
+		if (!k) {
+			strcpy(o, p);
+			o += strlen(p);
+			break;
+		}
+		v = k + 8;
+		while (!uri && (*v == ' ' || *v == '\t'))
+			v++;
+		memcpy(o, p, (size_t)(v - p));
+		o += v - p;
+		p = v;
+		if (*v != '=')
+			continue;
+		*o++ = '=';
+		v++;
+		while (!uri && (*v == ' ' || *v == '\t'))
+			v++;
+		if (!uri && *v == '\'') {
+			for (v++; *v && *v != '\''; v++)
+				if (*v == '\\' && v[1])
+					v++;
+			if (*v)
+				v++;
+		} else {
+			while (*v && (uri ? *v != '&' : (*v != ' ' && *v != '\t')))
+				v++;
+		}
+		memcpy(o, "***", 3);
+		o += 3;
+		p = v;
+	}
+	*o = '\0';
+	return out;
+}
+
 char *config_mask_url(const char *url)
 {
 	const char *scheme = strstr(url, "://");
-	const char *at, *colon;
+	char *tmp, *out;
 
-	if (scheme) {
-		const char *auth = scheme + 3;
+	if (!scheme)
+		return mask_password_keys(url, false);
+	/* scheme://[user][:password]@host...: keep the user, hide the password */
+	{
+		const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#"), *at = NULL;
+		const char *colon;
 
-		at = strchr(auth, '@');
-		colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-		if (colon)
-			return xasprintf("%.*s:***%s", (int)(colon - url), url, at);
-		return xstrdup(url);
+		for (const char *q = auth; q < end; q++)
+			if (*q == '@')
+				at = q;
+		if (at) {
+			colon = memchr(auth, ':', (size_t)(at - auth));
+			if (colon)
+				tmp = xasprintf("%.*s:***%s", (int)(colon - url), url, at);
+			else if (strncmp(url, "postgres", 8))
+				tmp = xasprintf("%.*s***%s", (int)(auth - url), url, at);
+			else
+				tmp = xstrdup(url);     /* postgresql://user@host: no password */
+		} else {
+			tmp = xstrdup(url);
+		}
 	}
-	/* conninfo "key=value" form */
-	if (strstr(url, "password=")) {
-		const char *p = strstr(url, "password=");
-		const char *end = strchr(p, ' ');
-
-		return xasprintf("%.*spassword=***%s", (int)(p - url), url, end ? end : "");
-	}
-	return xstrdup(url);
+	out = mask_password_keys(tmp, true);
+	free(tmp);
+	return out;
 }
 
 void config_print(const struct config *c, FILE *out)

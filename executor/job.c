@@ -218,38 +218,81 @@ void job_free(struct job *j)
 	memset(j, 0, sizeof(*j));
 }
 
-/* Resolve a module the way the import system would along the roots, but only
- * to regular files, and insist the real path stays beneath the root (no symlink
- * out of it). */
-static char *resolve_under(const char *root, const char *module)
+/* The file the import system would load for MODULE under ROOT: the package's
+ * __init__.py before a module of the same name.  Sets *ret_exists when either
+ * is there (that root then wins, as on sys.path). */
+static char *import_file(const char *root, const char *module, bool *ret_exists)
 {
-	char rroot[PATH_MAX], rfile[PATH_MAX];
-	char *rel = xstrdup(module), *cand[2];
-	char *found = NULL;
+	char *rel = xstrdup(module), *cand[2], *found = NULL;
 	struct stat st;
 
 	for (char *p = rel; *p; p++)
 		if (*p == '.')
 			*p = '/';
-	if (!realpath(root, rroot)) {
-		free(rel);
-		return NULL;
-	}
-	cand[0] = xasprintf("%s/%s.py", root, rel);
-	cand[1] = xasprintf("%s/%s/__init__.py", root, rel);
-	for (int i = 0; i < 2 && !found; i++) {
-		size_t n = strlen(rroot);
-
-		if (!realpath(cand[i], rfile) || stat(rfile, &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		if (strncmp(rfile, rroot, n) || (rfile[n] != '/' && strcmp(rroot, "/")))
-			continue;
-		found = xstrdup(rfile);
-	}
+	cand[0] = xasprintf("%s/%s/__init__.py", root, rel);
+	cand[1] = xasprintf("%s/%s.py", root, rel);
+	*ret_exists = false;
+	for (int i = 0; i < 2 && !found; i++)
+		if (stat(cand[i], &st) == 0) {
+			*ret_exists = true;
+			found = xstrdup(cand[i]);
+		}
 	free(cand[0]);
 	free(cand[1]);
 	free(rel);
 	return found;
+}
+
+static bool beneath(const char *rroot, const char *file, char *ret_real)
+{
+	size_t n = strlen(rroot);
+	struct stat st;
+
+	if (!realpath(file, ret_real) || stat(ret_real, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	return !strncmp(ret_real, rroot, n) && (ret_real[n] == '/' || !strcmp(rroot, "/"));
+}
+
+/* The module and every package above it must be regular files whose real
+ * paths stay beneath the root: no symlink may lead the import elsewhere. */
+static int resolve_under(const char *root, const char *module, char **ret_file)
+{
+	char rroot[PATH_MAX], real[PATH_MAX];
+	char *prefix = xstrdup(module);
+	bool exists;
+	int r = 0;
+
+	*ret_file = NULL;
+	if (!realpath(root, rroot)) {
+		free(prefix);
+		return 0;
+	}
+	for (char *dot = prefix;; dot++) {
+		char *f;
+
+		dot = strchr(dot, '.');
+		if (dot)
+			*dot = '\0';
+		f = import_file(root, prefix, &exists);
+		if (!exists) {
+			free(f);
+			break;          /* not under this root */
+		}
+		if (!beneath(rroot, f, real)) {
+			free(f);
+			r = -1;         /* found here, but it leads outside */
+			break;
+		}
+		free(f);
+		if (!dot) {
+			*ret_file = xstrdup(real);
+			r = 1;
+			break;
+		}
+		*dot = '.';
+	}
+	free(prefix);
+	return r;
 }
 
 int job_check_target(const struct job *j, char *const *allowed, char *const *roots, char **ret_file,
@@ -275,12 +318,16 @@ int job_check_target(const struct job *j, char *const *allowed, char *const *roo
 		return -1;
 	}
 	for (char *const *r = roots; r && *r; r++) {
-		char *f = resolve_under(*r, j->module_path);
+		char *f = NULL;
+		int found = resolve_under(*r, j->module_path, &f);
 
-		if (f) {
+		if (found > 0) {
 			*ret_file = f;
 			return 0;
 		}
+		if (found < 0)
+			return fail(ret_err, "module_path: '%s' is not a module file under the task roots",
+				    j->module_path);
 	}
 	return fail(ret_err, "module_path: '%s' is not a module file under the task roots", j->module_path);
 }
@@ -376,6 +423,12 @@ char *job_canonical(const json_t *doc, char **ret_err)
 	json_object_del(copy, "signature");
 	s = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(copy);
+	/* \uXXXX in lower case, as Python's json.dumps writes it. */
+	for (char *p = s; p && (p = strstr(p, "\\u")); p += 2)
+		if (p == s || p[-1] != '\\')
+			for (int i = 2; i < 6 && p[i]; i++)
+				if (p[i] >= 'A' && p[i] <= 'F')
+					p[i] = (char)(p[i] - 'A' + 'a');
 	return s;
 }
 

@@ -32,7 +32,7 @@ static void perr(struct parse *ps, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	line = xasprintf("%s:%d: %s\n", ps->file, ps->line, msg);
+	line = ps->line ? xasprintf("%s:%d: %s\n", ps->file, ps->line, msg) : xasprintf("%s: %s\n", ps->file, msg);
 	n = strlen(line);
 	ps->errors = realloc(ps->errors, ps->errlen + n + 1);
 	if (!ps->errors)
@@ -151,6 +151,11 @@ static int handler(void *user, const char *section, const char *name, const char
 			perr(ps, "[env] %s: may not be set by a policy", name);
 			return 1;
 		}
+		for (char **e = p->env; e && *e; e++)
+			if (!strncmp(*e, name, strlen(name)) && (*e)[strlen(name)] == '=') {
+				perr(ps, "[env] %s: given twice", name);
+				return 1;
+			}
 		v = expand(ps->vars, value, &bad);
 		if (bad) {
 			perr(ps, "[env] %s: unknown ${...} variable (known: ${STATE_DIR}, ${TASKS_ROOT})", name);
@@ -338,7 +343,7 @@ int policy_load_dir(const char *dir, const struct policy_vars *vars, struct poli
 		}
 		r = ini_parse_stream(reader, &ps, handler, &ps);
 		fclose(ps.f);
-		if (r > 0 && !ps.errors) {
+		if (r > 0) {
 			ps.line = r;
 			perr(&ps, "syntax error (expected [section] or key = value)");
 		}

@@ -180,14 +180,30 @@ static void on_rejected(void *arg, PGresult *res)
 	go(jr, J_ACK);
 }
 
+/* The payload as received, kept so `taskexec retry` can send it again verbatim. */
+static char *payload_text(const struct job_run *jr)
+{
+	const char *prio, *payload;
+	size_t plen, len;
+
+	if (queue_entry_split(jr->entry, jr->entry_len, &prio, &plen, &payload, &len) < 0) {
+		payload = jr->entry;
+		len = jr->entry_len;
+	}
+	return utf8_clean(payload, len);
+}
+
 static void reject_db(struct job_run *jr)
 {
 	struct job *j = &jr->job;
 	char *params = j->parameters ? json_dumps(j->parameters, JSON_COMPACT) : NULL;
+	char *payload = payload_text(jr);
 	const char *p[] = { jr->job_id, j->task_type, j->module_path, j->class_name, j->method_name, params,
-			    jr->reject_msg };
+			    jr->reject_msg, payload };
 
-	store_query(jr->d->store, "SELECT taskexec.reject($1, $2, $3, $4, $5, $6::jsonb, $7)", 7, p, on_rejected, jr);
+	store_query(jr->d->store, "SELECT taskexec.reject($1, $2, $3, $4, $5, $6::jsonb, $7, $8)", 8, p, on_rejected,
+		    jr);
+	free(payload);
 	free(params);
 }
 
@@ -223,7 +239,8 @@ static void claim_db(struct job_run *jr)
 	json_t *id = json_pack("{s:s, s:s, s:s?, s:s, s:O}", "t", j->task_type, "m", j->module_path, "c",
 			       j->class_name, "f", j->method_name, "p", j->parameters);
 	char *canon = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS);
-	const char *p[16];
+	char *payload = payload_text(jr);
+	const char *p[17];
 
 	sha256_hex(canon, strlen(canon), hash);
 	free(canon);
@@ -250,11 +267,13 @@ static void claim_db(struct job_run *jr)
 	p[13] = pid;
 	p[14] = jr->token;
 	p[15] = LOST_LIMIT;
+	p[16] = payload;
 	store_query(d->store,
 		    "SELECT action, attempt, next_at_ms FROM taskexec.claim($1, $2, $3, $4, $5, $6::jsonb, $7, $8, "
-		    "$9::int, $10::int, $11, $12, $13, $14::int, $15, $16::int)",
-		    16, p, on_claimed, jr);
+		    "$9::int, $10::int, $11, $12, $13, $14::int, $15, $16::int, $17)",
+		    17, p, on_claimed, jr);
 	free(params);
+	free(payload);
 }
 
 static void on_recorded(void *arg, PGresult *res)

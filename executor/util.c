@@ -22,7 +22,7 @@ int parse_duration_ms(const char *s, int64_t *ret_ms)
 		return -EINVAL;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || v < 0 || v > 1e9)
+	if (errno || end == s || !(v >= 0 && v <= 1e9))     /* NaN fails both */
 		return -EINVAL;
 	if (!strcmp(end, "ms"))
 		;
@@ -44,7 +44,7 @@ int parse_size(const char *s, uint64_t *ret_bytes)
 	unsigned long long v;
 	uint64_t mul = 1;
 
-	if (!s || !*s || *s == '-')
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

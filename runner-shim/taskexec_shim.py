@@ -62,7 +62,7 @@ def check_target(job, allowed, roots):
             raise PermissionError("%r is not a dotted name of public identifiers" % name)
     rel = os.path.join(*parts)
     for root in roots:
-        for cand in (os.path.join(root, rel + ".py"), os.path.join(root, rel, "__init__.py")):
+        for cand in (os.path.join(root, rel, "__init__.py"), os.path.join(root, rel + ".py")):
             if os.path.isfile(cand) and under(cand, [root]):
                 return
     raise PermissionError("module_path: %r is not a module file under the task roots" % module)

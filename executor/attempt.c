@@ -45,6 +45,9 @@ struct attempt {
 	uint64_t result_max;
 	struct timer *deadline;
 	bool timed_out, term_sent;
+	int listener;                   /* seccomp notifications, once the child sent it */
+	char *violation;                /* the syscall that broke the policy */
+	char *launch_err;
 	enum outcome_kind stopped;      /* OUT_COMPLETED unless attempt_stop() was called */
 	struct linebuf lines[2], events;
 	struct tail tails[2];
@@ -131,6 +134,48 @@ static void on_pipe(struct loop *l, int fd, uint32_t events, void *arg)
 			loop_del(l, fd);
 }
 
+static void kill_group(struct attempt *a, int sig);
+
+static void on_notify(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct attempt *a = arg;
+	char *name = (events & EPOLLIN) ? sandbox_notified_syscall(fd) : NULL;
+
+	if (name && !a->violation) {
+		a->violation = name;
+		kill_group(a, SIGKILL);
+	} else {
+		free(name);
+	}
+	if (events & (EPOLLHUP | EPOLLERR))
+		loop_del(l, fd);
+}
+
+static void read_status(struct attempt *a)
+{
+	int r, listener = -1;
+
+	while ((r = proc_read_status(&a->proc, &a->launch_err, &listener)) > 0) {
+		if (listener >= 0 && a->listener < 0) {
+			a->listener = listener;
+			loop_add(a->loop, listener, EPOLLIN, on_notify, a);
+		} else if (listener >= 0) {
+			close(listener);
+		}
+		listener = -1;
+	}
+	if (r == 0 && a->proc.status_fd >= 0) {
+		loop_del(a->loop, a->proc.status_fd);
+		close(a->proc.status_fd);
+		a->proc.status_fd = -1;
+	}
+}
+
+static void on_status(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	read_status(arg);
+}
+
 static void kill_group(struct attempt *a, int sig)
 {
 	/* The child leads its own session and process group. */
@@ -200,6 +245,10 @@ static void classify_doc(struct attempt *a, struct outcome *o)
 			o->error = xasprintf("shim exited with code %d without a result", o->exit_code);
 		else
 			o->error = xstrdup("no result from task (fd 3 closed without a result document)");
+		if (o->exit_code > 0) {
+			free(o->error);
+			o->error = xasprintf("no result from task (the shim exited with code %d)", o->exit_code);
+		}
 		return;
 	}
 	doc = json_loadb(a->result, a->result_len, 0, &err);
@@ -254,23 +303,15 @@ static void finish(struct attempt *a)
 	const struct attempt_ops *ops = a->ops;
 	void *ctx = a->ctx;
 	struct rusage ru = { 0 };
-	siginfo_t si = { 0 };
-	char *launch_err;
 	int status = 0;
 
-	/* Look before reaping: after a seccomp kill /proc/PID/syscall still names
-	 * the call that broke the policy. */
-	waitid(P_PIDFD, (id_t)a->proc.pidfd, &si, WEXITED | WNOWAIT);
-	if (si.si_code == CLD_KILLED && si.si_status == SIGSYS) {
-		char path[64], *buf = NULL;
-
-		snprintf(path, sizeof(path), "/proc/%d/syscall", (int)a->proc.pid);
-		if (read_file(path, 4096, &buf, NULL) == 0 && buf[0] >= '0' && buf[0] <= '9')
-			o->syscall = sandbox_syscall_name(strtol(buf, NULL, 10));
-		free(buf);
-	}
 	while (wait4(a->proc.pid, &status, 0, &ru) < 0 && errno == EINTR)
 		;
+	read_status(a);
+	if (a->listener >= 0) {
+		loop_del(a->loop, a->listener);
+		close(a->listener);
+	}
 	for (int i = 0; i < 4; i++) {
 		if (a->proc.fd[i] >= 0) {
 			while (!drain(a, i))
@@ -297,12 +338,15 @@ static void finish(struct attempt *a)
 	else if (WIFSIGNALED(status))
 		o->signal = WTERMSIG(status);
 
-	launch_err = proc_launch_error(&a->proc);
-	if (launch_err) {
+	if (a->launch_err) {
 		o->kind = OUT_CRASH;
 		o->retryable = true;
-		o->error = xasprintf("launch failed: %s", launch_err);
-		free(launch_err);
+		o->error = xasprintf("launch failed: %s", a->launch_err);
+	} else if (a->violation) {
+		o->kind = OUT_VIOLATION;
+		o->syscall = a->violation;
+		a->violation = NULL;
+		o->error = xasprintf("sandbox violation: %s", o->syscall);
 	} else if (a->stopped != OUT_COMPLETED) {
 		o->kind = a->stopped;
 		o->retryable = a->stopped == OUT_SHUTDOWN;
@@ -313,8 +357,11 @@ static void finish(struct attempt *a)
 		o->error = xasprintf("timeout after %llds%s", (long long)(a->timeout_ms / 1000),
 				     o->signal == SIGKILL ? " (killed after ignoring SIGTERM)" : "");
 	} else if (o->signal == SIGSYS) {
+		/* Killed by the kernel itself: a non-native (i386/x32) number, one
+		 * newer than this build knows, or a disallowed argument. */
 		o->kind = OUT_VIOLATION;
-		o->error = xasprintf("sandbox violation: %s", o->syscall ? o->syscall : "unknown syscall");
+		o->error = xstrdup("sandbox violation: syscall outside the allow-list (non-native, unknown, or a "
+				   "disallowed argument)");
 	} else if (o->signal == SIGXCPU || (o->signal == SIGKILL && o->cpu_ms >= 1000 &&
 					    o->cpu_ms + 1500 >= (int64_t)a->timeout_ms)) {
 		o->kind = OUT_TIMEOUT;
@@ -335,6 +382,8 @@ static void finish(struct attempt *a)
 	}
 	free(a->events.buf);
 	free(a->result);
+	free(a->violation);
+	free(a->launch_err);
 	free(a);
 	ops->done(ctx, o);
 }
@@ -368,8 +417,10 @@ struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct l
 	a->events.buf = xmalloc(EVENT_MAX_BYTES);
 	a->events.cap = EVENT_MAX_BYTES;
 	a->result = xmalloc(RESULT_DOC_MAX);
+	a->listener = -1;
 	for (int i = 0; i < 4; i++)
 		loop_add(l, a->proc.fd[i], EPOLLIN, on_pipe, a);
+	loop_add(l, a->proc.status_fd, EPOLLIN, on_status, a);
 	loop_add(l, a->proc.pidfd, EPOLLIN, on_exit_fd, a);
 	a->deadline = loop_timer(l, a->started + timeout_ms, on_deadline, a);
 	return a;

@@ -288,9 +288,11 @@ int cli_submit(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rc = EXIT_USAGE;
-	payload = cli_payload_build(&cp, NULL);
-	if (!payload)
+	payload = cli_payload_build(&cp, NULL, &err);
+	if (!payload) {
+		cli_usage_error("rejected: %s", err);
 		goto out;
+	}
 	key = cp.signing_key ? cp.signing_key : getenv("TASKEXEC_SIGNING_KEY");
 	if (key) {
 		char *s;

@@ -15,7 +15,7 @@ struct cli_payload {
 };
 
 int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit);
-char *cli_payload_build(const struct cli_payload *p, const char *default_type);
+char *cli_payload_build(const struct cli_payload *p, const char *default_type, char **ret_err);
 void cli_payload_free(struct cli_payload *p);
 
 #endif

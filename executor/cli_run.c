@@ -89,8 +89,8 @@ out:
 	return r;
 }
 
-/* Returns the payload text, or NULL after printing why (exit 2). */
-char *cli_payload_build(const struct cli_payload *p, const char *default_type)
+/* Returns the payload text, or NULL with a one-line reason in *ret_err. */
+char *cli_payload_build(const struct cli_payload *p, const char *default_type, char **ret_err)
 {
 	char id[37], *err = NULL, *module = NULL, *cls = NULL, *method = NULL, *out = NULL;
 	json_t *doc = NULL, *params;
@@ -98,33 +98,30 @@ char *cli_payload_build(const struct cli_payload *p, const char *default_type)
 	if (p->json_file) {
 		char *text = NULL;
 		json_error_t jerr;
+		int r = read_file(strcmp(p->json_file, "-") ? p->json_file : "/dev/stdin", JOB_MAX_BYTES, &text, NULL);
 
-		if (!strcmp(p->json_file, "-")) {
-			if (read_file("/dev/stdin", JOB_MAX_BYTES, &text, NULL) < 0) {
-				cli_usage_error("--json -: could not read a payload of at most %d bytes from stdin", JOB_MAX_BYTES);
-				return NULL;
-			}
-		} else if (read_file(p->json_file, JOB_MAX_BYTES, &text, NULL) < 0) {
-			cli_usage_error("--json %s: %s", p->json_file, strerror(errno));
+		if (r < 0) {
+			*ret_err = xasprintf("--json %s: %s", p->json_file,
+					     r == -EFBIG ? "payload over 1 MiB" : strerror(-r));
 			return NULL;
 		}
 		doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 		free(text);
 		if (!json_is_object(doc)) {
-			cli_usage_error("rejected: payload: %s", doc ? "must be a JSON object" : jerr.text);
+			*ret_err = xasprintf("payload: %s", doc ? "must be a JSON object" : jerr.text);
 			json_decref(doc);
 			return NULL;
 		}
+		if (!json_object_get(doc, "task_type") && default_type)
+			json_object_set_new(doc, "task_type", json_string(default_type));
 	} else {
 		if (entry_parse(p->entry, &module, &cls, &method, &err) < 0) {
-			cli_usage_error("rejected: %s", err);
-			free(err);
+			*ret_err = err;
 			return NULL;
 		}
 		params = json_object();
 		if (kv_parse(p->kv, p->nkv, params, &err) < 0) {
-			cli_usage_error("rejected: %s", err);
-			free(err);
+			*ret_err = err;
 			json_decref(params);
 			goto out;
 		}
@@ -255,9 +252,11 @@ int cli_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	r = EXIT_USAGE;
-	payload = cli_payload_build(&cp, "ad_hoc");
-	if (!payload)
+	payload = cli_payload_build(&cp, "ad_hoc", &err);
+	if (!payload) {
+		r = reject(NULL, err);
 		goto out;
+	}
 	vars = (struct policy_vars){ c.state_dir, c.tasks_path[0] };
 	if (policy_load_dir(c.policy_dir, &vars, &ps, &err) < 0) {
 		fprintf(stderr, "taskexec: policies: %s", err);

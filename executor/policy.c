@@ -147,7 +147,8 @@ static int handler(void *user, const char *section, const char *name, const char
 				perr(ps, "[env] %s: not a valid variable name", name);
 				return 1;
 			}
-		if (!strncmp(name, "PYTHON", 6) || !strncmp(name, "LD_", 3) || !strcmp(name, "TMPDIR")) {
+		if (!strncmp(name, "PYTHON", 6) || !strncmp(name, "LD_", 3) || !strcmp(name, "TMPDIR") ||
+		    !strcmp(name, "PATH") || !strcmp(name, "LANG")) {
 			perr(ps, "[env] %s: may not be set by a policy", name);
 			return 1;
 		}

@@ -33,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -113,8 +114,14 @@ static const char *const deny_enosys[] = {
 
 /* Everything else — ptrace, mount, unshare, setns, bpf, (f)init_module, kexec,
  * keyctl, userfaultfd, memfd_create, process_vm_*, pidfd_*, seccomp, landlock_*,
- * perf_event_open, personality, open_by_handle_at, and any syscall added after
- * this list was written — kills the whole process (allow-list). */
+ * perf_event_open, personality, open_by_handle_at, ioctl and prctl commands
+ * not listed, signals to other processes, syscalls newer than this list — is
+ * a sandbox violation that kills the whole process.  The default action is
+ * SECCOMP_RET_USER_NOTIF rather than KILL_PROCESS only so that the kill can
+ * be named: the call never runs; the supervisor reads which syscall it was,
+ * SIGKILLs the job's process group, and only then answers.  (After a
+ * KILL_PROCESS the kernel tells nobody which call it was.)  i386 and x32
+ * numbers are killed by the kernel itself (the bad-arch action). */
 
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
 		  CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME)
@@ -143,7 +150,7 @@ static int build_filter(enum net_mode net, struct sock_filter **ret, unsigned sh
 	static const unsigned long ioctls[] = { TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX };
 	static const int prctls[] = { PR_GET_NAME, PR_SET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS,
 				      PR_CAPBSET_READ, PR_GET_SECCOMP };
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
 	int r = 0, fds[2] = { -1, -1 };
 	char *buf = NULL;
 	ssize_t n;
@@ -172,30 +179,45 @@ static int build_filter(enum net_mode net, struct sock_filter **ret, unsigned sh
 	 * ..., AT_EMPTY_PATH).  That fd is close-on-exec and above the job's
 	 * RLIMIT_NOFILE, so once the interpreter runs no fd can ever carry that
 	 * number again: task code cannot execute anything, not even python3. */
-	r |= rule(ctx, SCMP_ACT_ALLOW, "execveat", 2, A32(0, SANDBOX_EXEC_FD), A32(4, AT_EMPTY_PATH));
+	r |= rule(ctx, SCMP_ACT_ALLOW, "execveat", 2, SCMP_A0(SCMP_CMP_EQ, SANDBOX_EXEC_FD), A32(4, AT_EMPTY_PATH));
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1,
 		  SCMP_A0(SCMP_CMP_NE, SANDBOX_EXEC_FD));
 
-	/* Signals only to itself (its pid is patched in at launch) or its own group. */
-	r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, A32(0, PID_PLACEHOLDER));
-	r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, A32(0, 0));
-	r |= rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, A32(0, PID_PLACEHOLDER));
-	r |= rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, A32(0, 0));
+	/* Signals only to itself (its pid is patched in at launch); any other
+	 * target is a violation the supervisor names. */
+	r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, SCMP_A0(SCMP_CMP_EQ, PID_PLACEHOLDER));
+	r |= rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, SCMP_A0(SCMP_CMP_EQ, PID_PLACEHOLDER));
+	r |= rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, SCMP_A0(SCMP_CMP_EQ, 0));
 
-	/* ioctl commands compared on 32 bits (the TIOCSTI high-bits trick). */
+	/* ioctl commands compared on their low 32 bits, as the kernel reads them
+	 * (the TIOCSTI high-bits trick); every other command is a violation. */
 	for (size_t i = 0; i < ARRAY_SIZE(ioctls); i++)
 		r |= rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, A32(1, ioctls[i]));
 	for (size_t i = 0; i < ARRAY_SIZE(prctls); i++)
 		r |= rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, A32(0, prctls[i]));
 
+	/* The launcher hands the seccomp listener over on the status socket, the
+	 * one fd above the job's RLIMIT_NOFILE besides the exec fd. */
+	r |= rule(ctx, SCMP_ACT_ALLOW, "sendmsg", 1, SCMP_A0(SCMP_CMP_EQ, SANDBOX_STATUS_FD));
+	/* A connected pair reaches nobody else; asyncio needs one for its loop. */
+	r |= rule(ctx, SCMP_ACT_ALLOW, "socketpair", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socketpair", 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+	{
+		/* Calls on sockets the job already has: under network = none only
+		 * socketpair ones. */
+		static const char *const sockcalls[] = {
+			"sendto", "recvfrom", "recvmsg", "sendmmsg", "recvmmsg", "getsockopt", "setsockopt",
+			"getsockname", "getpeername", "shutdown",
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(sockcalls); i++)
+			r |= rule(ctx, SCMP_ACT_ALLOW, sockcalls[i], 0);
+		r |= rule(ctx, SCMP_ACT_ALLOW, "sendmsg", 1, SCMP_A0(SCMP_CMP_NE, SANDBOX_STATUS_FD));
+	}
 	if (net == NET_NONE) {
 		r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 0);
-		r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socketpair", 0);
 	} else {
-		static const char *const netcalls[] = {
-			"connect", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
-			"getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown", "bind",
-		};
+		static const char *const netcalls[] = { "connect", "bind" };
 
 		/* Outbound IP only: no AF_UNIX (host daemons' sockets), no netlink. */
 		r |= rule(ctx, SCMP_ACT_ALLOW, "socket", 1, A32(0, AF_INET));
@@ -203,10 +225,10 @@ static int build_filter(enum net_mode net, struct sock_filter **ret, unsigned sh
 		for (int fam = 0; fam < AF_MAX; fam++)
 			if (fam != AF_INET && fam != AF_INET6)
 				r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 1, A32(0, fam));
-		r |= rule(ctx, SCMP_ACT_ERRNO(EACCES), "socketpair", 0);
 		for (size_t i = 0; i < ARRAY_SIZE(netcalls); i++)
 			r |= rule(ctx, SCMP_ACT_ALLOW, netcalls[i], 0);
 	}
+
 	if (r) {
 		*ret_err = xasprintf("building the seccomp filter failed: %s", strerror(-r));
 		goto out;
@@ -548,6 +570,7 @@ static void __attribute__((noreturn)) child(struct child_args *a)
 	struct rlimit zero = { 0, 0 };
 	int fd[6], st = a->status_fd;
 	sigset_t none;
+	int listener;
 
 	/* 1. Signal state survives execve: undo the parent's ignored SIGPIPE and
 	 *    blocked mask, or the interpreter would inherit them. */
@@ -578,6 +601,9 @@ static void __attribute__((noreturn)) child(struct child_args *a)
 			child_fail(st, "dup2");
 	if (dup3(fd[5], SANDBOX_EXEC_FD, O_CLOEXEC) < 0)
 		child_fail(st, "dup3 exec fd");
+	if (dup3(st, SANDBOX_STATUS_FD, O_CLOEXEC) < 0)
+		child_fail(st, "dup3 status fd");
+	st = SANDBOX_STATUS_FD;
 	if (syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		child_fail(st, "close_range");
 
@@ -636,16 +662,30 @@ static void __attribute__((noreturn)) child(struct child_args *a)
 		child_fail(st, "landlock_restrict_self");
 
 	/* 9. seccomp, last before execveat: patch our pid into our private copy of
-	 *    the program, then load it. */
+	 *    the program, load it, and hand its notification listener (close-on-
+	 *    exec here) to the supervisor. */
 	{
 		uint32_t self = (uint32_t)syscall(SYS_getpid);
 		struct sock_fprog prog = { .len = a->bpf_len, .filter = a->bpf };
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+		char tag = 'L';
+		struct iovec iov = { &tag, 1 };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				      .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 
 		for (unsigned i = 0; i < a->bpf_len; i++)
 			if (a->bpf[i].k == PID_PLACEHOLDER)
 				a->bpf[i].k = self;
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+		if (listener < 0)
 			child_fail(st, "seccomp");
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+		if (sendmsg(st, &msg, MSG_NOSIGNAL) < 0)
+			child_fail(st, "send seccomp listener");
 	}
 
 	syscall(SYS_execveat, SANDBOX_EXEC_FD, "", a->argv, a->envp, AT_EMPTY_PATH);
@@ -700,8 +740,8 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 			*ret_err = xasprintf("pipe: %s", strerror(errno));
 			goto out;
 		}
-	if (pipe2(status, O_CLOEXEC) < 0) {
-		*ret_err = xasprintf("pipe: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) < 0) {
+		*ret_err = xasprintf("socketpair: %s", strerror(errno));
 		goto out;
 	}
 	if (landlock_build(sb, l, scratch, &ruleset, ret_err) < 0)
@@ -753,6 +793,7 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	}
 	ret->status_fd = status[0];
 	status[0] = -1;
+	fd_nonblock(ret->status_fd);
 	ret->scratch = scratch;
 	scratch = NULL;
 	ret->landlock = ruleset >= 0;
@@ -774,19 +815,45 @@ out:
 	return r;
 }
 
-char *proc_launch_error(struct proc *p)
+int proc_read_status(struct proc *p, char **ret_launch_err, int *ret_listener)
 {
 	struct launch_status st;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &st, sizeof(st) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	ssize_t n;
 
 	if (p->status_fd < 0)
+		return 0;
+	n = recvmsg(p->status_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? -1 : 0;
+	if (n == 0)
+		return 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(ret_listener, CMSG_DATA(cm), sizeof(int));
+	if (n == (ssize_t)sizeof(st)) {
+		st.step[sizeof(st.step) - 1] = '\0';
+		*ret_launch_err = xasprintf("%s: %s", st.step, strerror(st.err));
+	}
+	return 1;
+}
+
+char *sandbox_notified_syscall(int listener)
+{
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+
+	memset(&req, 0, sizeof(req));
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
 		return NULL;
-	fd_nonblock(p->status_fd);
-	n = read(p->status_fd, &st, sizeof(st));
-	if (n != (ssize_t)sizeof(st))
-		return NULL;
-	st.step[sizeof(st.step) - 1] = '\0';
-	return xasprintf("%s: %s", st.step, strerror(st.err));
+	/* The caller kills the process group; answer anyway so no thread waits. */
+	memset(&resp, 0, sizeof(resp));
+	resp.id = req.id;
+	resp.error = -EPERM;
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	return sandbox_syscall_name(req.data.nr);
 }
 
 void proc_cleanup(struct proc *p)

@@ -14,6 +14,9 @@
 
 /* The fd the interpreter is executed from; see the comment in sandbox.c. */
 #define SANDBOX_EXEC_FD 1023
+/* The child's end of the status socket until execve: launch failures and the
+ * seccomp listener travel over it. */
+#define SANDBOX_STATUS_FD 1022
 
 /* Built once at start, before any child exists. */
 struct sandbox {
@@ -42,7 +45,7 @@ struct proc {
 	pid_t pid;
 	int pidfd;
 	int fd[4];                      /* PROC_STDOUT .. PROC_EVENTS, non-blocking */
-	int status_fd;                  /* launch failures; EOF at a successful execve */
+	int status_fd;                  /* launch failures and the seccomp listener; EOF at execve */
 	char *scratch;                  /* removed by proc_cleanup */
 	bool landlock;
 };
@@ -56,8 +59,12 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 void proc_cleanup(struct proc *p);
 /* The name of syscall NR on this architecture (caller frees). */
 char *sandbox_syscall_name(long nr);
-/* Read a launch failure from the status fd: "step: error", or NULL when the
- * execve succeeded (caller frees). */
-char *proc_launch_error(struct proc *p);
+/* Read what the child sent on the status fd: a launch failure ("step:
+ * error", caller frees) and/or the seccomp listener fd.  Returns 1 when
+ * something was read, 0 at EOF, -1 when nothing is there yet. */
+int proc_read_status(struct proc *p, char **ret_launch_err, int *ret_listener);
+/* Take one seccomp notification from the listener: the syscall that broke
+ * the policy (caller frees), or NULL. */
+char *sandbox_notified_syscall(int listener);
 
 #endif

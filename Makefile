@@ -10,7 +10,7 @@ PYTHON     ?= /usr/bin/python3
 VERSION    := $(shell cat VERSION)
 
 CC      ?= cc
-PKGS    := hiredis libpq jansson libseccomp libcap inih libsodium
+PKGS    := hiredis libpq jansson libseccomp libcap inih libsodium libmicrohttpd libsystemd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
            -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
@@ -26,7 +26,7 @@ endif
 
 B := build
 COMMON := util log config job policy sandbox attempt loop
-DAEMON := queue store supervise daemon
+DAEMON := queue store supervise daemon http metrics
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
 CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_ops.o
@@ -37,18 +37,21 @@ $(B):
 	mkdir -p $(B)
 
 $(B)/%.o: executor/%.c executor/*.h | $(B)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/taskexecd: $(B)/main_daemon.o $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/taskexec: $(CLI_OBJ) $(B)/queue.o $(B)/store.o $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Byte-compile the shim and tasks once: the sandbox cannot write __pycache__,
 # and compiling on every run would cost each job several milliseconds.
 pyc:
-	$(PYTHON) -m compileall -q runner-shim tasks
+	@$(PYTHON) -m compileall -q runner-shim tasks
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
 $(B)/unit/%: tests/unit/%.c $(COMMON_OBJ) $(DAEMON_OBJ)
@@ -89,3 +92,14 @@ clean:
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 .PHONY: all pyc unit check bootstrap demo bench install clean
+
+# Packages (packaging/): build/taskexec_<version>_<arch>.deb and
+# build/taskexec-<version>-1.<arch>.rpm from a staged copy of this tree,
+# offline; "make deb" also runs lintian (LINTIAN=0 skips it).
+deb: bootstrap
+	packaging/build-deb
+
+rpm: bootstrap
+	packaging/build-rpm
+
+.PHONY: deb rpm

@@ -143,6 +143,12 @@ char *cli_payload_build(const struct cli_payload *p, const char *default_type, c
 		json_object_set_new(doc, "priority", json_string(p->priority));
 	if (p->idempotency_key)
 		json_object_set_new(doc, "idempotency_key", json_string(p->idempotency_key));
+	if (!json_object_get(doc, "enqueued_at")) {
+		char ts[64];
+
+		iso8601_ms(wall_ms(), ts);
+		json_object_set_new(doc, "enqueued_at", json_string(ts));
+	}
 	out = json_dumps(doc, JSON_COMPACT);
 out:
 	json_decref(doc);

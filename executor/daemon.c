@@ -1,7 +1,9 @@
 /* daemon — taskexecd's process: the loop, Redis and PostgreSQL connections,
  * job slots, heartbeat, recovery, retry promotion, signals and drain. */
 #include "daemon.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "supervise.h"
 #include "util.h"
 
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define HARD_EXIT_GRACE_MS 10000
@@ -117,9 +120,11 @@ static void on_promoted(void *arg, redisReply *reply)
 {
 	struct daemon *d = arg;
 
-	if (!reply || reply->type != REDIS_REPLY_INTEGER)
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 5)
 		return;
-	d->next_due_ms = reply->integer;
+	d->next_due_ms = reply->element[0]->integer;
+	metrics_depths(d->metrics, (long)reply->element[1]->integer, (long)reply->element[2]->integer,
+		       (long)reply->element[3]->integer, (long)reply->element[4]->integer);
 	if (d->promote_timer) {
 		loop_timer_cancel(d->loop, d->promote_timer);
 		d->promote_timer = NULL;
@@ -218,6 +223,13 @@ static void heartbeat(struct loop *l, void *arg)
 			    "version = $4, last_heartbeat = now(), slots_total = $5::int, slots_busy = $6::int, state = $7",
 			    7, p, NULL, NULL);
 	}
+	metrics_set(d->metrics, "slots_busy", d->busy);
+	metrics_set(d->metrics, "slots_total", (double)d->cfg->concurrency);
+	metrics_set(d->metrics, "redis_up", queue_up(d->queue));
+	metrics_set(d->metrics, "postgres_up", store_up(d->store));
+	metrics_set(d->metrics, "last_heartbeat_timestamp_seconds", (double)wall_ms() / 1000.0);
+	if (sd_watchdog_enabled(0, NULL) > 0)
+		sd_notify(0, "WATCHDOG=1");
 	json_object_set_new(doc, "redis", json_boolean(queue_up(d->queue)));
 	json_object_set_new(doc, "postgres", json_boolean(store_up(d->store)));
 	json_object_set_new(doc, "jobs_started", json_integer((json_int_t)d->started));
@@ -259,6 +271,7 @@ static void start_drain(struct daemon *d, int sig)
 	if (d->draining)
 		return;
 	d->draining = true;
+	sd_notify(0, "STOPPING=1");
 	log_json(LOG_INFO, "shutdown.started", json_pack("{s:s, s:i, s:I}", "signal", sigabbrev_np(sig), "running",
 							  d->busy, "timeout_ms", (json_int_t)d->cfg->shutdown_ms));
 	if (!d->busy && !d->claims) {
@@ -371,9 +384,17 @@ int daemon_run(struct config *cfg)
 	d.loop = loop_new();
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
+	d.metrics = metrics_new(cfg->executor_id);
 	d.store = store_new(d.loop, cfg->db_url, on_store_state, &d);
 	d.queue = queue_new(d.loop, cfg, &queue_events, &d);
 	if (!d.queue) {
+		d.exit_code = 1;
+		goto out;
+	}
+	d.http = http_new(&d, cfg->http_listen, &err);
+	if (err) {
+		log_msg(LOG_ERROR, "http.unavailable", "%s", err);
+		free(err);
 		d.exit_code = 1;
 		goto out;
 	}
@@ -382,6 +403,7 @@ int daemon_run(struct config *cfg)
 			   (int)getpid(), "concurrency", (json_int_t)cfg->concurrency, "landlock_abi",
 			   d.sandbox.landlock_abi, "drops_uid", d.sandbox.drop_uid));
 	loop_timer(d.loop, now_ms(), heartbeat, &d);
+	sd_notify(0, "READY=1\nSTATUS=claiming jobs");
 	while (!d.done)
 		loop_run_once(d.loop, -1);
 
@@ -398,9 +420,11 @@ int daemon_run(struct config *cfg)
 		 json_pack("{s:I, s:I, s:I}", "jobs_completed", (json_int_t)d.completed, "jobs_failed",
 			   (json_int_t)d.failed, "jobs_retried", (json_int_t)d.retried));
 out:
+	http_free(d.http);
 	queue_free(d.queue);
 	store_free(d.store);
 	loop_free(d.loop);
+	metrics_free(d.metrics);
 	close_nointr(sfd);
 	sandbox_free(&d.sandbox);
 	policies_unref(d.policies);

@@ -14,6 +14,8 @@
 #include "store.h"
 
 struct job_run;
+struct metrics;
+struct http;
 
 /* Policies are reloaded on SIGHUP while jobs may still hold the old set. */
 struct policies {
@@ -28,6 +30,8 @@ struct daemon {
 	struct store *store;
 	struct sandbox sandbox;
 	struct policies *policies;
+	struct metrics *metrics;
+	struct http *http;
 	char host[256];
 	struct job_run *jobs;           /* every job holding a slot */
 	int busy;                       /* jobs holding a slot */

@@ -52,27 +52,26 @@ int main(int argc, char **argv)
 	if (check) {
 		struct policy_set ps;
 		char *perr = NULL;
-		struct policy_vars v;
+		struct policy_vars v = { c.state_dir, c.tasks_path && c.tasks_path[0] ? c.tasks_path[0] : "" };
+		int bad = r < 0;
 
-		if (r < 0) {
-			fprintf(stderr, "%s", errors);
-			free(errors);
-			config_free(&c);
-			return 1;
-		}
-		v = (struct policy_vars){ c.state_dir, c.tasks_path[0] };
+		/* Name every problem at once: settings, then policies. */
 		config_print(&c, stdout);
+		if (bad)
+			fprintf(stderr, "%s", errors);
 		if (policy_load_dir(c.policy_dir, &v, &ps, &perr) < 0) {
 			fprintf(stderr, "%s", perr);
 			free(perr);
-			config_free(&c);
-			return 1;
+			bad = 1;
+		} else {
+			for (size_t i = 0; i < ps.n; i++)
+				printf("# policy %s: %s\n", ps.v[i].name, ps.v[i].file);
+			policy_set_free(&ps);
 		}
-		for (size_t i = 0; i < ps.n; i++)
-			printf("# policy %s: %s\n", ps.v[i].name, ps.v[i].file);
-		policy_set_free(&ps);
+		free(errors);
 		config_free(&c);
-		return 0;
+		fprintf(bad ? stderr : stdout, "%s\n", bad ? "taskexecd: configuration refused" : "# configuration valid");
+		return bad;
 	}
 	if (r < 0) {
 		log_setup(NULL, LOG_INFO, true);

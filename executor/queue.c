@@ -142,8 +142,10 @@ static const char promote_lua[] =
 	"end\n"
 	"if #due > 0 then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
 	"local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
-	"if nxt[2] then return tonumber(nxt[2]) end\n"
-	"return -1\n";
+	"local due_next = -1\n"
+	"if nxt[2] then due_next = tonumber(nxt[2]) end\n"
+	"return {due_next, redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),\n"
+	"        redis.call('ZCARD', KEYS[1])}\n";
 
 /* ---- URL -------------------------------------------------------------------- */
 
@@ -601,6 +603,13 @@ int queue_heartbeat(struct queue *q, const char *doc, queue_cb cb, void *arg)
 	if (r < 0)
 		return r;
 	return send_argv(q, cb, arg, 3, sadd, NULL);
+}
+
+int queue_ping(struct queue *q, queue_cb cb, void *arg)
+{
+	const char *argv[] = { "PING" };
+
+	return send_argv(q, cb, arg, 1, argv, NULL);
 }
 
 int queue_leave(struct queue *q, queue_cb cb, void *arg)

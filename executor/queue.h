@@ -42,9 +42,11 @@ int queue_requeue(struct queue *q, const char *entry, size_t len, queue_cb cb, v
 int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb, void *arg);
 /* Recover every executor whose heartbeat lapsed; reply: entries moved. */
 int queue_sweep(struct queue *q, queue_cb cb, void *arg);
-/* Move due retries to their queues; reply: the next due time in ms or -1. */
+/* Move due retries to their queues; reply: [next due time in ms or -1,
+ * depth high, normal, low, delayed]. */
 int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
 int queue_heartbeat(struct queue *q, const char *doc, queue_cb cb, void *arg);
+int queue_ping(struct queue *q, queue_cb cb, void *arg);
 /* Remove our heartbeat and membership (clean exit). */
 int queue_leave(struct queue *q, queue_cb cb, void *arg);
 

@@ -2,6 +2,7 @@
 #include "supervise.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -176,6 +177,7 @@ static void on_rejected(void *arg, PGresult *res)
 		return;
 	}
 	jr->d->failed++;
+	metrics_job(jr->d->metrics, jr->job.task_type, "rejected");
 	log_json(LOG_WARN, "job.rejected", json_pack("{s:s, s:s}", "job_id", jr->job_id, "error", jr->reject_msg));
 	go(jr, J_ACK);
 }
@@ -294,16 +296,20 @@ static void on_recorded(void *arg, PGresult *res)
 	if (jr->outcome->error)
 		json_object_set_new(f, "error", json_string(jr->outcome->error));
 	json_object_set_new(f, "duration_ms", json_integer(jr->outcome->duration_ms));
+	metrics_attempt(d->metrics, jr->outcome->kind, (double)jr->outcome->duration_ms / 1000.0);
 	if (!strcmp(status, "COMPLETED")) {
 		d->completed++;
+		metrics_job(d->metrics, jr->job.task_type, "completed");
 		log_json(LOG_INFO, "job.completed", f);
 		go(jr, J_ACK);
 	} else if (!strcmp(status, "FAILED")) {
 		d->failed++;
+		metrics_job(d->metrics, jr->job.task_type, "failed");
 		log_json(LOG_WARN, "job.failed", f);
 		go(jr, J_ACK);
 	} else if (!strcmp(status, "QUEUED") && !PQgetisnull(res, 0, 2)) {
 		d->retried++;
+		metrics_job(d->metrics, jr->job.task_type, "retried");
 		jr->next_at_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 		json_object_set_new(f, "next_attempt_in_ms", json_integer(jr->next_at_ms - wall_ms()));
 		log_json(LOG_INFO, "job.retry_scheduled", f);
@@ -444,6 +450,14 @@ static void run(struct job_run *jr)
 	launch = (struct launch){ .policy = jr->plan.policy, .roots = d->cfg->tasks_path, .input = envelope,
 				  .input_len = len, .job_id = jr->job_id };
 	d->started++;
+	metrics_job(d->metrics, jr->job.task_type, "started");
+	{
+		const char *enq = json_string_value(json_object_get(jr->job.doc, "enqueued_at"));
+		int64_t at;
+
+		if (jr->attempt == 1 && enq && parse_iso8601_ms(enq, &at) == 0)
+			metrics_queue_latency(d->metrics, (double)(wall_ms() - at) / 1000.0);
+	}
 	jr->running = attempt_start(d->loop, &d->sandbox, &launch, jr->plan.timeout_ms, d->cfg->result_max, &ops,
 				    jr, &err);
 	free(envelope);

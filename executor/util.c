@@ -117,6 +117,23 @@ void iso8601_ms(int64_t wall, char buf[64])
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall % 1000));
 }
 
+int parse_iso8601_ms(const char *s, int64_t *ret_ms)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	int64_t ms = 0, scale = 100;
+
+	if (!p)
+		return -EINVAL;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			ms += (*p - '0') * scale;
+	if (*p != 'Z' && strcmp(p, "+00:00"))
+		return -EINVAL;
+	*ret_ms = (int64_t)timegm(&tm) * 1000 + ms;
+	return 0;
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -18,6 +18,8 @@ int parse_bool(const char *s, bool *ret);
 int64_t now_ms(void);           /* CLOCK_MONOTONIC */
 int64_t wall_ms(void);          /* CLOCK_REALTIME */
 void iso8601_ms(int64_t wall, char buf[64]);
+/* "2026-11-26T05:00:00.123Z" (fraction optional) -> ms since the epoch; 0 or -EINVAL. */
+int parse_iso8601_ms(const char *s, int64_t *ret_ms);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);

@@ -1,0 +1,260 @@
+/* http — GET /healthz and GET /metrics, on libmicrohttpd in external-epoll
+ * mode so the daemon's one loop drives it; no thread of its own.
+ *
+ * /healthz checks now: it suspends the request, sends PING to Redis and
+ * SELECT 1 to PostgreSQL, and answers when both replied or after a second,
+ * naming whatever did not answer.  Slow or malformed clients are bounded by
+ * MHD's connection timeout and limit. */
+#include "http.h"
+#include "daemon.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#define HEALTH_TIMEOUT_MS 1000
+
+struct http {
+	struct daemon *d;
+	struct MHD_Daemon *mhd;
+	int epfd;
+	struct timer *tick;
+};
+
+struct health {
+	struct http *h;
+	struct MHD_Connection *conn;
+	int refs;
+	bool redis_ok, pg_ok, redis_done, pg_done, answered, timed_out;
+	struct timer *timeout;
+};
+
+static void run_mhd(struct http *h)
+{
+	MHD_run(h->mhd);
+}
+
+static void health_unref(struct health *hc)
+{
+	if (--hc->refs == 0)
+		free(hc);
+}
+
+static void health_maybe_resume(struct health *hc)
+{
+	if (hc->answered || !hc->conn || (!(hc->redis_done && hc->pg_done) && !hc->timed_out))
+		return;
+	hc->answered = true;
+	if (hc->timeout) {
+		loop_timer_cancel(hc->h->d->loop, hc->timeout);
+		hc->timeout = NULL;
+	}
+	MHD_resume_connection(hc->conn);
+	run_mhd(hc->h);
+}
+
+static void on_ping(void *arg, redisReply *reply)
+{
+	struct health *hc = arg;
+
+	hc->redis_ok = reply && reply->type == REDIS_REPLY_STATUS;
+	hc->redis_done = true;
+	health_maybe_resume(hc);
+	health_unref(hc);
+}
+
+static void on_select(void *arg, PGresult *res)
+{
+	struct health *hc = arg;
+
+	hc->pg_ok = res != NULL;
+	hc->pg_done = true;
+	health_maybe_resume(hc);
+	health_unref(hc);
+}
+
+static void on_health_timeout(struct loop *l, void *arg)
+{
+	struct health *hc = arg;
+
+	hc->timeout = NULL;
+	hc->timed_out = true;
+	health_maybe_resume(hc);
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type, char *body)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size, void **state)
+{
+	struct http *h = cls;
+	struct daemon *d = h->d;
+
+	if (strcmp(url, "/healthz") && strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", xstrdup("not found: try /healthz or /metrics\n"));
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		enum MHD_Result ret;
+
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
+		ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_render(d->metrics));
+
+	if (!*state) {
+		struct health *hc = xcalloc(1, sizeof(*hc));
+
+		hc->h = h;
+		hc->conn = c;
+		hc->refs = 3;   /* the request, the Redis reply, the PostgreSQL reply */
+		*state = hc;
+		MHD_suspend_connection(c);
+		hc->timeout = loop_timer(d->loop, now_ms() + HEALTH_TIMEOUT_MS, on_health_timeout, hc);
+		if (queue_ping(d->queue, on_ping, hc) < 0)
+			on_ping(hc, NULL);
+		if (store_up(d->store))
+			store_query(d->store, "SELECT 1", 0, NULL, on_select, hc);
+		else
+			on_select(hc, NULL);
+		return MHD_YES;
+	}
+	{
+		struct health *hc = *state;
+		bool ok = hc->redis_ok && hc->pg_ok;
+		char *body;
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "status", ok ? "ok" : "unhealthy",
+				      "redis", hc->redis_ok ? "ok" : hc->redis_done ? "error" : "timeout", "postgres",
+				      hc->pg_ok ? "ok" : hc->pg_done ? "error" : "timeout", "executor_id",
+				      d->cfg->executor_id, "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency,
+				      "draining", d->draining);
+
+		if (!ok) {
+			char *what = xasprintf("%s%s%s", hc->redis_ok ? "" : "Redis", !hc->redis_ok && !hc->pg_ok ? " and " : "",
+					       hc->pg_ok ? "" : "PostgreSQL");
+
+			json_object_set_new(j, "error", json_sprintf("%s did not answer", what));
+			free(what);
+		}
+		body = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		body = realloc(body, strlen(body) + 2);
+		strcat(body, "\n");
+		return reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body);
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode code)
+{
+	struct health *hc = *state;
+
+	if (!hc)
+		return;
+	if (hc->timeout)
+		loop_timer_cancel(hc->h->d->loop, hc->timeout);
+	hc->timeout = NULL;
+	hc->conn = NULL;
+	hc->answered = true;
+	*state = NULL;
+	health_unref(hc);
+}
+
+static void on_mhd_fd(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	run_mhd(arg);
+}
+
+/* Connection timeouts need MHD_run even when no socket moves. */
+static void on_tick(struct loop *l, void *arg)
+{
+	struct http *h = arg;
+
+	run_mhd(h);
+	h->tick = loop_timer(l, now_ms() + 1000, on_tick, h);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char *msg;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return;
+	msg[strcspn(msg, "\n")] = '\0';
+	log_msg(LOG_WARN, "http.error", "%s", msg);
+	free(msg);
+}
+
+struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+	struct addrinfo *ai = NULL;
+	const char *colon = strrchr(listen, ':');
+	struct http *h;
+	char *host;
+	int r;
+
+	*ret_err = NULL;
+	if (!strcmp(listen, "off"))
+		return NULL;
+	if (!colon) {
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s' is not host:port or off", listen);
+		return NULL;
+	}
+	host = strndup(listen, (size_t)(colon - listen));
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	r = getaddrinfo(host, colon + 1, &hints, &ai);
+	free(host);
+	if (r) {
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s': %s", listen, gai_strerror(r));
+		return NULL;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->d = d;
+	h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				  on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)5, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED,
+				  on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!h->mhd) {
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: cannot listen on %s", listen);
+		free(h);
+		return NULL;
+	}
+	h->epfd = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
+	loop_add(d->loop, h->epfd, EPOLLIN, on_mhd_fd, h);
+	h->tick = loop_timer(d->loop, now_ms() + 1000, on_tick, h);
+	return h;
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	loop_del(h->d->loop, h->epfd);
+	if (h->tick)
+		loop_timer_cancel(h->d->loop, h->tick);
+	MHD_stop_daemon(h->mhd);
+	free(h);
+}

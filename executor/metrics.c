@@ -1,0 +1,154 @@
+/* metrics — counters, gauges and histograms for /metrics (Prometheus text). */
+#include "metrics.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TYPES 64
+static const char *const job_events[] = { "started", "completed", "failed", "retried", "rejected" };
+#define N_EVENTS ARRAY_SIZE(job_events)
+static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800 };
+#define N_BUCKETS ARRAY_SIZE(buckets)
+
+struct histogram {
+	uint64_t counts[N_BUCKETS];
+	uint64_t count;
+	double sum;
+};
+
+struct metrics {
+	char *executor_id;
+	char *types[MAX_TYPES];
+	uint64_t jobs[MAX_TYPES][N_EVENTS];
+	uint64_t attempts[OUT_CANCELLED + 1];
+	struct histogram queue_latency, run_time;
+	double slots_busy, slots_total, redis_up, postgres_up, last_heartbeat, depth[4];
+};
+
+static const char *const gauges[] = { "slots_busy", "slots_total", "redis_up", "postgres_up",
+				       "last_heartbeat_timestamp_seconds" };
+
+struct metrics *metrics_new(const char *executor_id)
+{
+	struct metrics *m = xcalloc(1, sizeof(*m));
+
+	m->executor_id = xstrdup(executor_id);
+	return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < MAX_TYPES && m->types[i]; i++)
+		free(m->types[i]);
+	free(m->executor_id);
+	free(m);
+}
+
+void metrics_job(struct metrics *m, const char *task_type, const char *what)
+{
+	int t, e;
+
+	if (!task_type || !*task_type)
+		task_type = "unknown";
+	for (t = 0; t < MAX_TYPES && m->types[t] && strcmp(m->types[t], task_type); t++)
+		;
+	if (t == MAX_TYPES)
+		return;         /* bounded label cardinality: types beyond 64 are not counted */
+	if (!m->types[t])
+		m->types[t] = xstrdup(task_type);
+	for (e = 0; e < (int)N_EVENTS && strcmp(job_events[e], what); e++)
+		;
+	if (e < (int)N_EVENTS)
+		m->jobs[t][e]++;
+}
+
+static void observe(struct histogram *h, double v)
+{
+	for (size_t i = 0; i < N_BUCKETS; i++)
+		if (v <= buckets[i])
+			h->counts[i]++;
+	h->count++;
+	h->sum += v;
+}
+
+void metrics_attempt(struct metrics *m, enum outcome_kind k, double run_seconds)
+{
+	m->attempts[k]++;
+	if (run_seconds >= 0)
+		observe(&m->run_time, run_seconds);
+}
+
+void metrics_queue_latency(struct metrics *m, double seconds)
+{
+	observe(&m->queue_latency, seconds < 0 ? 0 : seconds);
+}
+
+void metrics_set(struct metrics *m, const char *gauge, double v)
+{
+	double *slots[] = { &m->slots_busy, &m->slots_total, &m->redis_up, &m->postgres_up, &m->last_heartbeat };
+
+	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
+		if (!strcmp(gauges[i], gauge))
+			*slots[i] = v;
+}
+
+void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed)
+{
+	m->depth[0] = (double)high;
+	m->depth[1] = (double)normal;
+	m->depth[2] = (double)low;
+	m->depth[3] = (double)delayed;
+}
+
+static void put_histogram(FILE *f, const char *name, const char *help, const struct histogram *h)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t i = 0; i < N_BUCKETS; i++)
+		fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, buckets[i], (unsigned long long)h->counts[i]);
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)h->count,
+		name, h->sum, name, (unsigned long long)h->count);
+}
+
+char *metrics_render(const struct metrics *m)
+{
+	static const char *const helps[] = { "Attempts started", "Jobs that ended COMPLETED",
+					     "Jobs that ended FAILED", "Retries scheduled",
+					     "Payloads rejected without running" };
+	static const char *const prios[] = { "high", "normal", "low" };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		abort();
+	fprintf(f, "# HELP taskexec_build_info Version of this taskexecd\n# TYPE taskexec_build_info gauge\n"
+		   "taskexec_build_info{version=\"%s\"} 1\n", TASKEXEC_VERSION);
+	for (size_t e = 0; e < N_EVENTS; e++) {
+		fprintf(f, "# HELP taskexec_jobs_%s_total %s, by task type\n# TYPE taskexec_jobs_%s_total counter\n",
+			job_events[e], helps[e], job_events[e]);
+		for (int t = 0; t < MAX_TYPES && m->types[t]; t++)
+			fprintf(f, "taskexec_jobs_%s_total{task_type=\"%s\"} %llu\n", job_events[e], m->types[t],
+				(unsigned long long)m->jobs[t][e]);
+	}
+	fprintf(f, "# HELP taskexec_attempts_total Attempts by how they ended\n# TYPE taskexec_attempts_total counter\n");
+	for (int k = 0; k <= OUT_CANCELLED; k++)
+		fprintf(f, "taskexec_attempts_total{outcome=\"%s\"} %llu\n", outcome_name((enum outcome_kind)k),
+			(unsigned long long)m->attempts[k]);
+	put_histogram(f, "taskexec_queue_to_running_seconds", "From enqueued_at to RUNNING", &m->queue_latency);
+	put_histogram(f, "taskexec_attempt_run_seconds", "Wall time of an attempt", &m->run_time);
+	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++) {
+		double v[] = { m->slots_busy, m->slots_total, m->redis_up, m->postgres_up, m->last_heartbeat };
+
+		fprintf(f, "# TYPE taskexec_%s gauge\ntaskexec_%s %.3f\n", gauges[i], gauges[i], v[i]);
+	}
+	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
+	for (int i = 0; i < 3; i++)
+		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);
+	fprintf(f, "# TYPE taskexec_delayed_retries gauge\ntaskexec_delayed_retries %.0f\n", m->depth[3]);
+	fclose(f);
+	return text;
+}

@@ -1,0 +1,21 @@
+/* metrics — counters, gauges and histograms for /metrics (Prometheus text). */
+#ifndef TASKEXEC_METRICS_H
+#define TASKEXEC_METRICS_H
+
+#include <stdint.h>
+
+#include "attempt.h"
+
+struct metrics;
+
+struct metrics *metrics_new(const char *executor_id);
+void metrics_free(struct metrics *m);
+void metrics_job(struct metrics *m, const char *task_type, const char *what); /* started, completed, failed, retried, rejected */
+void metrics_attempt(struct metrics *m, enum outcome_kind k, double run_seconds);
+void metrics_queue_latency(struct metrics *m, double seconds);
+void metrics_set(struct metrics *m, const char *gauge, double v);   /* slots_busy, redis_up, … */
+void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed);
+/* The exposition text (caller frees). */
+char *metrics_render(const struct metrics *m);
+
+#endif

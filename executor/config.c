@@ -146,8 +146,9 @@ static const char *kind_hint(enum kind k)
 	}
 }
 
-/* When the binaries run from <root>/build/, use the checkout's policies,
- * tasks and shim so `build/taskexec run` works with no environment set. */
+/* When the binaries run from a build directory of a checkout (<root>/build/,
+ * or another one beside runner-shim/), use the checkout's policies, tasks and
+ * shim so `build/taskexec run` works with no environment set. */
 static char *dev_root(void)
 {
 	char exe[PATH_MAX];
@@ -163,7 +164,7 @@ static char *dev_root(void)
 		return NULL;
 	*slash = '\0';
 	slash = strrchr(exe, '/');
-	if (!slash || strcmp(slash, "/build"))
+	if (!slash)
 		return NULL;
 	*slash = '\0';
 	probe = xasprintf("%s/runner-shim/taskexec_shim.py", exe);

@@ -480,15 +480,16 @@ static void rm_rf_at(int parent, const char *name)
 static int make_scratch(const struct sandbox *sb, const char *job_id, char **ret, char **ret_err)
 {
 	char *path = xasprintf("%s/taskexec-%.40s-XXXXXX", sb->scratch_dir, job_id);
+	const char *dir = mkdtemp(path);
 
-	if (!mkdtemp(path)) {
+	if (!dir) {
 		*ret_err = xasprintf("scratch dir under %s: %s", sb->scratch_dir, strerror(errno));
 		free(path);
 		return -1;
 	}
-	if (sb->drop_uid && chown(path, sb->uid, sb->gid) < 0) {
-		*ret_err = xasprintf("chown %s: %s", path, strerror(errno));
-		rmdir(path);
+	if (sb->drop_uid && chown(dir, sb->uid, sb->gid) < 0) {
+		*ret_err = xasprintf("chown %s: %s", dir, strerror(errno));
+		rmdir(dir);
 		free(path);
 		return -1;
 	}

@@ -21,9 +21,9 @@ void iso8601_ms(int64_t wall, char buf[64]);
 /* "2026-11-26T05:00:00.123Z" (fraction optional) -> ms since the epoch; 0 or -EINVAL. */
 int parse_iso8601_ms(const char *s, int64_t *ret_ms);
 
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t m);
-char *xstrdup(const char *s);
+void *xmalloc(size_t n) __attribute__((malloc, returns_nonnull));
+void *xcalloc(size_t n, size_t m) __attribute__((malloc, returns_nonnull));
+char *xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Split "a, b,c" on commas, trimming blanks; returns a NULL-terminated array. */

@@ -91,7 +91,11 @@ static const char *load_bad(struct cfg *t, const char *file)
 
 static void defaults_without_environment(void **state)
 {
-	struct config *c = load_ok(*state, NULL);
+	struct config *c;
+
+	/* An installed package's /etc/taskexec/taskexec.conf must not leak in. */
+	setenv("TASKEXEC_CONFIG", "/dev/null", 1);
+	c = load_ok(*state, NULL);
 	char host[256], *id = NULL;
 
 	assert_string_equal(c->redis_url, "redis://127.0.0.1:6379/0");

@@ -13,7 +13,7 @@ CC      ?= cc
 PKGS    := hiredis libpq jansson libseccomp libcap inih libsodium libmicrohttpd libsystemd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
-           -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
+           -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
            -DTASKEXEC_VERSION='"$(VERSION)"' -DTASKEXEC_LIBDIR='"$(LIBDIR)"' \
            -DTASKEXEC_SYSCONFDIR='"$(SYSCONFDIR)"' -DTASKEXEC_STATEDIR='"$(STATEDIR)"' \
            $(shell pkg-config --cflags $(PKGS))

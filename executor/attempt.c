@@ -2,6 +2,7 @@
  * and classify how it ended. */
 
 #include "attempt.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -179,8 +180,9 @@ static void on_status(struct loop *l, int fd, uint32_t events, void *arg)
 static void kill_group(struct attempt *a, int sig)
 {
 	/* The child leads its own session and process group. */
-	kill(-a->proc.pid, sig);
-	kill(a->proc.pid, sig);
+	if (kill(-a->proc.pid, sig) < 0 && kill(a->proc.pid, sig) < 0 && errno != ESRCH)
+		log_msg(LOG_ERROR, "job.kill_failed", "cannot signal job process %d: %s (is CAP_KILL missing?)",
+			(int)a->proc.pid, strerror(errno));
 }
 
 static void on_deadline(struct loop *l, void *arg)

@@ -228,8 +228,6 @@ static void heartbeat(struct loop *l, void *arg)
 	metrics_set(d->metrics, "redis_up", queue_up(d->queue));
 	metrics_set(d->metrics, "postgres_up", store_up(d->store));
 	metrics_set(d->metrics, "last_heartbeat_timestamp_seconds", (double)wall_ms() / 1000.0);
-	if (sd_watchdog_enabled(0, NULL) > 0)
-		sd_notify(0, "WATCHDOG=1");
 	json_object_set_new(doc, "redis", json_boolean(queue_up(d->queue)));
 	json_object_set_new(doc, "postgres", json_boolean(store_up(d->store)));
 	json_object_set_new(doc, "jobs_started", json_integer((json_int_t)d->started));
@@ -246,6 +244,17 @@ static void heartbeat(struct loop *l, void *arg)
 }
 
 /* ---- signals and drain ---------------------------------------------------------------- */
+
+/* systemd's watchdog, at half its interval, whatever the heartbeat interval. */
+static void watchdog(struct loop *l, void *arg)
+{
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
+		return;
+	sd_notify(0, "WATCHDOG=1");
+	loop_timer(l, now_ms() + (int64_t)(usec / 2000), watchdog, arg);
+}
 
 static void on_shutdown_timeout(struct loop *l, void *arg)
 {
@@ -318,6 +327,11 @@ static void on_flag(void *arg, redisReply *reply)
 	*(bool *)arg = true;
 }
 
+static void on_row(void *arg, PGresult *res)
+{
+	*(bool *)arg = true;
+}
+
 static int wait_or_signal(const sigset_t *mask, int64_t ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
@@ -333,7 +347,7 @@ int daemon_run(struct config *cfg)
 	sigset_t mask;
 	int sfd = -1;
 	int64_t backoff = 500;
-	bool left = false;
+	bool left = false, stopped_row = true;
 
 	d.cfg = cfg;
 	d.next_due_ms = -1;
@@ -404,16 +418,26 @@ int daemon_run(struct config *cfg)
 			   d.sandbox.landlock_abi, "drops_uid", d.sandbox.drop_uid));
 	loop_timer(d.loop, now_ms(), heartbeat, &d);
 	sd_notify(0, "READY=1\nSTATUS=claiming jobs");
+	watchdog(d.loop, &d);
 	while (!d.done)
 		loop_run_once(d.loop, -1);
 
 	/* Leave cleanly: put back anything still in our processing list (a claim
 	 * that raced the drain, an outcome that could not be recorded) and drop
 	 * our heartbeat, so nobody waits for it to lapse. */
-	if (queue_up(d.queue) && queue_leave(d.queue, on_flag, &left) == 0) {
+	if (store_up(d.store)) {
+		const char *p[] = { cfg->executor_id };
+
+		stopped_row = false;
+		store_query(d.store, "UPDATE taskexec.executors SET state = 'stopped', slots_busy = 0, "
+			    "last_heartbeat = now() WHERE executor_id = $1", 1, p, on_row, &stopped_row);
+	}
+	if (!queue_up(d.queue) || queue_leave(d.queue, on_flag, &left) < 0)
+		left = true;
+	{
 		int64_t until = now_ms() + 2000;
 
-		while (!left && now_ms() < until)
+		while ((!left || !stopped_row) && now_ms() < until)
 			loop_run_once(d.loop, 100);
 	}
 	log_json(LOG_INFO, "shutdown.finished",

@@ -18,6 +18,8 @@
  * seccomp listener travel over it. */
 #define SANDBOX_STATUS_FD 1022
 
+struct ll_path;
+
 /* Built once at start, before any child exists. */
 struct sandbox {
 	int interp_fd;                  /* O_PATH of the interpreter */
@@ -27,8 +29,11 @@ struct sandbox {
 	gid_t gid;
 	int landlock_abi;               /* 0 = not available */
 	int cap_last;                   /* highest capability number the kernel knows */
-	struct sock_filter *bpf[2];     /* per enum net_mode, with a pid placeholder */
+	struct sock_filter *bpf[2];     /* per enum net_mode, built on first use */
 	unsigned short bpf_len[2];
+	void *stack;                    /* the child's stack until it execs (CLONE_VM) */
+	struct ll_path *ll_cache;       /* O_PATH fds of the system paths, opened once */
+	size_t ll_n;
 };
 
 /* What one attempt needs. */

@@ -237,12 +237,12 @@ static void claim_db(struct job_run *jr)
 	struct daemon *d = jr->d;
 	struct job *j = &jr->job;
 	char *params = json_dumps(j->parameters, JSON_COMPACT | JSON_SORT_KEYS);
-	char retries[24], timeout[24], pid[24], hash[65];
+	char retries[24], timeout[24], pid[24], alive[24], hash[65];
 	json_t *id = json_pack("{s:s, s:s, s:s?, s:s, s:O}", "t", j->task_type, "m", j->module_path, "c",
 			       j->class_name, "f", j->method_name, "p", j->parameters);
 	char *canon = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS);
 	char *payload = payload_text(jr);
-	const char *p[17];
+	const char *p[18];
 
 	sha256_hex(canon, strlen(canon), hash);
 	free(canon);
@@ -270,10 +270,13 @@ static void claim_db(struct job_run *jr)
 	p[14] = jr->token;
 	p[15] = LOST_LIMIT;
 	p[16] = payload;
+	/* An executor whose executors row was written within two heartbeats is alive. */
+	snprintf(alive, sizeof(alive), "%lld", (long long)(2 * d->cfg->heartbeat_ms));
+	p[17] = alive;
 	store_query(d->store,
 		    "SELECT action, attempt, next_at_ms FROM taskexec.claim($1, $2, $3, $4, $5, $6::jsonb, $7, $8, "
-		    "$9::int, $10::int, $11, $12, $13, $14::int, $15, $16::int, $17)",
-		    17, p, on_claimed, jr);
+		    "$9::int, $10::int, $11, $12, $13, $14::int, $15, $16::int, $17, $18::bigint)",
+		    18, p, on_claimed, jr);
 	free(params);
 	free(payload);
 }

@@ -1,0 +1,1 @@
+"""Tasks for `make bench` (tests/bench/bench.py): as small as a job can be."""

@@ -1,0 +1,1 @@
+"""Tasks the integration tests run through taskexecd (package `itasks`)."""

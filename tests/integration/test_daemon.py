@@ -1,0 +1,347 @@
+"""taskexecd against real Redis and PostgreSQL: what a user sees in the job rows.
+
+Every test runs its own daemon(s) under its own queue prefix; the `daemon`
+fixture also fails a test that leaves a job in {P}:processing:* or whose
+daemon died on its own.
+"""
+import json
+import os
+import time
+
+from ithelpers import (BACKOFF_BASE_S, BACKOFF_MAX_S, HEARTBEAT_S, TASK_TYPE, describe, invalid_job_id,
+                       job_payload, wait_for)
+
+# Scheduling slack on a loaded 2-core VM: interpreter start, one heartbeat tick.
+SLACK_S = 1.5
+# A retry is due at next_attempt_at: allow only the claim and an interpreter start.
+RETRY_SLACK_S = 0.6
+
+
+def seconds(a, b):
+    return (b - a).total_seconds()
+
+
+def outcomes(db, job_id):
+    return [a["outcome"] for a in db.attempts(job_id)]
+
+
+def queued_job_ids(rds, key):
+    ids = []
+    for entry in rds.lrange(key, 0, -1):
+        try:
+            ids.append(json.loads(entry).get("job_id"))
+        except ValueError:
+            ids.append(entry)
+    return ids
+
+
+# ---------------------------------------------------------------- running jobs
+
+def test_seed_etl_job_completes_with_updated_rows(daemon, submit, wait_terminal, db):
+    daemon()
+    job = submit("tasks.f5portalupdate.main:run", "customer_id=42", task_type="etl")
+    row = wait_terminal(job, 60)[job]
+    assert row["status"] == "COMPLETED", describe(db, job)
+    assert row["result"]["customer_id"] == 42
+    assert isinstance(row["result"]["updated_rows"], int) and row["result"]["updated_rows"] > 0, row["result"]
+    assert outcomes(db, job) == ["completed"]
+    assert row["finished_at"] >= row["started_at"]
+
+
+def test_failing_task_is_retried_with_backoff_then_failed_with_traceback(daemon, submit, wait_terminal, db):
+    daemon()
+    job = submit("itasks.basic:fail_always", max_retries=3)
+    row = wait_terminal(job, 40)[job]
+    att = db.attempts(job)
+    assert row["status"] == "FAILED", describe(db, job)
+    assert "ValueError: boom" in row["error"]
+    assert "Traceback" in row["traceback"] and "fail_always" in row["traceback"]
+    assert row["attempts"] == 4
+    assert [a["attempt"] for a in att] == [1, 2, 3, 4]
+    assert [a["outcome"] for a in att] == ["exception"] * 4, describe(db, job)
+    assert all(a["error_type"] == "ValueError" and "boom" in a["error_message"] and a["traceback"] for a in att)
+    # Full jitter: retry n waits random(0, min(max, base * 2^(n-1))). Only the
+    # ceilings are certain, so check each wait against its ceiling, plus the
+    # time to start an interpreter (a retry starts at next_attempt_at, not at
+    # the next heartbeat).
+    gaps = [seconds(att[n - 1]["ended_at"], att[n]["started_at"]) for n in range(1, 4)]
+    ceilings = [min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (n - 1)) for n in range(1, 4)]
+    for n, (gap, ceiling) in enumerate(zip(gaps, ceilings), 1):
+        assert 0 <= gap <= ceiling + RETRY_SLACK_S, "retry %d started %.2fs after attempt %d ended; its back-off " \
+            "is at most %.2fs (all waits: %s)" % (n, gap, n, ceiling, ["%.2f" % g for g in gaps])
+    span = seconds(att[0]["started_at"], att[3]["started_at"])
+    assert span <= sum(ceilings) + 3 * (RETRY_SLACK_S + 0.5)
+
+
+def test_failing_task_that_recovers_completes_on_a_later_attempt(ctx, daemon, submit, wait_terminal, db):
+    daemon()
+    job = submit("itasks.basic:fail_then_succeed", "marker_dir=%s" % ctx.marker_dir(), "times=2", max_retries=3)
+    row = wait_terminal(job, 30)[job]
+    assert row["status"] == "COMPLETED", describe(db, job)
+    assert row["result"] == {"runs": 3}
+    assert outcomes(db, job) == ["exception", "exception", "completed"]
+
+
+def test_timeout_kills_the_attempt_and_retries_it(daemon, submit, wait_terminal, db):
+    daemon()
+    job = submit("itasks.basic:sleep", "seconds=5", timeout=1, max_retries=1)
+    row = wait_terminal(job, 30)[job]
+    att = db.attempts(job)
+    assert row["status"] == "FAILED", describe(db, job)
+    assert [a["outcome"] for a in att] == ["timeout", "timeout"], describe(db, job)
+    # SIGTERM at the 1 s deadline, SIGKILL 2 s later at the latest.
+    assert all(seconds(a["started_at"], a["ended_at"]) < 1 + 2 + SLACK_S for a in att)
+    assert "timeout" in row["error"].lower()
+
+
+def test_high_priority_job_runs_before_earlier_low_priority_job(daemon, submit, wait_status, wait_terminal, db):
+    daemon(concurrency=1)
+    blocker = submit("itasks.basic:sleep", "seconds=1.5")
+    wait_status(blocker, "RUNNING")
+    low = submit("itasks.basic:noop", priority="low")
+    normal = submit("itasks.basic:noop", priority="normal")
+    high = submit("itasks.basic:noop", priority="high")
+    rows = wait_terminal([blocker, low, normal, high], 30)
+    assert all(r["status"] == "COMPLETED" for r in rows.values()), [describe(db, j) for j in rows]
+    assert rows[high]["started_at"] < rows[normal]["started_at"] < rows[low]["started_at"], \
+        {j: str(rows[j]["started_at"]) for j in (high, normal, low)}
+
+
+def test_concurrency_n_runs_n_jobs_at_once(daemon, submit, wait_terminal, db):
+    daemon(concurrency=3)
+    jobs = [submit("itasks.basic:sleep", "seconds=2") for _ in range(3)]
+    rows = wait_terminal(jobs, 30)
+    assert all(r["status"] == "COMPLETED" for r in rows.values()), [describe(db, j) for j in jobs]
+    att = [db.attempts(j)[0] for j in jobs]
+    last_start = max(a["started_at"] for a in att)
+    first_end = min(a["ended_at"] for a in att)
+    assert last_start < first_end, "the three attempts did not overlap: %s" % [
+        (str(a["started_at"]), str(a["ended_at"])) for a in att]
+    assert len({a["executor_id"] for a in att}) == 1
+
+
+def test_idempotency_key_of_completed_job_records_duplicate_without_running(daemon, submit, wait_terminal, db, ctx):
+    daemon()
+    key = "it-key-" + ctx.prefix
+    first = submit("itasks.basic:echo", "n=1", idempotency_key=key)
+    assert wait_terminal(first, 20)[first]["status"] == "COMPLETED", describe(db, first)
+    second = submit("itasks.basic:echo", "n=1", idempotency_key=key)
+    rows = wait_terminal([first, second], 20)
+    assert rows[second]["status"] == "COMPLETED", describe(db, second)
+    assert rows[second]["is_duplicate"] is True
+    assert rows[second]["duplicate_of"] == first
+    assert rows[second]["result"] == rows[first]["result"] == {"n": 1}
+    assert len(db.attempts(first)) + len(db.attempts(second)) == 1, describe(db, second)
+
+
+def test_submit_wait_prints_completed_and_result(daemon, cli):
+    daemon()
+    r = cli("submit", "itasks.basic:echo", "a=1", "b=x", "--task-type", TASK_TYPE, "--wait", timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    assert "COMPLETED" in lines[1], r.stdout
+    assert json.loads(lines[-1]) == {"a": 1, "b": "x"}
+
+
+def test_submit_wait_of_failing_job_prints_failed_and_exits_1(daemon, cli):
+    daemon()
+    r = cli("submit", "itasks.basic:fail_always", "--task-type", TASK_TYPE, "--max-retries", "0", "--wait",
+            timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAILED" in r.stdout
+
+
+# ---------------------------------------------------------------- cancel
+
+def test_cancel_of_running_job_kills_it_and_fails_it_cancelled(daemon, submit, cli, wait_status, wait_terminal, db):
+    daemon()
+    job = submit("itasks.basic:sleep", "seconds=30", max_retries=3)
+    wait_status(job, "RUNNING")
+    t0 = time.monotonic()
+    r = cli("cancel", job)
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = wait_terminal(job, 15)[job]
+    # SIGTERM to the process group, SIGKILL at most 2 s later.
+    assert time.monotonic() - t0 < 2 + 2 * SLACK_S
+    assert row["status"] == "FAILED", describe(db, job)
+    assert "cancelled" in row["error"]
+    assert outcomes(db, job) == ["cancelled"], describe(db, job)
+
+
+def test_cancel_of_queued_job_fails_it_without_running(daemon, submit, cli, wait_status, wait_terminal, db):
+    daemon(concurrency=1)
+    blocker = submit("itasks.basic:sleep", "seconds=1.5")
+    wait_status(blocker, "RUNNING")
+    job = submit("itasks.basic:noop")
+    r = cli("cancel", job)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = wait_terminal([blocker, job], 20)
+    assert rows[job]["status"] == "FAILED" and "cancelled" in rows[job]["error"], describe(db, job)
+    assert rows[blocker]["status"] == "COMPLETED"
+    # The cancelled entry is still in the queue until the slot frees; give the
+    # daemon a moment to take it, then make sure it did not run it.
+    time.sleep(1.0)
+    assert [a for a in db.attempts(job) if a["outcome"] not in (None, "cancelled")] == [], describe(db, job)
+    assert db.job(job)["status"] == "FAILED"
+
+
+# ---------------------------------------------------------------- crashes and shutdown
+
+def test_sigkilled_executor_job_is_rerun_by_another_executor(ctx, daemon, submit, wait_status, wait_terminal, db):
+    a = daemon()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % ctx.marker_dir(), "seconds=30")
+    wait_status(job, "RUNNING")
+    a.kill()
+    t0 = time.monotonic()
+    b = daemon()
+    # The heartbeat key lapses after 3 intervals; a live executor sweeps every interval.
+    wait_for(lambda: len(db.attempts(job)) >= 2, 3 * HEARTBEAT_S + HEARTBEAT_S + 2 * SLACK_S,
+             "another executor to rerun the job of the killed one")
+    rerun_after = time.monotonic() - t0
+    row = wait_terminal(job, 20)[job]
+    att = db.attempts(job)
+    assert row["status"] == "COMPLETED", describe(db, job)
+    assert row["is_duplicate"] is True
+    assert att[0]["outcome"] == "executor_lost" and att[0]["executor_id"] == a.executor_id, describe(db, job)
+    assert att[1]["outcome"] == "completed" and att[1]["executor_id"] == b.executor_id
+    print("rerun %.1fs after SIGKILL" % rerun_after)
+
+
+def test_sigterm_lets_running_job_finish_and_exits_0(daemon, submit, wait_status, db):
+    d = daemon(shutdown_timeout="5s")
+    job = submit("itasks.basic:sleep", "seconds=1.5")
+    wait_status(job, "RUNNING")
+    t0 = time.monotonic()
+    rc = d.terminate(timeout=15)
+    assert rc == 0, d.tail()
+    assert time.monotonic() - t0 < 5 + SLACK_S
+    assert db.job(job)["status"] == "COMPLETED", describe(db, job)
+    assert outcomes(db, job) == ["completed"]
+
+
+def test_sigterm_past_shutdown_timeout_requeues_job_for_next_daemon(ctx, daemon, submit, wait_status, wait_terminal,
+                                                                     db, rds):
+    d = daemon(shutdown_timeout="1s")
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % ctx.marker_dir(), "seconds=30", priority="normal")
+    wait_status(job, "RUNNING")
+    t0 = time.monotonic()
+    rc = d.terminate(timeout=20)
+    assert rc == 0, d.tail()
+    # 1 s drain, then SIGTERM and at most 2 s more before SIGKILL.
+    assert time.monotonic() - t0 < 1 + 2 + 3 * SLACK_S
+    assert db.job(job)["status"] == "QUEUED", describe(db, job)
+    assert outcomes(db, job) == ["shutdown"], describe(db, job)
+    assert job in queued_job_ids(rds, ctx.key("queue", "normal"))
+    assert not rds.exists(ctx.key("processing", d.executor_id))
+    daemon()
+    row = wait_terminal(job, 20)[job]
+    assert row["status"] == "COMPLETED", describe(db, job)
+    assert outcomes(db, job) == ["shutdown", "completed"]
+
+
+def _run_through_outage(daemon, submit, wait_status, wait_terminal, db, outage):
+    d = daemon(concurrency=2)
+    before = [submit("itasks.basic:sleep", "seconds=0.5") for _ in range(6)]
+    wait_status(before[0], "RUNNING")
+    outage()
+    after = [submit("itasks.basic:sleep", "seconds=0.2") for _ in range(4)]
+    rows = wait_terminal(before + after, 45)
+    bad = [describe(db, j) for j, r in rows.items() if r["status"] != "COMPLETED"]
+    assert not bad, "\n".join(bad)
+    assert d.alive(), d.tail()
+
+
+def test_redis_restart_mid_run_loses_no_job(services, daemon, submit, wait_status, wait_terminal, db):
+    _run_through_outage(daemon, submit, wait_status, wait_terminal, db, lambda: services.restart_redis(pause=1.0))
+
+
+def test_postgres_restart_mid_run_loses_no_job(services, daemon, submit, wait_status, wait_terminal, db):
+    _run_through_outage(daemon, submit, wait_status, wait_terminal, db, lambda: services.restart_pg(pause=1.0))
+
+
+# ---------------------------------------------------------------- rejected payloads
+
+def _assert_rejected(db, job_id, *words):
+    row = db.job(job_id)
+    assert row is not None, "no job row for rejected payload %s" % job_id
+    assert row["status"] == "FAILED", describe(db, job_id)
+    for w in words:
+        assert w.lower() in (row["error"] or "").lower(), "%r not in error %r" % (w, row["error"])
+    assert all(a["outcome"] == "rejected" for a in db.attempts(job_id)), describe(db, job_id)
+    assert len(db.attempts(job_id)) <= 1
+
+
+def test_malformed_json_payload_fails_and_daemon_keeps_serving(daemon, push, submit, wait_terminal, db):
+    d = daemon()
+    payloads = ['{"job_id": "it-broken", "task_type": ', "[1, 2, 3]", b"\xff\xfe not UTF-8"]
+    for p in payloads:
+        push(p)
+    good = submit("itasks.basic:noop")
+    ids = [invalid_job_id(p) for p in payloads]
+    rows = wait_terminal(ids + [good], 20)
+    _assert_rejected(db, ids[0], "json")
+    for j in ids[1:]:
+        _assert_rejected(db, j)
+        assert rows[j]["error"]
+    assert rows[good]["status"] == "COMPLETED", describe(db, good)
+    assert d.alive()
+
+
+def test_payload_missing_or_bad_field_fails_naming_the_field(daemon, push, submit, wait_terminal, db):
+    d = daemon()
+    cases = []
+    for field in ("task_type", "module_path", "method_name"):
+        p = job_payload(**{field: None})
+        cases.append((p["job_id"], field))
+        push(p)
+    p = push(job_payload(job_id=None))
+    cases.append((invalid_job_id(p), "job_id"))
+    p = push(job_payload(job_id="bad id with spaces"))
+    cases.append((invalid_job_id(p), "job_id"))
+    p = job_payload(task_type="no_such_type")
+    cases.append((p["job_id"], "task_type"))
+    push(p)
+    p = job_payload(parameters=[1, 2])
+    cases.append((p["job_id"], "parameters"))
+    push(p)
+    good = submit("itasks.basic:noop")
+    rows = wait_terminal([j for j, _ in cases] + [good], 20)
+    for job_id, field in cases:
+        _assert_rejected(db, job_id, field)
+    assert rows[good]["status"] == "COMPLETED", describe(db, good)
+    assert d.alive()
+
+
+def test_forbidden_module_is_refused_and_never_run(ctx, daemon, push, submit, wait_terminal, db):
+    d = daemon()
+    marker = ctx.marker_dir()
+    pwned = os.path.join(marker, "pwned")
+    os_system = job_payload(module_path="os", method_name="system", parameters={"command": "touch " + pwned})
+    private = job_payload(method_name="_mark_run", parameters={"marker_dir": marker})
+    for p in (os_system, private):
+        push(p)
+    good = submit("itasks.basic:noop")
+    rows = wait_terminal([os_system["job_id"], private["job_id"], good], 20)
+    _assert_rejected(db, os_system["job_id"], "module_path", "os")
+    _assert_rejected(db, private["job_id"], "method_name")
+    assert not os.path.exists(pwned)
+    assert os.listdir(marker) == []
+    assert rows[good]["status"] == "COMPLETED", describe(db, good)
+    assert d.alive()
+
+
+def test_bad_signature_is_refused_when_signatures_are_required(ctx, cli, daemon, push, submit, wait_terminal, db):
+    secret, public = ctx.dir / "job.key", ctx.dir / "job.pub"
+    r = cli("keygen", secret, public)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = daemon(env={"TASKEXEC_REQUIRE_SIGNATURE": "1", "TASKEXEC_VERIFY_KEYS": str(public)})
+    forged = job_payload(signature="A" * 86 + "==")
+    unsigned = job_payload()
+    push(forged)
+    push(unsigned)
+    signed = submit("itasks.basic:noop", env={"TASKEXEC_SIGNING_KEY": str(secret)})
+    rows = wait_terminal([forged["job_id"], unsigned["job_id"], signed], 20)
+    _assert_rejected(db, forged["job_id"], "signature invalid")
+    _assert_rejected(db, unsigned["job_id"], "signature")
+    assert rows[signed]["status"] == "COMPLETED", describe(db, signed)
+    assert d.alive()

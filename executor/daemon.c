@@ -78,20 +78,29 @@ static void on_claim(void *arg, redisReply *reply)
 		queue_wait(d->queue, wait_bound_ms(d));
 }
 
+/* One claim at a time: a claim that finds a job asks for the next, one that
+ * finds none goes back to waiting.  (N claims at once for one job would cost
+ * N-1 empty scripts.) */
 static void fill(struct daemon *d)
 {
 	if (d->draining || !d->recovered_self || !queue_up(d->queue) || !store_up(d->store))
 		return;
-	while (free_slots(d) > 0) {
-		if (queue_claim(d->queue, on_claim, d) < 0)
-			return;
+	if (free_slots(d) > 0 && !d->claims && queue_claim(d->queue, on_claim, d) == 0)
 		d->claims++;
-	}
 }
 
-static void on_woken(void *arg)
+static void on_woken(void *arg, bool marker)
 {
-	fill(arg);
+	struct daemon *d = arg;
+
+	/* A timeout means nobody enqueued: wait again without asking.  The
+	 * heartbeat claims if its queue depths say a wake-up was lost. */
+	if (!marker && queue_up(d->queue) && d->recovered_self) {
+		if (!d->claims && free_slots(d) > 0 && !d->draining)
+			queue_wait(d->queue, wait_bound_ms(d));
+		return;
+	}
+	fill(d);
 }
 
 void daemon_slot_freed(struct daemon *d)
@@ -116,15 +125,35 @@ static void on_promote_timer(struct loop *l, void *arg)
 	queue_promote(d->queue, wall_ms(), on_promoted, d);
 }
 
+void daemon_retry_due(struct daemon *d, int64_t due_ms)
+{
+	if (d->next_due_ms >= 0 && d->next_due_ms <= due_ms)
+		return;
+	d->next_due_ms = due_ms;
+	if (d->promote_timer)
+		loop_timer_cancel(d->loop, d->promote_timer);
+	d->promote_timer = loop_timer(d->loop, now_ms() + (due_ms - wall_ms()) + 1, on_promote_timer, d);
+}
+
 static void on_promoted(void *arg, redisReply *reply)
 {
 	struct daemon *d = arg;
 
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 5)
+	bool beat = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 6;
+	redisReply **e;
+
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || (reply->elements != 5 && !beat))
 		return;
-	d->next_due_ms = reply->element[0]->integer;
-	metrics_depths(d->metrics, (long)reply->element[1]->integer, (long)reply->element[2]->integer,
-		       (long)reply->element[3]->integer, (long)reply->element[4]->integer);
+	e = reply->element + (beat ? 1 : 0);
+	if (beat && reply->element[0]->integer > 0)
+		log_json(LOG_WARN, "executor.recovered_jobs",
+			 json_pack("{s:I, s:s}", "jobs", (json_int_t)reply->element[0]->integer, "msg",
+				   "jobs of executors whose heartbeat lapsed were put back at the head of their queues"));
+	d->next_due_ms = e[0]->integer;
+	metrics_depths(d->metrics, (long)e[1]->integer, (long)e[2]->integer, (long)e[3]->integer, (long)e[4]->integer);
+	/* Work is waiting but nobody is claiming it: a lost wake-up costs at most one interval. */
+	if (beat && e[1]->integer + e[2]->integer + e[3]->integer > 0 && !d->claims)
+		fill(d);
 	if (d->promote_timer) {
 		loop_timer_cancel(d->loop, d->promote_timer);
 		d->promote_timer = NULL;
@@ -133,14 +162,6 @@ static void on_promoted(void *arg, redisReply *reply)
 	if (d->next_due_ms >= 0 && d->next_due_ms - wall_ms() < d->cfg->heartbeat_ms)
 		d->promote_timer = loop_timer(d->loop, now_ms() + (d->next_due_ms - wall_ms()) + 1,
 					      on_promote_timer, d);
-}
-
-static void on_swept(void *arg, redisReply *reply)
-{
-	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
-		log_json(LOG_WARN, "executor.recovered_jobs",
-			 json_pack("{s:I, s:s}", "jobs", (json_int_t)reply->integer, "msg",
-				   "jobs of executors whose heartbeat lapsed were put back at the head of their queues"));
 }
 
 static void on_recovered_self(void *arg, redisReply *reply)
@@ -199,11 +220,8 @@ static void heartbeat(struct loop *l, void *arg)
 			"pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency, "ts", ts,
 			"state", d->draining ? "draining" : "running");
 	text = json_dumps(doc, JSON_COMPACT);
-	if (queue_up(d->queue)) {
-		queue_heartbeat(d->queue, text, NULL, NULL);
-		queue_sweep(d->queue, on_swept, d);
-		queue_promote(d->queue, wall_ms(), on_promoted, d);
-	}
+	if (queue_up(d->queue))
+		queue_beat(d->queue, text, wall_ms(), on_promoted, d);
 	/* Heartbeat rows are not worth queueing behind an outage: skip while down. */
 	if (store_up(d->store) && store_pending(d->store) < 64) {
 		snprintf(busy, sizeof(busy), "%d", d->busy);
@@ -238,9 +256,6 @@ static void heartbeat(struct loop *l, void *arg)
 	json_object_del(doc, "ts");
 	log_json(LOG_INFO, "heartbeat", doc);
 	free(text);
-	/* A lost wake-up costs at most one interval: look again now. */
-	if (!queue_waiting(d->queue) && !d->claims)
-		fill(d);
 }
 
 /* ---- signals and drain ---------------------------------------------------------------- */

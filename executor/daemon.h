@@ -50,6 +50,8 @@ struct daemon {
 int daemon_run(struct config *cfg);
 
 void policies_unref(struct policies *p);
+/* A retry was parked until due_ms (wall clock): promote it on time. */
+void daemon_retry_due(struct daemon *d, int64_t due_ms);
 /* A job left its slot: claim more if we may. */
 void daemon_slot_freed(struct daemon *d);
 

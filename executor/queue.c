@@ -116,34 +116,43 @@ static const char recover_lua[] = RECOVER_FN
 	"if ARGV[2] ~= '1' then redis.call('SREM', KEYS[7], ARGV[1]) end\n"
 	"return n\n";
 
-/* KEYS: executors high normal low wake; ARGV: key prefix "{P}:" .
- * The per-executor keys are derived here; all share the hash tag. */
-static const char sweep_lua[] = RECOVER_FN
+#define PROMOTE_FN \
+	"local function promote(delayed, high, normal, low, wake, now)\n" \
+	"  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)\n" \
+	"  for _, e in ipairs(due) do\n" \
+	"    local sep = string.find(e, '|', 1, true)\n" \
+	"    local p = string.sub(e, 1, sep - 1)\n" \
+	"    local k = normal\n" \
+	"    if p == 'high' then k = high elseif p == 'low' then k = low end\n" \
+	"    redis.call('RPUSH', k, string.sub(e, sep + 1))\n" \
+	"    redis.call('ZREM', delayed, e)\n" \
+	"  end\n" \
+	"  if #due > 0 then redis.call('ZADD', wake, 0, 'w') end\n" \
+	"  local nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')\n" \
+	"  local due_next = -1\n" \
+	"  if nxt[2] then due_next = tonumber(nxt[2]) end\n" \
+	"  return due_next\n" \
+	"end\n"
+
+/* KEYS: heartbeat executors delayed high normal low wake; ARGV: prefix id doc ttl now */
+static const char beat_lua[] = RECOVER_FN PROMOTE_FN
+	"redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
+	"redis.call('SADD', KEYS[2], ARGV[2])\n"
 	"local total = 0\n"
-	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
 	"  if redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. id) == 0 then\n"
-	"    total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[2], KEYS[3], KEYS[4])\n"
-	"    redis.call('SREM', KEYS[1], id)\n"
+	"    total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[4], KEYS[5], KEYS[6])\n"
+	"    redis.call('SREM', KEYS[2], id)\n"
 	"  end\n"
 	"end\n"
-	"if total > 0 then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
-	"return total\n";
+	"if total > 0 then redis.call('ZADD', KEYS[7], 0, 'w') end\n"
+	"local due_next = promote(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[5])\n"
+	"return {total, due_next, redis.call('LLEN', KEYS[4]), redis.call('LLEN', KEYS[5]),\n"
+	"        redis.call('LLEN', KEYS[6]), redis.call('ZCARD', KEYS[3])}\n";
 
 /* KEYS: delayed high normal low wake; ARGV: now */
-static const char promote_lua[] =
-	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)\n"
-	"for _, e in ipairs(due) do\n"
-	"  local sep = string.find(e, '|', 1, true)\n"
-	"  local p = string.sub(e, 1, sep - 1)\n"
-	"  local k = KEYS[3]\n"
-	"  if p == 'high' then k = KEYS[2] elseif p == 'low' then k = KEYS[4] end\n"
-	"  redis.call('RPUSH', k, string.sub(e, sep + 1))\n"
-	"  redis.call('ZREM', KEYS[1], e)\n"
-	"end\n"
-	"if #due > 0 then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
-	"local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
-	"local due_next = -1\n"
-	"if nxt[2] then due_next = tonumber(nxt[2]) end\n"
+static const char promote_lua[] = PROMOTE_FN
+	"local due_next = promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1])\n"
 	"return {due_next, redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),\n"
 	"        redis.call('ZCARD', KEYS[1])}\n";
 
@@ -283,7 +292,7 @@ static void on_connected(const redisAsyncContext *ac, int status)
 	if (c->kind == C_CMD && c->q->ev->state)
 		c->q->ev->state(c->q->arg, true);
 	if (c->kind == C_BLOCK && c->q->ev->woken)
-		c->q->ev->woken(c->q->arg);
+		c->q->ev->woken(c->q->arg, false);
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status)
@@ -495,7 +504,7 @@ static void on_woken(redisAsyncContext *ac, void *r, void *priv)
 		q->wait_guard = NULL;
 	}
 	if (!q->closing && r && q->ev->woken)
-		q->ev->woken(q->arg);
+		q->ev->woken(q->arg, ((redisReply *)r)->type == REDIS_REPLY_ARRAY);
 }
 
 static void on_wait_guard(struct loop *l, void *arg)
@@ -573,14 +582,6 @@ int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb
 	return r;
 }
 
-int queue_sweep(struct queue *q, queue_cb cb, void *arg)
-{
-	const char *keys[] = { q->k_execs, q->k_high, q->k_normal, q->k_low, q->k_wake };
-	const char *args[] = { q->prefix_tag };
-
-	return eval(q, cb, arg, sweep_lua, 5, keys, 1, args, NULL);
-}
-
 int queue_promote(struct queue *q, int64_t now, queue_cb cb, void *arg)
 {
 	const char *keys[] = { q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake };
@@ -591,18 +592,15 @@ int queue_promote(struct queue *q, int64_t now, queue_cb cb, void *arg)
 	return eval(q, cb, arg, promote_lua, 5, keys, 1, args, NULL);
 }
 
-int queue_heartbeat(struct queue *q, const char *doc, queue_cb cb, void *arg)
+int queue_beat(struct queue *q, const char *doc, int64_t now, queue_cb cb, void *arg)
 {
-	char ttl[32];
-	const char *set[] = { "SET", q->k_hb, doc, "PX", ttl };
-	const char *sadd[] = { "SADD", q->k_execs, q->cfg->executor_id };
-	int r;
+	const char *keys[] = { q->k_hb, q->k_execs, q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake };
+	char ttl[32], t[32];
+	const char *args[] = { q->prefix_tag, q->cfg->executor_id, doc, ttl, t };
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)(3 * q->cfg->heartbeat_ms));
-	r = send_argv(q, NULL, NULL, 5, set, NULL);
-	if (r < 0)
-		return r;
-	return send_argv(q, cb, arg, 3, sadd, NULL);
+	snprintf(t, sizeof(t), "%lld", (long long)now);
+	return eval(q, cb, arg, beat_lua, 7, keys, 5, args, NULL);
 }
 
 int queue_ping(struct queue *q, queue_cb cb, void *arg)

@@ -13,7 +13,9 @@
 struct queue;
 
 struct queue_events {
-	void (*woken)(void *arg);                       /* the blocking wait returned */
+	/* The blocking wait returned: marker = a producer (or a recovery) touched
+	 * the wake marker; false after a timeout or a (re)connect. */
+	void (*woken)(void *arg, bool marker);
 	void (*cancel)(void *arg, const char *job_id);  /* `taskexec cancel` of a running job */
 	void (*state)(void *arg, bool up);              /* the command connection came or went */
 };
@@ -40,12 +42,13 @@ int queue_requeue(struct queue *q, const char *entry, size_t len, queue_cb cb, v
 /* Put every entry of EXECUTOR's processing list back at the head of its queue
  * (only when its heartbeat lapsed, unless force). */
 int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb, void *arg);
-/* Recover every executor whose heartbeat lapsed; reply: entries moved. */
-int queue_sweep(struct queue *q, queue_cb cb, void *arg);
 /* Move due retries to their queues; reply: [next due time in ms or -1,
  * depth high, normal, low, delayed]. */
 int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
-int queue_heartbeat(struct queue *q, const char *doc, queue_cb cb, void *arg);
+/* The heartbeat in one script: refresh our key and membership, recover
+ * executors whose heartbeat lapsed, promote due retries.  Reply: [entries
+ * recovered, next due ms or -1, depth high, normal, low, delayed]. */
+int queue_beat(struct queue *q, const char *doc, int64_t now_ms, queue_cb cb, void *arg);
 int queue_ping(struct queue *q, queue_cb cb, void *arg);
 /* Remove our heartbeat and membership (clean exit). */
 int queue_leave(struct queue *q, queue_cb cb, void *arg);

@@ -488,6 +488,8 @@ static void on_acked(void *arg, redisReply *reply)
 		later(jr);
 		return;
 	}
+	if (jr->state == J_DELAY)
+		daemon_retry_due(jr->d, jr->next_at_ms);
 	go(jr, J_DONE);
 }
 

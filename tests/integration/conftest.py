@@ -5,10 +5,12 @@ Session: `services` starts a throwaway Redis + PostgreSQL with scripts/services
 with test tweaks to the ad_hoc type.
 
 Per test (each gets its own queue prefix, so tests never see each other's
-queues): `env` (the TASKEXEC_* environment), `daemon` (factory for running
-build/taskexecd), `cli` / `submit` (build/taskexec), `db` (PostgreSQL rows as
-dicts), `wait_terminal`, `rds` (redis-py client) and `push` (the documented
-producer MULTI, for payloads the CLI would never write).
+queues): `ctx` (prefix, key(), marker_dir(), its directory), `env` (the
+TASKEXEC_* environment), `daemon` (factory for running build/taskexecd),
+`cli` / `submit` (build/taskexec), `db` (PostgreSQL rows as dicts),
+`wait_terminal`, `wait_status`, `rds` (redis-py client) and `push` (the
+documented producer MULTI, for payloads the CLI would never write).
+Plain helpers (job_payload, invalid_job_id, describe, wait_for) are in ithelpers.py.
 
 Set ITEST_KEEP=1 to keep the temporary directory (logs, data) after the run.
 (ITEST_*, not TASKEXEC_*: taskexecd refuses TASKEXEC_* names it does not know.)
@@ -38,7 +40,6 @@ SERVICES = REPO / "scripts" / "services"
 TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", REPO / "build" / "taskexecd"))
 TASKEXEC = Path(os.environ.get("ITEST_TASKEXEC", REPO / "build" / "taskexec"))
 TASKS_ROOT = HERE / "tasks_root"
-
 
 
 # --------------------------------------------------------------------------

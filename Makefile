@@ -31,9 +31,12 @@ COMMON := util log config job policy sandbox attempt loop
 DAEMON := queue store supervise daemon http metrics
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
-CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_ops.o
+CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_common.o
+OPS_OBJ := $(B)/cli_ops_main.o $(B)/cli_ops.o $(B)/cli_run.o $(B)/cli_common.o $(B)/queue.o $(B)/store.o
+# taskexec (run, policy) links only what the sandbox needs; see exec_ops in cli.c.
+RUN_LIBS := $(shell pkg-config --libs jansson libseccomp libcap inih)
 
-all: $(B)/taskexecd $(B)/taskexec pyc
+all: $(B)/taskexecd $(B)/taskexec $(B)/taskexec-ops pyc
 
 $(B):
 	mkdir -p $(B)
@@ -46,7 +49,11 @@ $(B)/taskexecd: $(B)/main_daemon.o $(DAEMON_OBJ) $(COMMON_OBJ)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/taskexec: $(CLI_OBJ) $(B)/queue.o $(B)/store.o $(COMMON_OBJ)
+$(B)/taskexec: $(CLI_OBJ) $(COMMON_OBJ)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(RUN_LIBS)
+
+$(B)/taskexec-ops: $(OPS_OBJ) $(COMMON_OBJ)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -82,6 +89,7 @@ install: all
 	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/taskexecd $(DESTDIR)$(SBINDIR)/taskexecd
 	install -m 0755 $(B)/taskexec $(DESTDIR)$(BINDIR)/taskexec
+	install -m 0755 $(B)/taskexec-ops $(DESTDIR)$(LIBDIR)/taskexec-ops
 	install -m 0644 runner-shim/taskexec_shim.py runner-shim/taskexec_task.py $(DESTDIR)$(LIBDIR)/
 	cp -r --no-preserve=ownership tasks $(DESTDIR)$(LIBDIR)/
 	find $(DESTDIR)$(LIBDIR) -name __pycache__ -prune -exec rm -rf {} +

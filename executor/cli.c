@@ -4,10 +4,13 @@
 #include "policy.h"
 #include "util.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: taskexec COMMAND [ARGS]\n"
@@ -28,31 +31,6 @@ static const char usage[] =
 	"they parse as JSON, else strings.  Settings come from TASKEXEC_* variables and\n"
 	"/etc/taskexec/taskexec.conf; see taskexec(1) and taskexec.conf(5).\n"
 	"Exit status: 0 done, 1 the job failed, 2 usage error or rejected payload.\n";
-
-int cli_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("taskexec: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_USAGE;
-}
-
-int cli_config(struct config *c)
-{
-	char *errors = NULL;
-
-	if (config_load(c, NULL, &errors) < 0) {
-		fprintf(stderr, "taskexec: configuration: %s", errors);
-		free(errors);
-		config_free(c);
-		return -1;
-	}
-	return 0;
-}
 
 static struct policy_vars vars_of(const struct config *c)
 {
@@ -96,16 +74,38 @@ static int cli_policy(int argc, char **argv)
 	return r;
 }
 
+/* The Redis and PostgreSQL commands live in taskexec-ops, so that `taskexec
+ * run` loads only what the sandbox needs: every shared library costs page
+ * faults at start (libpq alone brings in TLS, Kerberos and LDAP). */
+static int exec_ops(char **argv)
+{
+	char self[PATH_MAX], *path = NULL, *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			path = xasprintf("%s/taskexec-ops", self);
+			if (access(path, X_OK) < 0) {
+				free(path);
+				path = NULL;
+			}
+		}
+	}
+	if (!path)
+		path = xstrdup(TASKEXEC_LIBDIR "/taskexec-ops");
+	execv(path, argv);
+	fprintf(stderr, "taskexec: %s: %s\n", path, strerror(errno));
+	free(path);
+	return EXIT_FAILED;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} cmds[] = {
-		{ "run", cli_run }, { "submit", cli_submit }, { "list", cli_list }, { "retry", cli_retry },
-		{ "cancel", cli_cancel }, { "queues", cli_queues }, { "policy", cli_policy },
-		{ "keygen", cli_keygen }, { "sign", cli_sign },
-	};
+	static const char *const ops[] = { "submit", "status", "show", "list", "retry", "cancel", "queues",
+					   "keygen", "sign" };
 
 	log_setup(NULL, LOG_WARN, false);
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -116,10 +116,12 @@ int main(int argc, char **argv)
 		printf("taskexec %s\n", TASKEXEC_VERSION);
 		return EXIT_DONE;
 	}
-	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "show"))
-		return cli_status(argc - 1, argv + 1, !strcmp(argv[1], "show"));
-	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "run"))
+		return cli_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "policy"))
+		return cli_policy(argc - 1, argv + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (!strcmp(argv[1], ops[i]))
+			return exec_ops(argv);
 	return cli_usage_error("unknown command '%s' (see taskexec --help)", argv[1]);
 }

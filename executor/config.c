@@ -350,8 +350,10 @@ static char *mask_password_keys(const char *url, bool uri)
 		const char *v;
 
 		if (!k) {
-			strcpy(o, p);
-			o += strlen(p);
+			size_t rest = strlen(p);
+
+			memcpy(o, p, rest);
+			o += rest;
 			break;
 		}
 		v = k + 8;

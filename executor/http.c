@@ -128,13 +128,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		hc->refs = 3;   /* the request, the Redis reply, the PostgreSQL reply */
 		*state = hc;
 		MHD_suspend_connection(c);
-		hc->timeout = loop_timer(d->loop, now_ms() + HEALTH_TIMEOUT_MS, on_health_timeout, hc);
-		if (queue_ping(d->queue, on_ping, hc) < 0)
-			on_ping(hc, NULL);
-		if (store_up(d->store))
+		/* A check that cannot even be sent fails now, but the answer still
+		 * goes out from the loop, never from inside this MHD callback. */
+		if (queue_ping(d->queue, on_ping, hc) < 0) {
+			hc->redis_done = true;
+			hc->refs--;
+		}
+		if (store_up(d->store)) {
 			store_query(d->store, "SELECT 1", 0, NULL, on_select, hc);
-		else
-			on_select(hc, NULL);
+		} else {
+			hc->pg_done = true;
+			hc->refs--;
+		}
+		hc->timeout = loop_timer(d->loop, now_ms() + (hc->redis_done && hc->pg_done ? 0 : HEALTH_TIMEOUT_MS),
+					 on_health_timeout, hc);
 		return MHD_YES;
 	}
 	{
@@ -154,10 +161,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			json_object_set_new(j, "error", json_sprintf("%s did not answer", what));
 			free(what);
 		}
-		body = json_dumps(j, JSON_COMPACT);
+		{
+			char *text = json_dumps(j, JSON_COMPACT);
+
+			body = xasprintf("%s\n", text);
+			free(text);
+		}
 		json_decref(j);
-		body = realloc(body, strlen(body) + 2);
-		strcat(body, "\n");
 		return reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body);
 	}
 }

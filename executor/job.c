@@ -24,7 +24,7 @@ static int fail(char **ret_err, const char *fmt, ...)
 
 bool job_id_valid(const char *s)
 {
-	size_t n = strlen(s);
+	size_t n = s ? strlen(s) : 0;
 
 	if (n < 1 || n > JOB_ID_MAX)
 		return false;
@@ -176,7 +176,7 @@ int job_parse(const char *payload, size_t len, struct job *j, char **ret_err)
 	    get_string(j->doc, "priority", false, &j->priority, ret_err) < 0 ||
 	    get_string(j->doc, "signature", false, &j->signature, ret_err) < 0)
 		return -1;
-	if (!ident_valid(j->task_type) || strlen(j->task_type) > 64)
+	if (!j->task_type || !ident_valid(j->task_type) || strlen(j->task_type) > 64)
 		return fail(ret_err, "task_type: '%.64s' is not a valid task type name", j->task_type);
 	if (!dotted_name_valid(j->module_path))
 		return fail(ret_err, "module_path: '%.256s' is not a dotted name of identifiers that do not start with '_'",

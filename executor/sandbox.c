@@ -604,8 +604,7 @@ static void __attribute__((noreturn)) child_fail(int fd, const char *step)
 {
 	struct launch_status st = { .err = errno };
 
-	for (size_t i = 0; step[i] && i < sizeof(st.step) - 1; i++)
-		st.step[i] = step[i];
+	memcpy(st.step, step, strnlen(step, sizeof(st.step) - 1));     /* async-signal-safe (POSIX.1-2017) */
 	(void)!write(fd, &st, sizeof(st));
 	_exit(127);
 }

@@ -426,6 +426,29 @@ static int landlock_build(struct sandbox *sb, const struct launch *l, const char
 
 #define CHILD_STACK (256 * 1024)
 
+/* Python never caches the byte code of the script it is started with, so
+ * starting from taskexec_shim.py would compile it for every job.  Start from
+ * the byte code the build (or the package) compiled for this very
+ * interpreter instead: __pycache__/taskexec_shim.cpython-311.pyc for
+ * python3.11, when it is there and not older than the source. */
+static void use_compiled_shim(struct sandbox *sb)
+{
+	const char *base = strrchr(sb->interp_real, '/');
+	struct stat src, pyc;
+	char *path;
+	int major, minor;
+
+	if (!base || sscanf(base, "/python%d.%d", &major, &minor) != 2)
+		return;
+	path = xasprintf("%s/__pycache__/taskexec_shim.cpython-%d%d.pyc", sb->shim_dir, major, minor);
+	if (stat(sb->shim_path, &src) == 0 && stat(path, &pyc) == 0 && pyc.st_mtime >= src.st_mtime) {
+		free(sb->shim_path);
+		sb->shim_path = path;
+		return;
+	}
+	free(path);
+}
+
 int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 {
 	char real[PATH_MAX];
@@ -446,6 +469,7 @@ int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 		goto fail;
 	}
 	sb->interp_real = xstrdup(real);
+	use_compiled_shim(sb);
 	if (realpath("/lib64/ld-linux-x86-64.so.2", real))
 		sb->loader_real = xstrdup(real);
 	if (geteuid() == 0) {

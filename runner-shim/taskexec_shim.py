@@ -181,6 +181,8 @@ def main():
     envelope = read_envelope()
     job, roots, allowed = envelope["job"], envelope["roots"], envelope["allowed"]
     shim_dir = os.path.dirname(os.path.abspath(__file__))
+    if os.path.basename(shim_dir) == "__pycache__":  # started from its byte code
+        shim_dir = os.path.dirname(shim_dir)
     sys.path[:] = [p for p in sys.path if p.startswith(sys.prefix)]
     sys.path += roots + envelope.get("python_path", []) + [shim_dir]
     sys.meta_path.insert(0, RouteLogging())

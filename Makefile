@@ -98,6 +98,17 @@ install: all
 	install -m 0644 policy/*.policy $(DESTDIR)$(SYSCONFDIR)/policy.d/
 	for m in man/*.[1578]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
+# Unit tests and a short daemon run under memcheck (tests/valgrind/run).
+valgrind: all $(UNIT_TESTS)
+	tests/valgrind/run
+
+# The sanitizer build and the suites that exercise it (CI runs this too).
+check-sanitize: bootstrap
+	$(MAKE) B=build-asan SANITIZE=address,undefined all unit
+	SANDBOX_SUITE_TASKEXEC=$(CURDIR)/build-asan/taskexec ITEST_TASKEXECD=$(CURDIR)/build-asan/taskexecd \
+	ITEST_TASKEXEC=$(CURDIR)/build-asan/taskexec \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/sandbox tests/integration
+
 # Static analysis with the checked-in .clang-tidy; both tools fail on any finding.
 LINT_DEFS := -D_GNU_SOURCE -DTASKEXEC_VERSION='"lint"' -DTASKEXEC_LIBDIR='"/x"' \
              -DTASKEXEC_SYSCONFDIR='"/x"' -DTASKEXEC_STATEDIR='"/x"'
@@ -113,7 +124,7 @@ clean:
 	rm -rf $(B)
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: all pyc unit check bootstrap demo bench install clean lint
+.PHONY: all pyc unit check bootstrap demo bench install clean lint valgrind check-sanitize
 
 # Packages (packaging/): build/taskexec_<version>_<arch>.deb and
 # build/taskexec-<version>-1.<arch>.rpm from a staged copy of this tree,
@@ -153,3 +164,18 @@ fuzz: $(FUZZ_NAMES:%=$(FUZZ_B)/fuzz_%)
 	@tests/fuzz/run $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 .PHONY: fuzz
+
+# Evidence (tests/chaos/): "make chaos" runs the full chaos test (5,000 jobs,
+# daemons SIGKILLed and restarted, Redis and PostgreSQL restarted once; a short
+# version runs inside "make check"), "make scale" 100 daemons against one Redis
+# and one PostgreSQL.  Each writes its tables to $(B)/<name>/report.md too;
+# CHAOS_ARGS / SCALE_ARGS pass options (e.g. SCALE_ARGS="--daemons 50 --jobs 2000").
+CHAOS_ARGS ?=
+SCALE_ARGS ?=
+chaos: bootstrap all
+	$(PYTHON) tests/chaos/chaos.py --report $(B)/chaos/report.md $(CHAOS_ARGS)
+
+scale: bootstrap all
+	$(PYTHON) tests/chaos/scale.py --report $(B)/scale/report.md $(SCALE_ARGS)
+
+.PHONY: chaos scale

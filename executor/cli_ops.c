@@ -59,7 +59,9 @@ static redisContext *redis_connect(const struct config *c)
 	}
 	fcntl(r->fd, F_SETFD, FD_CLOEXEC);
 	redisSetTimeout(r, tv);
-	if (t.password)
+	if (t.password && t.user)
+		freeReplyObject(redisCommand(r, "AUTH %s %s", t.user, t.password));
+	else if (t.password)
 		freeReplyObject(redisCommand(r, "AUTH %s", t.password));
 	if (t.db)
 		freeReplyObject(redisCommand(r, "SELECT %d", t.db));

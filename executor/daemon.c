@@ -355,6 +355,45 @@ static int wait_or_signal(const sigset_t *mask, int64_t ms)
 	return s > 0 && s != SIGHUP ? s : 0;
 }
 
+static void append(char **errors, const char *line)
+{
+	char *n = xasprintf("%s%s\n", *errors ? *errors : "", line);
+
+	free(*errors);
+	*errors = n;
+}
+
+int daemon_preflight(const struct config *cfg, char **errors)
+{
+	struct redis_target t;
+	struct sandbox sb;
+	char *err = NULL;
+	int bad = 0;
+
+	if (redis_url_parse(cfg->redis_url, &t, &err) < 0) {
+		append(errors, err);
+		free(err);
+		err = NULL;
+		bad = -1;
+	} else {
+		redis_target_free(&t);
+	}
+	if (http_listen_check(cfg->http_listen, &err) < 0) {
+		append(errors, err);
+		free(err);
+		err = NULL;
+		bad = -1;
+	}
+	if (sandbox_init(&sb, cfg, &err) < 0) {
+		append(errors, err);
+		free(err);
+		bad = -1;
+	} else {
+		sandbox_free(&sb);
+	}
+	return bad;
+}
+
 int daemon_run(struct config *cfg)
 {
 	struct daemon d = { 0 };
@@ -381,6 +420,11 @@ int daemon_run(struct config *cfg)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (daemon_preflight(cfg, &err) < 0) {
+		log_json(LOG_ERROR, "config.invalid", json_pack("{s:s}", "errors", err));
+		free(err);
+		return 1;
+	}
 	d.policies = load_policies(cfg, &err);
 	if (!d.policies) {
 		log_json(LOG_ERROR, "policy.invalid", json_pack("{s:s}", "errors", err));

@@ -48,6 +48,10 @@ struct daemon {
 };
 
 int daemon_run(struct config *cfg);
+/* Everything that can be checked without connecting: URLs, the listen
+ * address, the interpreter, the shim, the job user.  0, or -1 with one line
+ * per problem appended to *errors. */
+int daemon_preflight(const struct config *cfg, char **errors);
 
 void policies_unref(struct policies *p);
 /* A retry was parked until due_ms (wall clock): promote it on time. */

@@ -212,40 +212,60 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	free(msg);
 }
 
-struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
+static int listen_addr(const char *listen, struct addrinfo **ret, char **ret_err)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
-	struct addrinfo *ai = NULL;
 	const char *colon = strrchr(listen, ':');
-	struct http *h;
 	char *host;
 	int r;
 
-	*ret_err = NULL;
-	if (!strcmp(listen, "off"))
-		return NULL;
-	if (!colon) {
+	if (!colon || !colon[1]) {
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s' is not host:port or off", listen);
-		return NULL;
+		return -1;
 	}
 	host = strndup(listen, (size_t)(colon - listen));
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
 	}
-	r = getaddrinfo(host, colon + 1, &hints, &ai);
+	r = getaddrinfo(host, colon + 1, &hints, ret);
 	free(host);
 	if (r) {
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s': %s", listen, gai_strerror(r));
-		return NULL;
+		return -1;
 	}
+	return 0;
+}
+
+int http_listen_check(const char *listen, char **ret_err)
+{
+	struct addrinfo *ai = NULL;
+
+	if (!strcmp(listen, "off"))
+		return 0;
+	if (listen_addr(listen, &ai, ret_err) < 0)
+		return -1;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
+{
+	struct addrinfo *ai = NULL;
+	struct http *h;
+
+	*ret_err = NULL;
+	if (!strcmp(listen, "off"))
+		return NULL;
+	if (listen_addr(listen, &ai, ret_err) < 0)
+		return NULL;
 	h = xcalloc(1, sizeof(*h));
 	h->d = d;
 	h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				  on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned)5, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED,
-				  on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+				  on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
+				  ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned)64, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!h->mhd) {
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: cannot listen on %s", listen);

@@ -423,12 +423,16 @@ char *job_canonical(const json_t *doc, char **ret_err)
 	json_object_del(copy, "signature");
 	s = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(copy);
-	/* \uXXXX in lower case, as Python's json.dumps writes it. */
-	for (char *p = s; p && (p = strstr(p, "\\u")); p += 2)
-		if (p == s || p[-1] != '\\')
-			for (int i = 2; i < 6 && p[i]; i++)
-				if (p[i] >= 'A' && p[i] <= 'F')
-					p[i] = (char)(p[i] - 'A' + 'a');
+	/* \uXXXX in lower case, as Python's json.dumps writes it.  Walk escape
+	 * by escape: in \\u the u is text, not an escape. */
+	for (char *p = s; p && *p; p++)
+		if (*p == '\\' && p[1]) {
+			if (p[1] == 'u')
+				for (int i = 2; i < 6 && p[i]; i++)
+					if (p[i] >= 'A' && p[i] <= 'F')
+						p[i] = (char)(p[i] - 'A' + 'a');
+			p++;
+		}
 	return s;
 }
 

@@ -59,6 +59,12 @@ int main(int argc, char **argv)
 		config_print(&c, stdout);
 		if (bad)
 			fprintf(stderr, "%s", errors);
+		free(errors);
+		errors = NULL;
+		if (daemon_preflight(&c, &errors) < 0) {
+			fprintf(stderr, "%s", errors);
+			bad = 1;
+		}
 		if (policy_load_dir(c.policy_dir, &v, &ps, &perr) < 0) {
 			fprintf(stderr, "%s", perr);
 			free(perr);

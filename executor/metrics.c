@@ -29,6 +29,9 @@ struct metrics {
 
 static const char *const gauges[] = { "slots_busy", "slots_total", "redis_up", "postgres_up",
 				       "last_heartbeat_timestamp_seconds" };
+static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCURRENCY",
+					  "1 while the Redis command connection is up",
+					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat" };
 
 struct metrics *metrics_new(const char *executor_id)
 {
@@ -143,12 +146,14 @@ char *metrics_render(const struct metrics *m)
 	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++) {
 		double v[] = { m->slots_busy, m->slots_total, m->redis_up, m->postgres_up, m->last_heartbeat };
 
-		fprintf(f, "# TYPE taskexec_%s gauge\ntaskexec_%s %.3f\n", gauges[i], gauges[i], v[i]);
+		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s gauge\ntaskexec_%s %.3f\n", gauges[i], gauge_help[i],
+			gauges[i], gauges[i], v[i]);
 	}
 	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);
-	fprintf(f, "# TYPE taskexec_delayed_retries gauge\ntaskexec_delayed_retries %.0f\n", m->depth[3]);
+	fprintf(f, "# HELP taskexec_delayed_retries Retries waiting for their time, as of the last heartbeat\n"
+		   "# TYPE taskexec_delayed_retries gauge\ntaskexec_delayed_retries %.0f\n", m->depth[3]);
 	fclose(f);
 	return text;
 }

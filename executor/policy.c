@@ -141,6 +141,10 @@ static int handler(void *user, const char *section, const char *name, const char
 		size_t n = strv_len(p->env);
 		char *v;
 
+		if (!*name) {
+			perr(ps, "[env]: a variable needs a name");
+			return 1;
+		}
 		for (const char *c = name; *c; c++)
 			if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || *c == '_' ||
 			      (c != name && *c >= '0' && *c <= '9'))) {

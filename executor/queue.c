@@ -177,6 +177,8 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 			const char *pc = memchr(p, ':', (size_t)(at - p));
 
 			t->password = pc ? strndup(pc + 1, (size_t)(at - pc - 1)) : strndup(p, (size_t)(at - p));
+			if (pc && pc > p)
+				t->user = strndup(p, (size_t)(pc - p));         /* Redis 6 ACL user */
 			p = at + 1;
 		}
 		slash = strchr(p, '/');
@@ -195,7 +197,7 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 		return 0;
 	}
 bad:
-	*ret_err = xstrdup("TASKEXEC_REDIS_URL: expected redis://[:password@]host[:port][/db] or unix:///path[?db=N]");
+	*ret_err = xstrdup("TASKEXEC_REDIS_URL: expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]");
 	redis_target_free(t);
 	return -1;
 }
@@ -205,6 +207,7 @@ void redis_target_free(struct redis_target *t)
 	free(t->host);
 	free(t->path);
 	free(t->password);
+	free(t->user);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -355,7 +358,9 @@ static void connect_one(struct rconn *c)
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, on_disconnected);
 	/* Commands on one connection run in order: these precede everything else. */
-	if (q->target.password)
+	if (q->target.password && q->target.user)
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", q->target.user, q->target.password);
+	else if (q->target.password)
 		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", q->target.password);
 	if (q->target.db)
 		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", q->target.db);

@@ -59,7 +59,7 @@ int queue_entry_split(const char *entry, size_t len, const char **ret_prio, size
 
 /* URL parsing shared with the command-line tool. */
 struct redis_target {
-	char *host, *path, *password;
+	char *host, *path, *user, *password;
 	int port, db;
 };
 int redis_url_parse(const char *url, struct redis_target *ret, char **ret_err);

@@ -861,6 +861,18 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	 * pidfd with no window in which the pid could be reused. */
 	pid = clone(child, (char *)sb->stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a,
 		    &pidfd);
+	if (pid < 0 && errno == EINVAL) {
+		/* Emulators such as valgrind refuse these flags: a plain fork does
+		 * the same, only slower. */
+		pid = fork();
+		if (pid == 0)
+			_exit(child(&a));
+		if (pid > 0 && (pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			pid = -1;
+		}
+	}
 	if (pid < 0) {
 		*ret_err = xasprintf("clone: %s", strerror(errno));
 		goto out;

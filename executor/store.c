@@ -10,9 +10,22 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+/* libpq prints server notices (and "terminating connection" FATALs) on
+ * stderr by default; they belong in the JSON log. */
+static void on_notice(void *arg, const char *msg)
+{
+	char *m = xstrdup(msg);
+
+	m[strcspn(m, "\n")] = '\0';
+	log_msg(LOG_WARN, "postgres.notice", "PostgreSQL: %s", m);
+	free(m);
+}
+
 int store_migrate(const char *conninfo, char **ret_err)
 {
 	PGconn *c = PQconnectdb(conninfo);
+
+	PQsetNoticeProcessor(c, on_notice, NULL);
 	PGresult *r = NULL;
 	int version = 0, rc = -1;
 
@@ -175,6 +188,8 @@ static void poll_connect(struct store *s)
 static void start_connect(struct store *s)
 {
 	s->conn = PQconnectStart(s->conninfo);
+	if (s->conn)
+		PQsetNoticeProcessor(s->conn, on_notice, NULL);
 	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
 		lost(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		return;

@@ -189,8 +189,12 @@ def test_cancel_of_queued_job_fails_it_without_running(daemon, submit, cli, wait
 
 def test_sigkilled_executor_job_is_rerun_by_another_executor(ctx, daemon, submit, wait_status, wait_terminal, db):
     a = daemon()
-    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % ctx.marker_dir(), "seconds=30")
+    marker_dir = ctx.marker_dir()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=30")
     wait_status(job, "RUNNING")
+    # RUNNING is recorded at the claim, before the interpreter starts: kill
+    # only once the task itself has begun its (first, sleeping) run.
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 10, "the first run to start")
     a.kill()
     t0 = time.monotonic()
     b = daemon()
@@ -222,8 +226,10 @@ def test_sigterm_lets_running_job_finish_and_exits_0(daemon, submit, wait_status
 def test_sigterm_past_shutdown_timeout_requeues_job_for_next_daemon(ctx, daemon, submit, wait_status, wait_terminal,
                                                                      db, rds):
     d = daemon(shutdown_timeout="1s")
-    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % ctx.marker_dir(), "seconds=30", priority="normal")
+    marker_dir = ctx.marker_dir()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=30", priority="normal")
     wait_status(job, "RUNNING")
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 10, "the first run to start")
     t0 = time.monotonic()
     rc = d.terminate(timeout=20)
     assert rc == 0, d.tail()

@@ -1,0 +1,1 @@
+"""Tasks for tests/ops: jobs that print, log, fail and sleep on purpose."""

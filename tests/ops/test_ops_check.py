@@ -1,0 +1,116 @@
+"""taskexecd --check: effective settings with secrets masked; every problem named, exit non-zero."""
+import re
+
+import pytest
+
+SECRET = "Chk5ecret-xyz"
+
+
+def settings(stdout):
+    return dict(line.split("=", 1) for line in stdout.splitlines() if re.match(r"TASKEXEC_[A-Z_]+=", line))
+
+
+def test_check_prints_effective_settings_and_exits_0_when_valid(ops):
+    r = ops.check(env={"TASKEXEC_CONCURRENCY": "3", "TASKEXEC_SHUTDOWN_TIMEOUT": "7s"})
+    assert r.returncode == 0, r.stderr
+    s = settings(r.stdout)
+    assert s["TASKEXEC_CONCURRENCY"] == "3"
+    assert s["TASKEXEC_SHUTDOWN_TIMEOUT"] == "7000ms"
+    assert s["TASKEXEC_QUEUE_PREFIX"] == ops.prefix
+    assert s["TASKEXEC_HEARTBEAT_INTERVAL"] == "1000ms"
+    assert s["TASKEXEC_REDIS_URL"] == ops.env["TASKEXEC_REDIS_URL"]
+    assert s["TASKEXEC_JOB_USER"] == "nobody"      # a default, printed too
+    assert "# policy etl: " in r.stdout
+    assert r.stdout.rstrip().endswith("# configuration valid"), r.stdout
+    assert r.stderr == "", r.stderr
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://opsuser:%s@127.0.0.1:5432/taskexec" % SECRET, "postgresql://opsuser:***@127.0.0.1:5432/taskexec"),
+    ("postgresql://opsuser@127.0.0.1/taskexec?password=%s&sslmode=disable" % SECRET,
+     "postgresql://opsuser@127.0.0.1/taskexec?password=***&sslmode=disable"),
+    ("host=127.0.0.1 user=opsuser password=%s dbname=taskexec" % SECRET,
+     "host=127.0.0.1 user=opsuser password=*** dbname=taskexec"),
+    ("host=127.0.0.1 password = '%s with blanks' dbname=taskexec" % SECRET, None),
+    ("postgres://opsuser:%s%%40x@db.example:5432/taskexec" % SECRET, "postgres://opsuser:***@db.example:5432/taskexec"),
+])
+def test_check_masks_the_db_password(ops, url, shown):
+    r = ops.check(env={"TASKEXEC_DB_URL": url})
+    assert r.returncode == 0, r.stderr
+    assert SECRET not in r.stdout + r.stderr, r.stdout
+    if shown:
+        assert settings(r.stdout)["TASKEXEC_DB_URL"] == shown
+
+
+def test_check_masks_the_redis_password_and_a_password_from_the_config_file(ops):
+    conf = ops.dir / "taskexec.conf"
+    conf.write_text("# test\nTASKEXEC_DB_URL = postgresql://opsuser:%s@127.0.0.1/taskexec\n" % SECRET)
+    # TASKEXEC_DB_URL only in the file: the environment would win over it.
+    r = ops.check(env={"TASKEXEC_REDIS_URL": "redis://:%s@127.0.0.1:6379/0" % SECRET,
+                       "TASKEXEC_CONFIG": str(conf), "TASKEXEC_DB_URL": None})
+    assert r.returncode == 0, r.stderr
+    assert SECRET not in r.stdout + r.stderr, r.stdout
+    s = settings(r.stdout)
+    assert s["TASKEXEC_REDIS_URL"] == "redis://:***@127.0.0.1:6379/0"
+    assert s["TASKEXEC_DB_URL"] == "postgresql://opsuser:***@127.0.0.1/taskexec"
+
+
+def _broken_policy(ops):
+    """Add an unknown key to [job] of the copy's ad_hoc.policy; returns (path, its line number)."""
+    d = ops.policy_dir()
+    p = d / "ad_hoc.policy"
+    lines = p.read_text().splitlines()
+    at = lines.index("[job]") + 1
+    lines.insert(at, "no_such_key = 1")
+    p.write_text("\n".join(lines) + "\n")
+    return p, at + 1
+
+
+def test_check_refuses_a_bad_variable_naming_it(ops):
+    r = ops.check(env={"TASKEXEC_CONCURRENCY": "zero"})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert re.search(r"^TASKEXEC_CONCURRENCY: bad value", r.stderr, re.M), r.stderr
+    assert "configuration valid" not in r.stdout
+
+
+def test_check_refuses_an_unknown_variable_naming_it(ops):
+    r = ops.check(env={"TASKEXEC_FOO": "1"})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert re.search(r"^TASKEXEC_FOO: unknown variable", r.stderr, re.M), r.stderr
+
+
+def test_check_refuses_a_policy_with_an_unknown_key_naming_file_and_line(ops):
+    path, line = _broken_policy(ops)
+    r = ops.check()
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "%s:%d:" % (path, line) in r.stderr and "no_such_key" in r.stderr, r.stderr
+
+
+def test_check_names_every_problem_at_once(ops):
+    path, line = _broken_policy(ops)
+    conf = ops.dir / "bad.conf"
+    conf.write_text("TASKEXEC_MAX_RETRIES = 3\nTASKEXEC_NOPE = 1\n")
+    r = ops.check(env={"TASKEXEC_CONCURRENCY": "zero", "TASKEXEC_FOO": "1", "TASKEXEC_CONFIG": str(conf)})
+    assert r.returncode == 1
+    for needle in ("TASKEXEC_CONCURRENCY", "TASKEXEC_FOO", "%s:2:" % conf, "%s:%d:" % (path, line)):
+        assert needle in r.stderr, "%r not named in:\n%s" % (needle, r.stderr)
+    assert r.stderr.rstrip().endswith("taskexecd: configuration refused"), r.stderr
+
+
+def test_daemon_refuses_to_start_with_a_bad_variable(ops):
+    d = ops.daemon(env={"TASKEXEC_CONCURRENCY": "zero"}, wait_healthy=False)
+    d.expected_exit = True
+    assert d.proc.wait(10) == 1
+    refused = d.events("config.invalid")
+    assert refused and "TASKEXEC_CONCURRENCY" in refused[0]["errors"], d.tail()
+
+
+@pytest.mark.parametrize("name, value", [
+    pytest.param("TASKEXEC_REDIS_URL", "http://127.0.0.1:6379", id="redis-url"),
+    pytest.param("TASKEXEC_HTTP_LISTEN", "nonsense", id="http-listen"),
+    pytest.param("TASKEXEC_JOB_USER", "no-such-user-ops", id="job-user"),
+    pytest.param("TASKEXEC_PYTHON", "/nonexistent/python3", id="python"),
+])
+def test_check_refuses_what_the_daemon_would_refuse(ops, name, value):
+    r = ops.check(env={name: value})
+    assert r.returncode == 1 and name in r.stderr, (r.returncode, r.stdout[-200:], r.stderr)

@@ -351,3 +351,20 @@ def test_bad_signature_is_refused_when_signatures_are_required(ctx, cli, daemon,
     _assert_rejected(db, unsigned["job_id"], "signature")
     assert rows[signed]["status"] == "COMPLETED", describe(db, signed)
     assert d.alive()
+
+
+def test_job_whose_executor_is_lost_three_times_ends_failed(daemon, submit, wait_terminal, db):
+    """A poison job that takes its executor down every time must not loop forever."""
+    job = submit("itasks.basic:sleep", "seconds=60")
+    executor_id = "poison-%s" % job[-8:]
+    for n in (1, 2, 3):
+        d = daemon(executor_id=executor_id)
+        # A restart under the same id puts back what it held at once and reruns it.
+        wait_for(lambda: len(db.attempts(job)) >= n and db.job(job)["status"] == "RUNNING", 20,
+                 "attempt %d to run" % n)
+        d.kill()
+    daemon(executor_id=executor_id)
+    row = wait_terminal(job, 20)[job]
+    assert row["status"] == "FAILED" and row["error"] == "executor lost repeatedly", describe(db, job)
+    assert [a["outcome"] for a in db.attempts(job)] == ["executor_lost"] * 3, describe(db, job)
+    assert row["is_duplicate"] is True

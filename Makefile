@@ -46,6 +46,24 @@ $(B)/%.o: executor/%.c executor/*.h | $(B)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
+# The seccomp programs are compiled once, at build time: gen_filter links a
+# copy of sandbox.c that builds them with libseccomp and prints them as C.
+$(B)/sandbox_gen.o: executor/sandbox.c executor/*.h | $(B)
+	@echo "  CC      $< (filter generator)"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/gen_filter: $(B)/gen_filter.o $(B)/sandbox_gen.o $(B)/util.o $(B)/log.o $(B)/config.o $(B)/policy.o
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/filter_bpf.h: $(B)/gen_filter
+	@echo "  GEN     $@"
+	@$< > $@.tmp && mv $@.tmp $@
+
+$(B)/sandbox.o: executor/sandbox.c executor/*.h $(B)/filter_bpf.h | $(B)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -DTASKEXEC_PREBUILT_FILTER -I$(B) -c -o $@ $<
+
 $(B)/taskexecd: $(B)/main_daemon.o $(DAEMON_OBJ) $(COMMON_OBJ)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -145,7 +145,7 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
  * whatever a caller leaves in the high half must not change the verdict. */
 #define A32(i, v) SCMP_CMP((i), SCMP_CMP_MASKED_EQ, 0xffffffffULL, (scmp_datum_t)(uint32_t)(v))
 
-static int build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err)
+int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err)
 {
 	static const unsigned long ioctls[] = { TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX };
 	static const int prctls[] = { PR_GET_NAME, PR_SET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS,
@@ -763,12 +763,25 @@ static int child(void *arg)
 	child_fail(st, "execveat");
 }
 
-/* Build the seccomp program for a network mode the first time it is needed. */
+#ifdef TASKEXEC_PREBUILT_FILTER
+/* build/filter_bpf.h: the programs sandbox_build_filter produced at build
+ * time (make runs build/gen_filter), so no job pays for compiling them. */
+#include "filter_bpf.h"
+#endif
+
+/* The seccomp program for a network mode, the first time it is needed. */
 static int filter_for(struct sandbox *sb, enum net_mode m, char **ret_err)
 {
 	if (sb->bpf[m])
 		return 0;
-	return build_filter(m, &sb->bpf[m], &sb->bpf_len[m], ret_err);
+#ifdef TASKEXEC_PREBUILT_FILTER
+	sb->bpf_len[m] = prebuilt_len[m];
+	sb->bpf[m] = xmalloc(prebuilt_len[m] * sizeof(struct sock_filter));
+	memcpy(sb->bpf[m], prebuilt[m], prebuilt_len[m] * sizeof(struct sock_filter));
+	return 0;
+#else
+	return sandbox_build_filter(m, &sb->bpf[m], &sb->bpf_len[m], ret_err);
+#endif
 }
 
 /* ---- spawn ---------------------------------------------------------------- */

@@ -62,6 +62,9 @@ void sandbox_free(struct sandbox *sb);
 int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err);
 /* Close the parent's fds and remove the scratch dir (after the child is reaped). */
 void proc_cleanup(struct proc *p);
+/* Compile the seccomp program for a network mode (the build runs this once
+ * through gen_filter and compiles the result in; see filter_for). */
+int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err);
 /* The name of syscall NR on this architecture (caller frees). */
 char *sandbox_syscall_name(long nr);
 /* Read what the child sent on the status fd: a launch failure ("step:

@@ -46,7 +46,7 @@ struct queue {
 	struct redis_target target;
 	struct rconn c[C_N];
 	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *prefix_tag;
-	bool waiting;
+	bool waiting, checked_config;
 	struct timer *wait_guard;
 	bool closing;
 };
@@ -276,6 +276,27 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
 		c->q->ev->cancel(c->q->arg, reply->element[2]->str);
 }
 
+/* A queue on a Redis that may evict keys or keeps nothing on disk can lose
+ * jobs whatever we do: say so at start.  (Managed Redis may refuse CONFIG;
+ * then there is nothing to check.) */
+static void on_config(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	const char *what = priv;
+
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	if (!strcmp(what, "maxmemory-policy") && strcmp(reply->element[1]->str, "noeviction"))
+		log_msg(LOG_WARN, "redis.unsafe", "Redis maxmemory-policy is %s: under memory pressure it may evict "
+			"queued jobs; set it to noeviction", reply->element[1]->str);
+	if (!strcmp(what, "appendonly") && strcmp(reply->element[1]->str, "yes"))
+		redisAsyncCommand(ac, on_config, (void *)"save", "CONFIG GET save");
+	if (!strcmp(what, "save") && !*reply->element[1]->str)
+		log_msg(LOG_WARN, "redis.unsafe", "Redis keeps nothing on disk (appendonly no, no save points): a "
+			"Redis restart loses every queued job; enable appendonly");
+}
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct rconn *c = ac->data;
@@ -292,6 +313,11 @@ static void on_connected(const redisAsyncContext *ac, int status)
 	c->backoff_ms = 0;
 	if (c->kind == C_SUB)
 		redisAsyncCommand(c->ac, on_message, c, "SUBSCRIBE %s", c->q->k_cancel);
+	if (c->kind == C_CMD && !c->q->checked_config) {
+		c->q->checked_config = true;
+		redisAsyncCommand(c->ac, on_config, (void *)"maxmemory-policy", "CONFIG GET maxmemory-policy");
+		redisAsyncCommand(c->ac, on_config, (void *)"appendonly", "CONFIG GET appendonly");
+	}
 	if (c->kind == C_CMD && c->q->ev->state)
 		c->q->ev->state(c->q->arg, true);
 	if (c->kind == C_BLOCK && c->q->ev->woken)

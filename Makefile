@@ -27,7 +27,14 @@ CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -U_FORTIFY_SOURCE \
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
+# A sanitizer build gets its own directory, so objects never mix.
+ifdef SANITIZE
+B ?= build-san
+endif
 B ?= build
+# Point every suite at the binaries of this build.
+TEST_ENV := SANDBOX_SUITE_TASKEXEC=$(CURDIR)/$(B)/taskexec ITEST_TASKEXECD=$(CURDIR)/$(B)/taskexecd \
+            ITEST_TASKEXEC=$(CURDIR)/$(B)/taskexec CHAOS_TASKEXECD=$(CURDIR)/$(B)/taskexecd
 COMMON := util log config job policy sandbox attempt loop
 DAEMON := queue store supervise daemon http metrics
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
@@ -91,7 +98,7 @@ unit: $(UNIT_TESTS)
 
 check: bootstrap all unit
 	mandoc -Tlint -W warning man/*.[0-9]
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 bootstrap:
 	scripts/bootstrap
@@ -121,11 +128,13 @@ valgrind: all $(UNIT_TESTS)
 	tests/valgrind/run
 
 # The sanitizer build and the suites that exercise it (CI runs this too).
+# (make check SANITIZE=address,undefined runs every suite against such a build.)
 check-sanitize: bootstrap
 	$(MAKE) B=build-asan SANITIZE=address,undefined all unit
-	SANDBOX_SUITE_TASKEXEC=$(CURDIR)/build-asan/taskexec ITEST_TASKEXECD=$(CURDIR)/build-asan/taskexecd \
-	ITEST_TASKEXEC=$(CURDIR)/build-asan/taskexec \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/sandbox tests/integration
+	$(MAKE) -s B=build-asan SANITIZE=address,undefined test-env-run SUITES="tests/sandbox tests/integration"
+
+test-env-run:
+	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider $(SUITES)
 
 # Static analysis with the checked-in .clang-tidy; both tools fail on any finding.
 LINT_DEFS := -D_GNU_SOURCE -DTASKEXEC_VERSION='"lint"' -DTASKEXEC_LIBDIR='"/x"' \
@@ -142,7 +151,7 @@ clean:
 	rm -rf $(B)
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: all pyc unit check bootstrap demo bench install clean lint valgrind check-sanitize
+.PHONY: all pyc unit check bootstrap demo bench install clean lint valgrind check-sanitize test-env-run
 
 # Packages (packaging/): build/taskexec_<version>_<arch>.deb and
 # build/taskexec-<version>-1.<arch>.rpm from a staged copy of this tree,

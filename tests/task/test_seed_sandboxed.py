@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TASKEXEC = os.path.join(ROOT, "build", "taskexec")
+TASKEXEC = os.environ.get("SANDBOX_SUITE_TASKEXEC", os.path.join(ROOT, "build", "taskexec"))
 ENTRY = "tasks.f5portalupdate.main:run"
 SUMMARY_PREFIX = "taskexec: summary "
 

@@ -433,8 +433,10 @@ def test_fork_bomb_cannot_fork_and_leaves_no_process():
 
 def test_kill_minus_one_is_refused_and_kills_nobody_else():
     uid = job_uid()
-    victim = subprocess.Popen(["/bin/sleep", "30"], user=uid, group=pwd.getpwuid(uid).pw_gid,
-                              start_new_session=True)
+    # A process of the job's own user: the one kill(-1) could reach.  (Not
+    # root, the runner's user is the job's user and no switch is needed.)
+    as_job_user = {"user": uid, "group": pwd.getpwuid(uid).pw_gid} if os.geteuid() == 0 else {}
+    victim = subprocess.Popen(["/bin/sleep", "30"], start_new_session=True, **as_job_user)
     try:
         run = run_task("abuse.procs:kill_everyone")
         assert_denied(run, syscall="kill")

@@ -1,28 +1,38 @@
 #!/usr/bin/python3
-"""make bench: what taskexec costs on this machine, side by side with its references.
+"""make bench: what taskexec costs on this machine, side by side with RQ and Celery.
 
-One run prints, with the targets of issues 2 and 3 next to the figures:
+One run measures, on one Redis (taskexec DB 0, RQ DB 1, Celery DB 2) and one
+PostgreSQL that it starts itself (scripts/services, under /tmp):
 
   (a) `taskexec run benchtasks.noop:noop`, median wall time over interleaved
-      runs, vs `/usr/bin/python3 -I -S -c 'import json'` (the least any shim
-      must do) and the difference                                  target <= 5 ms
-  (b) queue -> RUNNING latency at a steady 20 jobs/s with free slots:
-      push time (the documented producer MULTI) to jobs.started_at
-                                                   target p50 <= 5 ms, p99 <= 25 ms
-      and RQ's enqueue -> start latency measured the same way (reference)
-  (c) no-op jobs/s at concurrency 2 for 2,000 jobs, taskexecd (2 slots) vs
-      RQ (2 `rq worker` processes on the same Redis, DB 1)         target >= 2x RQ
-  (d) the daemon's own CPU per job during (c)                  target <= 0.5 ms/job
-      its CPU and the Redis commands/s over 10 s idle, its peak RSS
+      runs, vs `/usr/bin/python3 -I -S -c 'import json'`         target <= 5 ms
+  (b) enqueue -> start latency at a steady 20 jobs/s, concurrency 2 (free
+      slots), p50/p95/p99 for each system       taskexec target p50 <= 5 ms,
+                                                p99 <= 25 ms (requirement 500 ms)
+        taskexec: push time (the documented producer MULTI) -> jobs.started_at
+        RQ:       time before Queue.enqueue -> job.started_at (set in the work-horse)
+        Celery:   time before send_task, carried in the task's arguments ->
+                  time.time() on entry to the task, in the pool process
+  (c) jobs/s for no-op jobs and for 20 ms jobs (time.sleep(0.02)) at
+      concurrency 1, 2 and 4, for each system: N jobs (default 600) are put in
+      the queue while no worker runs, the workers are started, and the rate is
+      N / (first job start -> last job end) by the systems' own timestamps,
+      so neither start-up nor the producer is measured
+                      taskexec / RQ >= 2x for no-op jobs at concurrency 2
+  (d) CPU per job of the supervising process (taskexecd; the `rq worker`
+      processes; Celery's main process), of all the system's processes
+      (including job processes, work-horses, pool processes) and of Redis +
+      PostgreSQL; peak RSS; taskexecd's CPU and Redis calls when idle
+                                    daemon target <= 0.5 ms/job, idle ~0
 
-and writes the same table as Markdown to build/bench/report.md.
+and writes build/bench/report.md, report.png (two panels: latency CDF at
+20 jobs/s; throughput vs concurrency) and report.json (every figure), or into
+--out DIR.  Misses are reported, not hidden: the exit status is 0 unless
+something could not be measured.
 
-It starts its own Redis and PostgreSQL (scripts/services, in a temporary
-directory under /tmp) and stops them at the end, always.  Misses are reported,
-not hidden: the exit status is 0 unless something could not be measured.
-
-Options: --quick (fewer runs and jobs, for trying the script), --keep (keep
-the temporary directory: daemon log, services), --skip-rq.
+Options: --out DIR, --jobs N (per throughput point), --quick (a trial, not the
+figures), --keep (keep the temporary directory: logs, services),
+--skip-rq, --skip-celery.
 """
 import argparse
 import json
@@ -52,7 +62,7 @@ BIN = Path(os.environ.get("BENCH_BUILD", BUILD))
 TASKEXEC = BIN / "taskexec"
 TASKEXECD = BIN / "taskexecd"
 SERVICES = REPO / "scripts" / "services"
-REPORT = BUILD / "bench" / "report.md"
+DEFAULT_OUT = BUILD / "bench"
 PYTHON = "/usr/bin/python3"
 RQ = "/usr/bin/rq"
 
@@ -60,16 +70,29 @@ PREFIX = "bench"
 EXECUTOR_ID = "bench-1"
 TASK_TYPE = "ad_hoc"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+SYSTEMS = ("taskexec", "rq", "celery")
+LABEL = {"taskexec": "taskexec", "rq": "RQ", "celery": "Celery"}
+KINDS = ("noop", "sleep20")
+KIND_LABEL = {"noop": "no-op", "sleep20": "20 ms (sleep 0.02)"}
+CONCURRENCY = (1, 2, 4)
+LAT_RATE = 20
+LAT_CONCURRENCY = 2
+SLEEP_MS = 20
 
 # Targets (issues 2 and 3, performance sections).
 T_RUN_OVERHEAD_MS = 5.0
 T_LAT_P50_MS = 5.0
 T_LAT_P99_MS = 25.0
+T_LAT_REQ_MS = 500.0        # the product requirement: queue -> RUNNING < 500 ms
 T_RATIO = 2.0
 T_CPU_PER_JOB_MS = 0.5
 T_IDLE_CPU_MS = 10.0        # "about 0": at most 10 ms of CPU in 10 s idle (0.1 % of a core)
 T_IDLE_REDIS_PER_HB = 5.0   # "at most a few Redis calls per heartbeat interval"
 HEARTBEAT_S = 1.0
+OTHERS_MARK_PCT = 25.0      # mark figures measured while other processes used more of the machine
+DAGGER = "†"
 
 
 def log(msg):
@@ -101,13 +124,23 @@ def rq_time(text):
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
+def read_stat(pid):
+    """(ppid, own CPU s, reaped children's CPU s, rss kB) of pid, or None once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK,
+            (int(rest[13]) + int(rest[14])) / CLK_TCK, int(rest[21]) * PAGE_KB)
+
+
 def proc_stat(pid):
     """(utime+stime, cutime+cstime) of pid, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    own = (int(rest[11]) + int(rest[12])) / CLK_TCK
-    children = (int(rest[13]) + int(rest[14])) / CLK_TCK
-    return own, children
+    s = read_stat(pid)
+    if s is None:
+        raise CannotMeasure("process %d is gone" % pid)
+    return s[1], s[2]
 
 
 def proc_oncpu_ns(pid):
@@ -120,11 +153,105 @@ def proc_oncpu_ns(pid):
 
 
 def proc_status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return None
+
+
+def descendants(roots):
+    """roots and every live process below them."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            s = read_stat(int(name))
+            if s is not None:
+                children.setdefault(s[0], []).append(int(name))
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def tree_cpu(roots):
+    """(CPU s of the roots themselves, CPU s of the whole tree).
+
+    A process's own time plus the time of the children it has reaped, summed
+    over every live process of the tree, counts every process that ever ran
+    in it (a job process, work-horse or pool process that exited was reaped
+    by its parent), so the difference of two samples is the tree's CPU in
+    between.
+    """
+    own = total = 0.0
+    roots = set(roots)
+    for pid in descendants(roots):
+        s = read_stat(pid)
+        if s is None:
+            continue
+        total += s[1] + s[2]
+        if pid in roots:
+            own += s[1]
+    return own, total
+
+
+def tree_hwm_kb(roots):
+    """(peak RSS of the largest root, sum of the peak RSS of every live process of the tree), kB."""
+    roots = set(roots)
+    top = total = 0
+    for pid in descendants(roots):
+        hwm = proc_status_kb(pid, "VmHWM") or 0
+        total += hwm
+        if pid in roots:
+            top = max(top, hwm)
+    return top, total
+
+
+def machine_cpu():
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK, (v[7] if len(v) > 7 else 0) / CLK_TCK
+
+
+class Interference:
+    """CPU that processes outside the measurement used meanwhile: the machine's
+    busy time less the measured system's process tree, Redis, PostgreSQL and
+    this script; plus the time the hypervisor stole."""
+
+    def __init__(self, roots, svc_cpu):
+        self.roots, self.svc = roots, svc_cpu
+        self.t0 = time.monotonic()
+        self.m0 = machine_cpu()
+        self.tree0 = tree_cpu(roots)[1]
+        self.svc0 = sum(svc_cpu.sample())
+        t = os.times()
+        self.self0 = t.user + t.system
+
+    def stop(self):
+        wall = time.monotonic() - self.t0
+        m1 = machine_cpu()
+        tree = tree_cpu(self.roots)[1] - self.tree0
+        svc = sum(self.svc.sample()) - self.svc0
+        t = os.times()
+        own = t.user + t.system - self.self0
+        others = max(0.0, (m1[0] - self.m0[0]) - tree - svc - own)
+        ncpu = os.cpu_count() or 1
+        return {"others_pct": 100.0 * others / (wall * ncpu), "steal_pct": 100.0 * (m1[1] - self.m0[1]) / (wall * ncpu)}
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def machine():
@@ -137,13 +264,29 @@ def machine():
                     break
     except OSError:
         pass
+    return {"nproc": os.cpu_count(), "model": model, "kernel": platform.release(), "load": loadavg(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "python": platform.python_version()}
+
+
+def versions():
+    out = {}
     try:
-        with open("/proc/loadavg") as f:
-            load = " ".join(f.read().split()[:3])
-    except OSError:
-        load = "?"
-    return {"nproc": os.cpu_count(), "model": model, "kernel": platform.release(), "load": load,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+        out["taskexec"] = subprocess.run([str(TASKEXEC), "--version"], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True, timeout=10).stdout.strip().split()[-1]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for mod in ("rq", "celery", "redis"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except (ImportError, AttributeError):
+            pass
+    try:
+        r = subprocess.run(["redis-server", "--version"], stdout=subprocess.PIPE, text=True, timeout=10)
+        out["redis-server"] = next((w.split("=")[1] for w in r.stdout.split() if w.startswith("v=")), "?")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 def clean_env():
@@ -161,14 +304,15 @@ def runner_env():
     return e
 
 
-def payload(job_id, method="noop", parameters=None):
+def payload(job_id, kind="noop"):
+    method, params = ("noop", {}) if kind == "noop" else ("sleep_ms", {"ms": SLEEP_MS})
     return json.dumps({
         "job_id": job_id,
         "task_type": TASK_TYPE,
         "module_path": "benchtasks.noop",
         "class_name": None,
         "method_name": method,
-        "parameters": parameters or {},
+        "parameters": params,
         "priority": "normal",
         "enqueued_at": iso_utc(time.time()),
     }, separators=(",", ":"))
@@ -179,8 +323,31 @@ def with_db(url, db):
     return urlunsplit((u.scheme, u.netloc, "/%d" % db, u.query, u.fragment))
 
 
+def paced(rate, seconds, send):
+    """Call send(i) at a steady rate."""
+    n = int(rate * seconds)
+    t0 = time.monotonic() + 0.05
+    for i in range(n):
+        delay = t0 + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        send(i)
+
+
+def stop_procs(procs, timeout=20):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)     # warm shutdown: finish the current job, then exit
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
 # ---------------------------------------------------------------------------
-# the processes the bench starts (each stopped by its own pid)
+# the services (each stopped by its own pid)
 
 class Services:
     def __init__(self, root):
@@ -203,6 +370,12 @@ class Services:
         if not (self.redis_url and self.db_url):
             raise CannotMeasure("scripts/services printed no URLs: %r" % r.stdout)
 
+    def pg_pid(self):
+        try:
+            return int((self.dir / "pg" / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self):
         if not self.started:
             return
@@ -212,73 +385,18 @@ class Services:
             log("scripts/services stop failed (%d): %s" % (r.returncode, r.stderr.strip()))
 
 
-class Daemon:
-    def __init__(self, root, services, concurrency):
-        self.root = root
-        self.log_path = root / "taskexecd.log"
-        state = root / "state"
-        state.mkdir(exist_ok=True)
-        state.chmod(0o755)
-        env = runner_env()
-        env.update({
-            "TASKEXEC_REDIS_URL": services.redis_url,
-            "TASKEXEC_DB_URL": services.db_url,
-            "TASKEXEC_QUEUE_PREFIX": PREFIX,
-            "TASKEXEC_EXECUTOR_ID": EXECUTOR_ID,
-            "TASKEXEC_CONCURRENCY": str(concurrency),
-            "TASKEXEC_HEARTBEAT_INTERVAL": "%gs" % HEARTBEAT_S,
-            "TASKEXEC_HTTP_LISTEN": "off",
-            "TASKEXEC_POLICY_DIR": str(REPO / "policy"),
-            "TASKEXEC_STATE_DIR": str(state),
-            "TASKEXEC_SHUTDOWN_TIMEOUT": "5s",
-        })
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([str(TASKEXECD)], env=env, cwd=str(root), stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
-        self.pid = self.proc.pid
+class ServiceCPU:
+    """CPU of Redis (INFO cpu: the server's own) and of every PostgreSQL process."""
 
-    def tail(self, n=15):
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+    def __init__(self, r, services):
+        self.r = r
+        self.pg = services.pg_pid()
 
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-class RQWorkers:
-    def __init__(self, root, url, queue, n):
-        self.procs = []
-        for i in range(n):
-            out = open(root / ("rq-worker-%d.log" % i), "wb")
-            self.procs.append(subprocess.Popen(
-                [PYTHON, RQ, "worker", "--url", url, "--path", str(HERE), "--name", "bench-rq-%d" % i, queue],
-                env=clean_env(), cwd=str(root), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT))
-            out.close()
-
-    def alive(self):
-        return all(p.poll() is None for p in self.procs)
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)     # warm shutdown: finish the current job, then exit
-        for p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+    def sample(self):
+        info = self.r.info("cpu")
+        redis_s = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        pg_s = tree_cpu([self.pg])[1] if self.pg else 0.0
+        return redis_s, pg_s
 
 
 # ---------------------------------------------------------------------------
@@ -317,111 +435,393 @@ def bench_run(runs):
         t_py.append(ms)
     # Where the difference goes: the CLI process alone (exec, dynamic linking, no job).
     t_ver = [timed([str(TASKEXEC), "--version"])[0] for _ in range(10)]
-    return {"version": statistics.median(t_ver), "runs": runs, "te": statistics.median(t_te), "py": statistics.median(t_py),
-            "te_p90": pct(t_te, 90), "py_p90": pct(t_py, 90),
+    return {"version": statistics.median(t_ver), "runs": runs, "te": statistics.median(t_te),
+            "py": statistics.median(t_py), "te_p90": pct(t_te, 90), "py_p90": pct(t_py, 90),
             "inner": statistics.median(inner) if inner else None}
 
 
 # ---------------------------------------------------------------------------
-# taskexecd: producer, waiting, rows
+# The three systems behind one interface:
+#   purge()                    drop anything left in the queues
+#   prefill(kind, tag, n)      put n jobs in the queue (no worker running)
+#   start(c) / stop()          the worker side at concurrency c, ready when start returns
+#   roots()                    the supervising processes (for CPU and RSS)
+#   send(kind, tag)            enqueue one job now (latency)
+#   done(tag)                  how many of the tag's jobs ended
+#   records(tag)               [(t_enqueued or None, t_start, t_end, ok)] in epoch seconds
 
-def key(*parts):
+def tkey(*parts):
     return ":".join(["{%s}" % PREFIX, *parts])
 
 
-def push(r, body):
-    """The documented producer step (taskexec-protocol(7)); returns the wall clock just before EXEC."""
-    p = r.pipeline(transaction=True)
-    p.rpush(key("queue", "normal"), body)
-    p.zadd(key("wake"), {"w": 0})
-    t = time.time()
-    p.execute()
-    return t
+class Taskexec:
+    name = "taskexec"
+
+    def __init__(self, root, services, r):
+        self.root, self.services, self.r = root, services, r
+        self.daemon = None
+        self.conn = None
+        self.pushed = {}
+        self.n = 0
+        self.rss_kb = 0
+
+    def db(self, sql, args=()):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def purge(self):
+        keys = [tkey("queue", p) for p in ("high", "normal", "low")] + \
+            [tkey("wake"), tkey("delayed"), tkey("processing", EXECUTOR_ID)]
+        self.r.delete(*keys)
+
+    def push(self, body):
+        """The documented producer step (taskexec-protocol(7)); returns the wall clock just before EXEC."""
+        p = self.r.pipeline(transaction=True)
+        p.rpush(tkey("queue", "normal"), body)
+        p.zadd(tkey("wake"), {"w": 0})
+        t = time.time()
+        p.execute()
+        return t
+
+    def prefill(self, kind, tag, n):
+        p = self.r.pipeline(transaction=True)
+        for i in range(n):
+            p.rpush(tkey("queue", "normal"), payload("%s-%05d" % (tag, i), kind))
+        p.zadd(tkey("wake"), {"w": 0})
+        p.execute()
+
+    def start(self, c):
+        self.n += 1
+        state = self.root / "state"
+        state.mkdir(exist_ok=True)
+        state.chmod(0o755)
+        env = runner_env()
+        env.update({
+            "TASKEXEC_REDIS_URL": self.services.redis_url,
+            "TASKEXEC_DB_URL": self.services.db_url,
+            "TASKEXEC_QUEUE_PREFIX": PREFIX,
+            "TASKEXEC_EXECUTOR_ID": EXECUTOR_ID,
+            "TASKEXEC_CONCURRENCY": str(c),
+            "TASKEXEC_HEARTBEAT_INTERVAL": "%gs" % HEARTBEAT_S,
+            "TASKEXEC_HTTP_LISTEN": "off",
+            "TASKEXEC_POLICY_DIR": str(REPO / "policy"),
+            "TASKEXEC_STATE_DIR": str(state),
+            "TASKEXEC_SHUTDOWN_TIMEOUT": "5s",
+        })
+        self.log_path = self.root / ("taskexecd-%d.log" % self.n)
+        with open(self.log_path, "wb") as out:
+            self.daemon = subprocess.Popen([str(TASKEXECD)], env=env, cwd=str(self.root),
+                                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while self.conn is None:        # the first daemon creates the schema
+            try:
+                self.conn = psycopg2.connect(self.services.db_url)
+                self.conn.autocommit = True
+            except psycopg2.OperationalError:
+                if time.monotonic() > deadline:
+                    raise CannotMeasure("PostgreSQL refuses connections:\n" + self.tail())
+                time.sleep(0.2)
+        # Ready once it says so in its log (it claims right after: the
+        # executors row only comes with the first heartbeat to PostgreSQL).
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise CannotMeasure("taskexecd exited at start:\n" + self.tail())
+            try:
+                if '"event":"executor.started"' in self.log_path.read_text(errors="replace"):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise CannotMeasure("taskexecd not ready after 30 s:\n" + self.tail())
+
+    def tail(self, n=15):
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.daemon is not None and self.daemon.poll() is None
+
+    def check(self):
+        if not self.alive():
+            raise CannotMeasure("taskexecd died:\n" + self.tail())
+
+    def roots(self):
+        return [self.daemon.pid]
+
+    def stop(self):
+        if self.daemon is not None:
+            if self.alive():
+                self.rss_kb = max(self.rss_kb, proc_status_kb(self.daemon.pid, "VmHWM") or 0)
+            stop_procs([self.daemon])
+            self.daemon = None
+
+    def close(self):
+        self.stop()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def send(self, kind, tag):
+        jid = "%s-%05d" % (tag, len(self.pushed))
+        self.pushed[jid] = self.push(payload(jid, kind))
+
+    def done(self, tag):
+        self.check()
+        try:
+            return self._done(tag)
+        except psycopg2.Error:          # the schema is not there yet
+            return 0
+
+    def _done(self, tag):
+        return self.db("SELECT count(*) FROM taskexec.jobs WHERE job_id LIKE %s "
+                       "AND status IN ('COMPLETED', 'FAILED')", (tag + "-%",))[0][0]
+
+    def records(self, tag):
+        rows = self.db("SELECT job_id, status, extract(epoch FROM started_at), extract(epoch FROM finished_at) "
+                       "FROM taskexec.jobs WHERE job_id LIKE %s", (tag + "-%",))
+        return [(self.pushed.get(jid), float(s) if s is not None else None,
+                 float(f) if f is not None else None, st == "COMPLETED") for jid, st, s, f in rows]
+
+    def job_stats(self, tag):
+        """Median CPU and peak RSS the job processes themselves report (attempts rows)."""
+        row = self.db("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_ms), max(max_rss_kb), "
+                      "percentile_cont(0.5) WITHIN GROUP (ORDER BY max_rss_kb) "
+                      "FROM taskexec.attempts WHERE job_id LIKE %s", (tag + "-%",))[0]
+        return {"job_cpu_ms_p50": row[0], "job_rss_kb_max": row[1], "job_rss_kb_p50": row[2]}
 
 
-def db_query(conn, sql, args=()):
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchall()
+class RQSystem:
+    name = "rq"
+
+    def __init__(self, root, redis_url):
+        from rq import Queue
+        self.root = root
+        self.url = with_db(redis_url, 1)
+        self.r = redis.Redis.from_url(self.url)
+        self.qname = "bench"
+        self.q = Queue(self.qname, connection=self.r)
+        self.procs = []
+        self.ids, self.base, self.pushed = {}, {}, {}
+        self.n = 0
+
+    def purge(self):
+        self.r.flushdb()
+        self.ids, self.base, self.pushed = {}, {}, {}
+
+    def _enqueue(self, kind, tag):
+        t = time.time()
+        if kind == "noop":
+            job = self.q.enqueue("rqtasks.noop")
+        else:
+            job = self.q.enqueue("rqtasks.sleep_ms", SLEEP_MS)
+        if tag not in self.ids:
+            self.base[tag] = self.ended()    # the jobs of earlier tags have all ended by now
+        self.ids.setdefault(tag, []).append(job.id)
+        self.pushed[job.id] = t
+
+    def prefill(self, kind, tag, n):
+        for _ in range(n):
+            self._enqueue(kind, tag)
+
+    def send(self, kind, tag):
+        self._enqueue(kind, tag)
+
+    def start(self, c):
+        from rq import Worker
+        self.n += 1
+        for i in range(c):
+            out = open(self.root / ("rq-worker-%d-%d.log" % (self.n, i)), "wb")
+            self.procs.append(subprocess.Popen(
+                [PYTHON, RQ, "worker", "--url", self.url, "--path", str(HERE),
+                 "--name", "bench-rq-%d-%d" % (self.n, i), self.qname],
+                env=clean_env(), cwd=str(self.root), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT))
+            out.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self.check()
+            if len(Worker.all(connection=self.r)) >= c:
+                return
+            time.sleep(0.05)
+        raise CannotMeasure("rq workers not registered after 30 s")
+
+    def check(self):
+        if not all(p.poll() is None for p in self.procs):
+            raise CannotMeasure("an rq worker exited")
+
+    def roots(self):
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        stop_procs(self.procs)
+        self.procs = []
+
+    def close(self):
+        self.stop()
+
+    def ended(self):
+        """Jobs ended so far (finished or failed), from RQ's registries: two ZCARDs per poll."""
+        from rq.registry import FailedJobRegistry, FinishedJobRegistry
+        return (FinishedJobRegistry(self.qname, connection=self.r).count
+                + FailedJobRegistry(self.qname, connection=self.r).count)
+
+    def done(self, tag):
+        self.check()
+        return self.ended() - self.base.get(tag, 0)
+
+    def records(self, tag):
+        p = self.r.pipeline(transaction=False)
+        ids = self.ids.get(tag, [])
+        for jid in ids:
+            p.hmget("rq:job:" + jid, "status", "started_at", "ended_at")
+        out = []
+        for jid, (status, started, ended) in zip(ids, p.execute()):
+            out.append((self.pushed.get(jid), rq_time(started) if started else None,
+                        rq_time(ended) if ended else None, status == b"finished"))
+        return out
 
 
-def wait_terminal(conn, daemon, like, n, timeout):
+class CelerySystem:
+    name = "celery"
+
+    def __init__(self, root, redis_url):
+        from celery import Celery
+        self.root = root
+        self.url = with_db(redis_url, 2)
+        self.r = redis.Redis.from_url(self.url)
+        self.app = Celery("bench-producer", broker=self.url)
+        self.app.conf.task_ignore_result = True
+        self.proc = None
+        self.n = 0
+
+    def purge(self):
+        self.r.flushdb()
+
+    def _send(self, kind, tag):
+        if kind == "noop":
+            self.app.send_task("celerytasks.noop", args=[time.time(), tag])
+        else:
+            self.app.send_task("celerytasks.sleep_ms", args=[time.time(), tag, SLEEP_MS])
+
+    def prefill(self, kind, tag, n):
+        with self.app.producer_or_acquire():
+            for _ in range(n):
+                self._send(kind, tag)
+
+    def send(self, kind, tag):
+        self._send(kind, tag)
+
+    def start(self, c):
+        self.n += 1
+        env = clean_env()
+        env["BENCH_CELERY_BROKER"] = self.url
+        env["PYTHONPATH"] = str(HERE)
+        self.log_path = self.root / ("celery-worker-%d.log" % self.n)
+        with open(self.log_path, "wb") as out:
+            # gossip, mingle and heartbeat are the event chatter between workers
+            # of a cluster; with one worker they only delay its start.
+            self.proc = subprocess.Popen(
+                [PYTHON, "-m", "celery", "-A", "celerytasks", "worker", "--pool=prefork",
+                 "--concurrency=%d" % c, "--without-gossip", "--without-mingle", "--without-heartbeat",
+                 "--loglevel=INFO", "--hostname", "bench%d@%%h" % self.n],
+                env=env, cwd=str(HERE), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                ready = " ready." in self.log_path.read_text(errors="replace")
+            except OSError:
+                ready = False
+            if ready and len(descendants([self.proc.pid])) >= c + 1:
+                return
+            time.sleep(0.05)
+        raise CannotMeasure("celery worker not ready after 60 s:\n" + self.tail())
+
+    def tail(self, n=15):
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def check(self):
+        if self.proc is None or self.proc.poll() is not None:
+            raise CannotMeasure("the celery worker exited:\n" + self.tail())
+
+    def roots(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        if self.proc is not None:
+            stop_procs([self.proc], timeout=30)
+            self.proc = None
+
+    def close(self):
+        self.stop()
+
+    def done(self, tag):
+        self.check()
+        return self.r.llen("bench:done:" + tag)
+
+    def records(self, tag):
+        out = []
+        for line in self.r.lrange("bench:done:" + tag, 0, -1):
+            t_enq, t0, t1 = (float(x) for x in line.split())
+            out.append((t_enq, t0, t1, True))
+        return out
+
+
+# ---------------------------------------------------------------------------
+# the measurements on the systems
+
+def wait_done(sysm, tag, n, timeout):
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        done = db_query(conn, "SELECT count(*) FROM taskexec.jobs WHERE job_id LIKE %s "
-                              "AND status IN ('COMPLETED', 'FAILED')", (like,))[0][0]
+        done = sysm.done(tag)
         if done >= n:
-            return done
-        if not daemon.alive():
-            raise CannotMeasure("taskexecd died:\n" + daemon.tail())
+            break
         time.sleep(0.2)
     return done
 
 
-def wait_ready(r, conn, daemon, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not daemon.alive():
-            raise CannotMeasure("taskexecd exited at start:\n" + daemon.tail())
-        if r.exists(key("heartbeat", EXECUTOR_ID)):
-            try:
-                if db_query(conn, "SELECT 1 FROM taskexec.executors WHERE executor_id = %s", (EXECUTOR_ID,)):
-                    return
-            except psycopg2.Error:
-                conn.rollback()
+def bench_latency(sysm, svc_cpu, rate, seconds):
+    """Enqueue -> start at a steady rate, concurrency LAT_CONCURRENCY; the system is running."""
+    warm = "warm-" + uuid.uuid4().hex[:6]
+    for _ in range(6):                 # a few jobs first: the measured ones meet a warm system
+        sysm.send("noop", warm)
         time.sleep(0.1)
-    raise CannotMeasure("taskexecd not ready after %ds:\n%s" % (timeout, daemon.tail()))
-
-
-def paced(rate, seconds, send):
-    """Call send(i) at a steady rate; returns the list of what send returned."""
+    wait_done(sysm, warm, 6, 30)
+    tag = "lat-" + uuid.uuid4().hex[:6]
+    interference = Interference(sysm.roots(), svc_cpu)
+    paced(rate, seconds, lambda i: sysm.send("noop", tag))
     n = int(rate * seconds)
-    t0 = time.monotonic() + 0.05
-    out = []
-    for i in range(n):
-        delay = t0 + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        out.append(send(i))
-    return out
-
-
-def bench_latency(r, conn, daemon, rate, seconds):
-    run = uuid.uuid4().hex[:6]
-    # Warm-up: a few jobs so the measured ones meet a daemon that has run jobs.
-    for i in range(6):
-        push(r, payload("warm-%s-%d" % (run, i)))
-        time.sleep(0.1)
-    wait_terminal(conn, daemon, "warm-%s-%%" % run, 6, 30)
-
-    pushed = {}
-
-    def send(i):
-        jid = "lat-%s-%05d" % (run, i)
-        pushed[jid] = push(r, payload(jid))
-
-    paced(rate, seconds, send)
-    n = len(pushed)
-    done = wait_terminal(conn, daemon, "lat-%s-%%" % run, n, 30)
+    done = wait_done(sysm, tag, n, 30)
+    other = interference.stop()
     if done < n:
-        raise CannotMeasure("only %d of %d latency jobs finished within 30 s" % (done, n))
-    rows = db_query(conn, "SELECT job_id, status, extract(epoch FROM started_at), extract(epoch FROM finished_at) "
-                          "FROM taskexec.jobs WHERE job_id LIKE %s", ("lat-%s-%%" % run,))
-    lat, e2e, bad = [], [], 0
-    for jid, status, started, finished in rows:
-        if status != "COMPLETED" or started is None:
+        raise CannotMeasure("only %d of %d latency jobs ended within 30 s" % (done, n))
+    lat, e2e, hold, bad = [], [], [], 0
+    for t_enq, t0, t1, ok in sysm.records(tag):
+        if not ok or t_enq is None or t0 is None:
             bad += 1
             continue
-        lat.append((float(started) - pushed[jid]) * 1000.0)
-        e2e.append((float(finished) - pushed[jid]) * 1000.0)
+        lat.append((t0 - t_enq) * 1000.0)
+        if t1 is not None:
+            e2e.append((t1 - t_enq) * 1000.0)
+            hold.append((t1 - t0) * 1000.0)
     if not lat:
         raise CannotMeasure("no latency job completed")
-    return {"n": n, "bad": bad, "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat),
-            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99)}
+    return {"rate": rate, "n": n, "bad": bad, "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99),
+            "max": max(lat), "e2e_p50": pct(e2e, 50) if e2e else None, "e2e_p99": pct(e2e, 99) if e2e else None,
+            # how long a job holds its slot (start -> end), and how many jobs waited for one
+            "hold_ms": statistics.mean(hold) if hold else None,
+            "waited": sum(1 for x in lat if x > T_LAT_P50_MS) / len(lat),
+            "samples": sorted(round(x, 3) for x in lat), "tag": tag, "load": loadavg(), **other}
 
 
-def bench_idle(r, redis_url, daemon, seconds):
+def bench_idle(r, redis_url, pid, seconds):
     """The daemon's CPU and Redis traffic while no job arrives.
 
     total_commands_processed counts the commands Lua scripts run as well;
@@ -431,13 +831,13 @@ def bench_idle(r, redis_url, daemon, seconds):
     mon = subprocess.Popen(["redis-cli", "-u", redis_url, "monitor"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(0.2)
-    cpu0, _ = proc_stat(daemon.pid)
-    ns0 = proc_oncpu_ns(daemon.pid)
+    cpu0, _ = proc_stat(pid)
+    ns0 = proc_oncpu_ns(pid)
     c0 = int(r.info("stats")["total_commands_processed"])
     time.sleep(seconds)
     c1 = int(r.info("stats")["total_commands_processed"])
-    cpu1, _ = proc_stat(daemon.pid)
-    ns1 = proc_oncpu_ns(daemon.pid)
+    cpu1, _ = proc_stat(pid)
+    ns1 = proc_oncpu_ns(pid)
     mon.terminate()
     lines = mon.communicate(timeout=10)[0].splitlines()
     cmds = c1 - c0 - 1                    # less our own first INFO
@@ -459,135 +859,47 @@ def bench_idle(r, redis_url, daemon, seconds):
     return out
 
 
-def bench_throughput_te(r, conn, daemon, jobs, timeout):
-    run = uuid.uuid4().hex[:6]
-    like = "thr-%s-%%" % run
-    bodies = [payload("thr-%s-%05d" % (run, i)) for i in range(jobs)]
-    own0, kids0 = proc_stat(daemon.pid)
-    t_first = push(r, bodies[0])
-    for b in bodies[1:]:
-        push(r, b)
-    t_pushed = time.time()
-    done = wait_terminal(conn, daemon, like, jobs, timeout)
-    own1, kids1 = proc_stat(daemon.pid)
-    rows = db_query(conn, "SELECT count(*) FILTER (WHERE status = 'COMPLETED'), "
-                          "count(*) FILTER (WHERE status = 'FAILED'), extract(epoch FROM max(finished_at)) "
-                          "FROM taskexec.jobs WHERE job_id LIKE %s", (like,))
-    completed, failed, last = rows[0]
-    if not completed or last is None:
-        raise CannotMeasure("no throughput job completed")
-    wall = float(last) - t_first
-    # How busy the two slots were: the attempts' own spans (claim recorded -> outcome recorded).
-    att = db_query(conn, "SELECT extract(epoch FROM sum(ended_at - started_at)), "
-                         "extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY ended_at - started_at)) "
-                         "FROM taskexec.attempts WHERE job_id LIKE %s", (like,))[0]
-    return {"jobs": jobs, "done": done, "completed": completed, "failed": failed, "wall": wall,
-            "rate": completed / wall, "push_s": t_pushed - t_first,
-            "cpu_per_job_ms": (own1 - own0) * 1000.0 / max(1, done),
-            "child_cpu_per_job_ms": (kids1 - kids0) * 1000.0 / max(1, done),
-            "busy": (float(att[0]) / (2 * wall)) if att[0] is not None else None,
-            "attempt_p50_ms": float(att[1]) * 1000.0 if att[1] is not None else None,
-            "complete": done >= jobs}
-
-
-# ---------------------------------------------------------------------------
-# RQ
-
-def rq_ended(r1, queue):
-    """How many jobs of the queue have ended (finished or failed), from RQ's registries."""
-    from rq.registry import FailedJobRegistry, FinishedJobRegistry
-    return (FinishedJobRegistry(queue, connection=r1).count + FailedJobRegistry(queue, connection=r1).count)
-
-
-def rq_wait(r1, queue, base, n, timeout):
-    """Wait until n more jobs than `base` have ended; returns how many did."""
-    deadline = time.monotonic() + timeout
-    done = 0
-    while time.monotonic() < deadline:
-        done = rq_ended(r1, queue) - base
-        if done >= n:
-            break
-        time.sleep(0.2)
-    return done
-
-
-def rq_fields(r1, ids, *fields):
-    p = r1.pipeline(transaction=False)
-    for jid in ids:
-        p.hmget("rq:job:" + jid, *fields)
-    return p.execute()
-
-
-def rq_ready(r1, workers, n, timeout=30):
-    from rq import Worker
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not workers.alive():
-            raise CannotMeasure("an rq worker exited at start")
-        if len(Worker.all(connection=r1)) >= n:
-            return
-        time.sleep(0.1)
-    raise CannotMeasure("rq workers not registered after %ds" % timeout)
-
-
-def bench_rq(root, redis_url, lat_rate, lat_seconds, jobs, timeout):
-    from rq import Queue
-    url = with_db(redis_url, 1)
-    r1 = redis.Redis.from_url(url)
-    r1.flushdb()
-    qname = "bench"
-    q = Queue(qname, connection=r1)
-    workers = RQWorkers(root, url, qname, 2)
-    out = {}
+def bench_point(sysm, svc_cpu, kind, c, jobs, timeout):
+    """jobs of one kind waiting in the queue, the workers started at concurrency c, run until all ended."""
+    tag = "thr-%s-%s-%d-%s" % (sysm.name, kind, c, uuid.uuid4().hex[:4])
+    load = loadavg()
+    sysm.purge()
+    sysm.prefill(kind, tag, jobs)
     try:
-        rq_ready(r1, workers, 2)
-        # Latency, with free slots: a rate the two workers keep up with.
-        for _ in range(4):
-            q.enqueue("rqtasks.noop")
-        time.sleep(1.0)
-        base = rq_ended(r1, qname)
-        pushed = {}
-
-        def send(i):
-            t = time.time()
-            job = q.enqueue("rqtasks.noop")
-            pushed[job.id] = t
-
-        paced(lat_rate, lat_seconds, send)
-        ids = list(pushed)
-        rq_wait(r1, qname, base, len(ids), 30)
-        lat = []
-        for jid, (started,) in zip(ids, rq_fields(r1, ids, "started_at")):
-            if started:
-                lat.append((rq_time(started) - pushed[jid]) * 1000.0)
-        if lat:
-            out["lat"] = {"rate": lat_rate, "n": len(lat), "p50": pct(lat, 50), "p99": pct(lat, 99)}
-
-        # Throughput.
-        base = rq_ended(r1, qname)
-        ids = []
-        t_first = time.time()
-        for _ in range(jobs):
-            ids.append(q.enqueue("rqtasks.noop").id)
-        push_s = time.time() - t_first
-        ended = rq_wait(r1, qname, base, jobs, timeout)
-        t_stop = time.time()
-        ends, ok = [], 0
-        for status, end in rq_fields(r1, ids, "status", "ended_at"):
-            if end:
-                ends.append(rq_time(end))
-            if status == b"finished":
-                ok += 1
-        if not ends:
-            raise CannotMeasure("no RQ job ended")
-        if ended >= jobs:
-            wall = max(ends) - t_first
-        else:
-            wall = t_stop - t_first         # cut off: rate over what finished in time
-        out["thr"] = {"jobs": jobs, "done": ended, "completed": ok, "wall": wall, "rate": ok / wall,
-                      "complete": ended >= jobs, "push_s": push_s}
+        sysm.start(c)
+        roots = sysm.roots()
+        t_s0 = time.time()
+        interference = Interference(roots, svc_cpu)
+        own0, tot0 = tree_cpu(roots)
+        svc0 = svc_cpu.sample()
+        done = wait_done(sysm, tag, jobs, timeout)
+        own1, tot1 = tree_cpu(roots)
+        svc1 = svc_cpu.sample()
+        other = interference.stop()
+        t_s1 = time.time()
+        rss_top, rss_sum = tree_hwm_kb(roots)
+        recs = sysm.records(tag)
     finally:
-        workers.stop()
+        sysm.stop()
+        sysm.purge()
+    starts = [t0 for _, t0, _, _ in recs if t0 is not None]
+    ends = [t1 for _, _, t1, _ in recs if t1 is not None]
+    ok = sum(1 for rec in recs if rec[3] and rec[2] is not None)
+    if not starts or not ends or not ok:
+        raise CannotMeasure("%s %s c=%d: no job ended" % (sysm.name, kind, c))
+    wall = max(ends) - min(starts)
+    # The CPU samples bracket the jobs that ended after the first one (the
+    # workers may have taken a few before the first sample).
+    in_window = sum(1 for t1 in ends if t_s0 < t1 <= t_s1) or 1
+    out = {"system": sysm.name, "kind": kind, "c": c, "jobs": jobs, "done": done, "completed": ok,
+           "complete": done >= jobs, "wall": wall, "rate": ok / wall if wall > 0 else None,
+           "sup_cpu_ms": (own1 - own0) * 1000.0 / in_window,
+           "all_cpu_ms": (tot1 - tot0) * 1000.0 / in_window,
+           "redis_cpu_ms": (svc1[0] - svc0[0]) * 1000.0 / in_window,
+           "pg_cpu_ms": (svc1[1] - svc0[1]) * 1000.0 / in_window,
+           "sup_rss_kb": rss_top, "tree_rss_kb": rss_sum, "load": load, "in_window": in_window, **other}
+    if isinstance(sysm, Taskexec):
+        out.update(sysm.job_stats(tag))
     return out
 
 
@@ -598,158 +910,384 @@ def verdict(ok):
     return "PASS" if ok else "MISS"
 
 
-def build_rows(res, errors):
-    rows = []   # (measure, taskexec, reference, target, result)
+def fmt(v, spec="%.1f", none="–"):
+    return none if v is None else spec % v
+
+
+def point(res, system, kind, c):
+    return res.get("thr", {}).get("%s/%s/%d" % (system, kind, c))
+
+
+def ratio(a, b):
+    if not a or not b or a.get("rate") is None or not b.get("rate"):
+        return None
+    return a["rate"] / b["rate"]
+
+
+def target_rows(res, nproc):
+    """(measure, taskexec, target, result) and the reasons of the misses."""
+    rows, why = [], []
     a = res.get("run")
     if a:
         d = a["te"] - a["py"]
-        rows.append(("(a) `taskexec run` no-op, median of %d" % a["runs"], "%.1f ms" % a["te"],
-                     "python3 -I -S -c 'import json': %.1f ms" % a["py"], "", ""))
-        rows.append(("(a) added by sandbox + shim + CLI", "%+.1f ms" % d, "", "<= %g ms" % T_RUN_OVERHEAD_MS,
-                     verdict(d <= T_RUN_OVERHEAD_MS)))
+        rows.append(("(a) `taskexec run` no-op minus `python3 -I -S -c 'import json'`, medians of %d"
+                     % a["runs"], "%+.1f ms (%.1f vs %.1f ms)" % (d, a["te"], a["py"]),
+                     "<= %g ms" % T_RUN_OVERHEAD_MS, verdict(d <= T_RUN_OVERHEAD_MS)))
+        if d > T_RUN_OVERHEAD_MS:
+            if a["inner"] is not None:
+                why.append("(a) the sandboxed job (fork to exit: the child's sandbox set-up, the interpreter, the "
+                           "shim) takes %g ms against %.1f ms for the bare interpreter, %+.1f ms; the CLI around it "
+                           "(exec, linking, policy, scratch directory, reading the result) the other %.1f ms"
+                           % (a["inner"], a["py"], a["inner"] - a["py"], a["te"] - a["inner"]))
+            else:
+                why.append("(a) the shim and the sandbox set-up cost more than the bare interpreter by %.1f ms" % d)
     else:
-        rows.append(("(a) `taskexec run` overhead", "not measured", "", "<= %g ms" % T_RUN_OVERHEAD_MS, "ERROR"))
-    b = res.get("lat")
-    rq = res.get("rq", {})
-    rql = rq.get("lat")
-    rq_lat_ref = ("RQ p50 %.1f ms (at %g jobs/s)" % (rql["p50"], rql["rate"])) if rql else \
-        ("RQ: " + res.get("rq_note", "not measured"))
+        rows.append(("(a) `taskexec run` overhead", "not measured", "<= %g ms" % T_RUN_OVERHEAD_MS, "ERROR"))
+    b = res.get("lat", {}).get("taskexec")
     if b:
-        rows.append(("(b) queue -> RUNNING p50, %d jobs at 20/s" % b["n"], "%.1f ms" % b["p50"], rq_lat_ref,
-                     "<= %g ms" % T_LAT_P50_MS, verdict(b["p50"] <= T_LAT_P50_MS and not b["bad"])))
-        rows.append(("(b) queue -> RUNNING p99", "%.1f ms" % b["p99"],
-                     ("RQ p99 %.1f ms" % rql["p99"]) if rql else "", "<= %g ms" % T_LAT_P99_MS,
+        rows.append(("(b) queue -> RUNNING p50, %d jobs at %d/s, concurrency %d" % (b["n"], LAT_RATE,
+                                                                                    LAT_CONCURRENCY),
+                     "%.1f ms" % b["p50"], "<= %g ms" % T_LAT_P50_MS, verdict(b["p50"] <= T_LAT_P50_MS and not b["bad"])))
+        rows.append(("(b) queue -> RUNNING p99", "%.1f ms" % b["p99"], "<= %g ms" % T_LAT_P99_MS,
                      verdict(b["p99"] <= T_LAT_P99_MS and not b["bad"])))
+        rows.append(("(b) queue -> RUNNING max (the requirement)", "%.1f ms" % b["max"], "< %g ms" % T_LAT_REQ_MS,
+                     verdict(b["max"] < T_LAT_REQ_MS and not b["bad"])))
+        if (b["p50"] > T_LAT_P50_MS or b["p99"] > T_LAT_P99_MS) and b.get("hold_ms") is not None:
+            busy = LAT_RATE * b["hold_ms"] / 1000.0 / LAT_CONCURRENCY
+            load1 = float(b["load"].split()[0]) if b.get("load", "?") != "?" else 0.0
+            why.append("(b) a no-op job holds its slot for %.0f ms on average (claim to recorded outcome: a whole "
+                       "fresh interpreter), so at %d jobs/s the %d slots are %.0f %% busy and %.0f %% of the jobs "
+                       "found both taken and waited in the queue (a job that finds a free slot starts in about "
+                       "%.1f ms)%s"
+                       % (b["hold_ms"], LAT_RATE, LAT_CONCURRENCY, 100 * busy, 100 * b["waited"],
+                          statistics.median([x for x in b["samples"] if x <= T_LAT_P50_MS] or [0.0]),
+                          "; load average %.1f on %d CPUs stretched every job" % (load1, nproc)
+                          if load1 > nproc else ""))
     else:
-        rows.append(("(b) queue -> RUNNING latency", "not measured", rq_lat_ref, "p50 <= 5, p99 <= 25 ms",
-                     "ERROR"))
-    c = res.get("thr")
-    rqt = rq.get("thr")
-    if c:
-        ref = ("RQ 2 workers: %.1f jobs/s%s" % (rqt["rate"], "" if rqt["complete"] else
-                                                 " (cut off after %d jobs)" % rqt["done"])) if rqt else \
-            "RQ: " + res.get("rq_note", "not measured")
-        rows.append(("(c) no-op jobs/s, concurrency 2, %d jobs" % c["jobs"],
-                     "%.1f jobs/s (%.1f s)" % (c["rate"], c["wall"]), ref, "", "" if c["complete"] else "ERROR"))
-        if rqt:
-            ratio = c["rate"] / rqt["rate"]
-            rows.append(("(c) taskexec / RQ", "%.2fx" % ratio, "", ">= %gx" % T_RATIO,
-                         verdict(ratio >= T_RATIO and c["complete"] and not c["failed"])))
+        rows.append(("(b) queue -> RUNNING latency", "not measured", "p50 <= 5, p99 <= 25 ms", "ERROR"))
+    te, rq = point(res, "taskexec", "noop", 2), point(res, "rq", "noop", 2)
+    if te:
+        rows.append(("(c) no-op jobs/s, concurrency 2, %d jobs" % te["jobs"], "%.1f jobs/s" % te["rate"], "", ""))
+        q = ratio(te, rq)
+        if q is not None:
+            rows.append(("(c) taskexec / RQ, no-op, concurrency 2", "%.2fx (RQ %.1f jobs/s)" % (q, rq["rate"]),
+                         ">= %gx" % T_RATIO, verdict(q >= T_RATIO and te["complete"] and rq["complete"])))
+            if q < T_RATIO:
+                rq_all = rq["all_cpu_ms"]
+                why.append("(c) every taskexec job is a fresh sandboxed interpreter: %.1f ms of CPU per job in "
+                           "taskexecd and its job processes (%.1f ms more in Redis + PostgreSQL), which bounds "
+                           "%d CPUs at about %.0f jobs/s; RQ forks a warm worker (%.1f ms/job) and Celery reuses "
+                           "a pool process (%s ms/job). Issue 3 expected RQ at about 19 no-op jobs/s; here it "
+                           "runs %.0f"
+                           % (te["all_cpu_ms"], te["redis_cpu_ms"] + te["pg_cpu_ms"], nproc,
+                              nproc * 1000.0 / (te["all_cpu_ms"] + te["redis_cpu_ms"] + te["pg_cpu_ms"]),
+                              rq_all, fmt((point(res, "celery", "noop", 2) or {}).get("all_cpu_ms"), "%.2f"),
+                              rq["rate"]))
         else:
-            skipped = res.get("rq_note", "").startswith("skipped")
-            rows.append(("(c) taskexec / RQ", "skipped" if skipped else "not measured", "", ">= %gx" % T_RATIO,
+            skipped = "rq" in res.get("skipped", ())
+            rows.append(("(c) taskexec / RQ", "skipped" if skipped else "not measured", ">= %gx" % T_RATIO,
                          "SKIP" if skipped else "ERROR"))
-        rows.append(("(d) daemon CPU per job during (c)", "%.3f ms" % c["cpu_per_job_ms"],
-                     "job processes: %.1f ms/job" % c["child_cpu_per_job_ms"], "<= %g ms" % T_CPU_PER_JOB_MS,
-                     verdict(c["cpu_per_job_ms"] <= T_CPU_PER_JOB_MS)))
+        rows.append(("(d) taskexecd CPU per job, no-op, concurrency 2", "%.3f ms" % te["sup_cpu_ms"],
+                     "<= %g ms" % T_CPU_PER_JOB_MS, verdict(te["sup_cpu_ms"] <= T_CPU_PER_JOB_MS)))
+        if te["sup_cpu_ms"] > T_CPU_PER_JOB_MS:
+            why.append("(d) per job the daemon runs the Redis claim script, two PostgreSQL functions (claim, "
+                       "finish), makes and removes a scratch directory, builds a Landlock ruleset and spawns and "
+                       "reaps the job; the bench does not break the %.2f ms down further" % te["sup_cpu_ms"])
     else:
-        rows.append(("(c) no-op jobs/s, concurrency 2", "not measured", "", ">= %gx RQ" % T_RATIO, "ERROR"))
-        rows.append(("(d) daemon CPU per job", "not measured", "", "<= %g ms" % T_CPU_PER_JOB_MS, "ERROR"))
+        rows.append(("(c) no-op jobs/s, concurrency 2", "not measured", ">= %gx RQ" % T_RATIO, "ERROR"))
+        rows.append(("(d) daemon CPU per job", "not measured", "<= %g ms" % T_CPU_PER_JOB_MS, "ERROR"))
     i = res.get("idle")
     if i:
         fine = i.get("cpu_ms_fine")
-        shown = "%.1f ms" % (fine if fine is not None else i["cpu_ms"])
-        rows.append(("(d) daemon CPU over %d s idle" % i["seconds"], shown,
-                     "clock ticks: %.0f ms" % i["cpu_ms"], "<= %g ms (~0)" % T_IDLE_CPU_MS,
-                     verdict((fine if fine is not None else i["cpu_ms"]) <= T_IDLE_CPU_MS)))
-        rows.append(("(d) Redis commands/s idle (INFO stats)", "%.1f/s" % i["redis_per_s"],
-                     "%d in %d s, incl. those Lua scripts run" % (i["redis_cmds"], i["seconds"]), "", ""))
+        cpu = fine if fine is not None else i["cpu_ms"]
+        rows.append(("(d) taskexecd CPU over %d s idle" % i["seconds"], "%.1f ms" % cpu,
+                     "<= %g ms (~0)" % T_IDLE_CPU_MS, verdict(cpu <= T_IDLE_CPU_MS)))
         if i["calls_per_s"] is not None:
             per_hb = i["calls_per_s"] * HEARTBEAT_S
-            rows.append(("(d) Redis calls the idle daemon sends", "%.1f per heartbeat (%gs)" % (per_hb, HEARTBEAT_S),
-                         "MONITOR, %d in %d s" % (sum(i["calls"].values()), i["seconds"]),
+            rows.append(("(d) Redis calls the idle daemon sends (MONITOR)",
+                         "%.1f per heartbeat (%gs); %.1f commands/s incl. Lua" % (per_hb, HEARTBEAT_S,
+                                                                                i["redis_per_s"]),
                          "<= %g per heartbeat" % T_IDLE_REDIS_PER_HB, verdict(per_hb <= T_IDLE_REDIS_PER_HB)))
     else:
-        rows.append(("(d) idle CPU and Redis commands", "not measured", "", "", "ERROR"))
-    if res.get("rss_kb") is not None:
-        rows.append(("(d) daemon peak RSS (VmHWM)", "%.1f MiB" % (res["rss_kb"] / 1024.0), "", "(reported)", ""))
+        rows.append(("(d) idle CPU and Redis calls", "not measured", "", "ERROR"))
+    if res.get("rss_kb"):
+        rows.append(("(d) taskexecd peak RSS (VmHWM, largest over all runs)", "%.1f MiB" % (res["rss_kb"] / 1024.0),
+                     "(reported)", ""))
+    return rows, why
+
+
+def systems_measured(res):
+    return [s for s in SYSTEMS if s not in res.get("skipped", ())]
+
+
+def latency_rows(res):
+    rows = []
+    lat = res.get("lat", {})
+    for s in systems_measured(res):
+        v = lat.get(s)
+        if v:
+            rows.append((LABEL[s], "%.1f" % v["p50"], "%.1f" % v["p95"], "%.1f" % v["p99"], "%.1f" % v["max"],
+                         "%d" % (v["n"] - v["bad"]), fmt(v.get("e2e_p50")), fmt(v.get("others_pct"), "%.0f")))
+        else:
+            rows.append((LABEL[s], "–", "–", "–", "–", "not measured", "–", "–"))
+    te = lat.get("taskexec")
+    for s in ("rq", "celery"):
+        v = lat.get(s)
+        if te and v:
+            rows.append(("taskexec / %s" % LABEL[s], *("%.2fx" % (te[k] / v[k]) if v[k] > 0 else "–"
+                                                      for k in ("p50", "p95", "p99", "max")), "", "", ""))
     return rows
 
 
-def text_table(rows):
-    head = ("measure", "taskexec", "reference", "target", "")
-    widths = [max(len(r[k]) for r in rows + [head]) for k in range(5)]
-    line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, head))
-    out = [line, "  ".join("-" * w for w in widths)]
+def throughput_rows(res):
+    rows = []
+    for kind in KINDS:
+        for s in systems_measured(res):
+            cells = []
+            for c in CONCURRENCY:
+                p = point(res, s, kind, c)
+                cells.append(("%.1f" % p["rate"] + ("" if p["complete"] else " (cut off at %d)" % p["done"])
+                              + (" " + DAGGER if p.get("others_pct", 0) > OTHERS_MARK_PCT else ""))
+                             if p else "–")
+            rows.append((KIND_LABEL[kind], LABEL[s], *cells))
+        for s in ("rq", "celery"):
+            if s not in systems_measured(res):
+                continue
+            cells = []
+            for c in CONCURRENCY:
+                q = ratio(point(res, "taskexec", kind, c), point(res, s, kind, c))
+                cells.append("–" if q is None else "%.2fx" % q)
+            rows.append((KIND_LABEL[kind], "taskexec / %s" % LABEL[s], *cells))
+    return rows
+
+
+def resource_rows(res):
+    rows = []
+    sup_name = {"taskexec": "taskexecd", "rq": "`rq worker` x c", "celery": "celery main process"}
+    for kind in KINDS:
+        for s in systems_measured(res):
+            p = point(res, s, kind, 2)
+            if not p:
+                continue
+            rows.append((KIND_LABEL[kind], LABEL[s], sup_name[s], "%.2f" % p["sup_cpu_ms"], "%.2f" % p["all_cpu_ms"],
+                         "%.2f" % (p["redis_cpu_ms"] + p["pg_cpu_ms"]),
+                         "%.1f" % (p["sup_rss_kb"] / 1024.0), "%.1f" % (p["tree_rss_kb"] / 1024.0)))
+    return rows
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        out.append("| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |")
+    return "\n".join(out)
+
+
+def text_table(head, rows):
+    widths = [max(len(str(r[k])) for r in list(rows) + [head]) for k in range(len(head))]
+    out = ["  ".join("%-*s" % (w, h) for w, h in zip(widths, head)).rstrip(),
+           "  ".join("-" * w for w in widths)]
     for r in rows:
         out.append("  ".join("%-*s" % (w, v) for w, v in zip(widths, r)).rstrip())
     return "\n".join(out)
 
 
-def md_table(rows):
-    out = ["| measure | taskexec | reference | target | result |", "| --- | --- | --- | --- | --- |"]
-    for r in rows:
-        out.append("| " + " | ".join(v.replace("|", "\\|") for v in r) + " |")
-    return "\n".join(out)
+TARGET_HEAD = ("measure (targets: issues 2 and 3)", "taskexec", "target", "result")
+LAT_HEAD = ("system", "p50 ms", "p95 ms", "p99 ms", "max ms", "jobs", "enqueue -> end p50 ms",
+            "other work, % of CPU")
+THR_HEAD = ("job", "system", "c = 1", "c = 2", "c = 4")
+RES_HEAD = ("job", "system", "supervisor", "supervisor CPU ms/job", "all its processes CPU ms/job",
+            "Redis + PostgreSQL CPU ms/job", "supervisor peak RSS MiB", "resident peak RSS MiB (sum)")
 
 
-def details(res):
-    lines = []
+def notes(res, jobs):
+    out = []
     a = res.get("run")
     if a:
-        lines.append("(a) p90: taskexec run %.1f ms, python3 %.1f ms; the sandboxed job itself (summary "
-                     "duration_ms: fork to exit) median %s ms; `taskexec --version` alone %.1f ms"
-                     % (a["te_p90"], a["py_p90"], "?" if a["inner"] is None else "%g" % a["inner"], a["version"]))
-    b = res.get("lat")
-    if b:
-        lines.append("(b) %d jobs, max %.1f ms; push -> finished_at (whole job) p50 %.1f ms, p99 %.1f ms%s"
-                     % (b["n"], b["max"], b["e2e_p50"], b["e2e_p99"],
-                        "; %d jobs not COMPLETED" % b["bad"] if b["bad"] else ""))
-    c = res.get("thr")
-    if c:
-        lines.append("(c) taskexec: %d/%d COMPLETED, %d FAILED, enqueueing took %.2f s; attempts (started_at -> "
-                     "ended_at) p50 %s ms; the 2 slots were inside an attempt %s of the wall time"
-                     % (c["completed"], c["jobs"], c["failed"], c["push_s"],
-                        "?" if c["attempt_p50_ms"] is None else "%.1f" % c["attempt_p50_ms"],
-                        "?" if c["busy"] is None else "%.0f %%" % (100 * c["busy"])))
-    rq = res.get("rq", {})
-    if rq.get("thr"):
-        t = rq["thr"]
-        lines.append("(c) RQ: %d/%d finished in %.1f s (2 x `rq worker`, started before the first enqueue, "
-                     "same Redis, DB 1), enqueueing took %.2f s" % (t["completed"], t["jobs"], t["wall"], t["push_s"]))
-    if rq.get("lat"):
-        flat = (", they run %.0f jobs/s flat out" % rq["thr"]["rate"]) if rq.get("thr") else ""
-        lines.append("(b) RQ latency: enqueue -> job.started_at, %d jobs at %g jobs/s (2 workers with free "
-                     "slots%s); RQ sets started_at in the forked work-horse, taskexec when the claim commits, "
-                     "before its fork" % (rq["lat"]["n"], rq["lat"]["rate"], flat))
+        out.append("(a) p90: taskexec run %.1f ms, python3 %.1f ms; the sandboxed job itself (summary duration_ms, "
+                   "fork to exit) median %s ms; `taskexec --version` alone %.1f ms"
+                   % (a["te_p90"], a["py_p90"], "?" if a["inner"] is None else "%g" % a["inner"], a["version"]))
+    out.append("(b) started: taskexec when the claim commits in PostgreSQL (jobs.started_at, before the fork); "
+               "RQ in the forked work-horse (job.started_at); Celery on entry to the task in the pool process. "
+               "Each system ran %d workers/slots" % LAT_CONCURRENCY)
+    out.append("(c) %d jobs per point, put in the queue before the workers start; rate = completed jobs / (first "
+               "start -> last end) by each system's own timestamps (taskexec jobs.started_at/finished_at, RQ "
+               "started_at/ended_at, Celery time.time() in the task). Concurrency: taskexecd "
+               "TASKEXEC_CONCURRENCY=c; c `rq worker` processes (RQ 1.x has no pool); one Celery worker, "
+               "--pool=prefork --concurrency=c, default prefetch, no result backend (each task RPUSHes its "
+               "timestamps to Redis instead). Issue 3 asks (c) for 2,000 jobs; 600 keep `make bench` under 6 "
+               "minutes (--jobs 2000 for the issue's count). Each figure is one run: on a shared machine "
+               "compare ratios across runs rather than single points" % jobs if jobs == 600 else
+               "(c) %d jobs per point, put in the queue before the workers start; rate = completed jobs / (first "
+               "start -> last end) by each system's own timestamps" % jobs)
+    out.append("(d) CPU from /proc over the run of each point, per job: supervisor = taskexecd / the `rq worker` "
+               "processes / Celery's main process; all its processes adds the job processes, RQ's forked "
+               "work-horses, Celery's pool processes; Redis from INFO cpu, PostgreSQL all its processes (the "
+               "bench's own polling included, RQ and Celery do not use PostgreSQL). Resident = the sum of VmHWM "
+               "of the processes alive at the end (taskexec's job processes are gone by then). /proc counts CPU in "
+               "clock ticks of %.0f ms: figures below about 0.1 ms/job are at the edge of what %d jobs resolve"
+               % (1000.0 / CLK_TCK, jobs))
+    te = point(res, "taskexec", "noop", 2)
+    if te and te.get("job_cpu_ms_p50") is not None:
+        out.append("(d) taskexec job processes (attempts rows, no-op, c=2): CPU p50 %.0f ms, peak RSS p50 %.1f MiB, "
+                   "max %.1f MiB" % (te["job_cpu_ms_p50"], (te["job_rss_kb_p50"] or 0) / 1024.0,
+                                     (te["job_rss_kb_max"] or 0) / 1024.0))
     i = res.get("idle")
     if i and i.get("calls"):
-        lines.append("(d) calls the idle daemon sent in %d s: %s" % (i["seconds"], ", ".join(
+        out.append("(d) calls the idle daemon sent in %d s: %s" % (i["seconds"], ", ".join(
             "%s %d" % kv for kv in sorted(i["calls"].items(), key=lambda kv: -kv[1]))))
-    if res.get("rq_note"):
-        lines.append("RQ: " + res["rq_note"])
+    loads = [p["load"] for p in res.get("thr", {}).values()]
+    if loads:
+        ones = [float(x.split()[0]) for x in loads if x != "?"]
+        if ones:
+            out.append("1-minute load average at the start of the throughput points: min %.2f, max %.2f "
+                       "(on %s CPUs; it counts the bench's own processes too)" % (min(ones), max(ones),
+                                                                                 os.cpu_count()))
+    marked = ["%s %s c=%d: %.0f %%" % (LABEL[p["system"]], "no-op" if p["kind"] == "noop" else "20 ms", p["c"],
+                                       p["others_pct"])
+              for p in res.get("thr", {}).values() if p.get("others_pct", 0) > OTHERS_MARK_PCT]
+    if marked:
+        out.append("%s other processes on the machine used more than %g %% of its CPU during: %s"
+                   % (DAGGER, OTHERS_MARK_PCT, "; ".join(marked)))
+    for s in res.get("skipped", ()):
+        out.append("%s: %s" % (LABEL[s], res.get("skip_note", {}).get(s, "skipped")))
     for e in res.get("errors", []):
-        lines.append("could not measure: " + e)
-    return lines
+        out.append("could not measure: " + e)
+    return out
 
 
-def write_report(m, rows, notes):
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    text = ["# taskexec benchmark", "",
-            "- date: %s" % m["date"],
-            "- machine: %s CPUs, %s, kernel %s" % (m["nproc"], m["model"], m["kernel"]),
-            "- load average when the bench started: %s (other work on the machine skews the figures)" % m["load"],
-            "- `make bench` (tests/bench/bench.py); targets from issues 2 and 3", "",
-            md_table(rows), ""]
-    if notes:
-        text += ["Notes:", ""] + ["- " + n for n in notes] + [""]
-    REPORT.write_text("\n".join(text))
+def interference_summary(res):
+    pts = [p for p in list(res.get("thr", {}).values()) + list(res.get("lat", {}).values()) if "others_pct" in p]
+    if not pts:
+        return "?"
+    worst = max(pts, key=lambda p: p["others_pct"])
+    return ("%.1f %% on average, at most %.1f %%; hypervisor steal at most %.1f %%"
+            % (statistics.mean(p["others_pct"] for p in pts), worst["others_pct"],
+               max(p["steal_pct"] for p in pts)))
+
+
+def header(m, res):
+    v = res.get("versions", {})
+    return ["- date: %s" % m["date"],
+            "- machine: %s CPUs, %s, kernel %s, Python %s" % (m["nproc"], m["model"], m["kernel"], m["python"]),
+            "- load average (1, 5, 15 min): %s at the start, %s at the end — other work on this shared machine "
+            "skews the figures" % (m["load"], res.get("load_end", "?")),
+            "- CPU used by other processes (other tests, the VM's agent, kernel threads) while each figure was "
+            "measured, /proc/stat less the measured processes, Redis, PostgreSQL and the bench: %s of the "
+            "machine; figures taken while it exceeded %g %% are marked %s"
+            % (interference_summary(res), OTHERS_MARK_PCT, DAGGER),
+            "- versions: %s" % ", ".join("%s %s" % kv for kv in v.items()),
+            "- `make bench` (tests/bench/bench.py), total %.0f s; one Redis (taskexec DB 0, RQ DB 1, Celery DB 2) "
+            "and one PostgreSQL 15, started by the bench" % res.get("total_s", 0)]
+
+
+def write_report(out_dir, m, res, jobs, target, why, png_ok):
+    lines = ["# taskexec benchmark: taskexec vs RQ vs Celery", ""] + header(m, res) + [""]
+    if png_ok:
+        lines += ["![latency CDF and throughput vs concurrency](report.png)", ""]
+    lines += ["## Targets", "", md_table(TARGET_HEAD, target), ""]
+    if why:
+        lines += ["Why the misses:", ""] + ["- " + w for w in why] + [""]
+    lines += ["## Enqueue -> start latency at %d jobs/s (concurrency %d)" % (LAT_RATE, LAT_CONCURRENCY), "",
+              "Ratios taskexec / X below 1 mean taskexec starts jobs sooner.", "",
+              md_table(LAT_HEAD, latency_rows(res)), "",
+              "## Throughput, jobs/s (%d jobs per point)" % jobs, "",
+              "Ratios taskexec / X above 1 mean taskexec runs more jobs per second.", "",
+              md_table(THR_HEAD, throughput_rows(res)), "",
+              "## CPU and memory at concurrency 2", "",
+              md_table(RES_HEAD, resource_rows(res)), "",
+              "## Notes", ""] + ["- " + n for n in notes(res, jobs)] + [""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+
+
+def write_json(out_dir, m, res):
+    doc = {"machine": m, **{k: v for k, v in res.items()}}
+    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+
+
+COLORS = {"taskexec": "#1f77b4", "rq": "#d62728", "celery": "#2ca02c"}
+
+
+def write_png(out_dir, m, res):
+    """Two panels: latency CDF per system, throughput vs concurrency per system. False if it cannot."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError as e:
+        res.setdefault("errors", []).append("plot: matplotlib not importable (%s)" % e)
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    for s in systems_measured(res):
+        v = res.get("lat", {}).get(s)
+        if not v:
+            continue
+        xs = [max(x, 0.01) for x in v["samples"]]
+        ys = [(k + 1) / len(xs) for k in range(len(xs))]
+        ax1.step(xs, ys, where="post", color=COLORS[s],
+                 label="%s  p50 %.1f / p99 %.1f ms" % (LABEL[s], v["p50"], v["p99"]))
+    ax1.axvline(T_LAT_P50_MS, color="grey", ls=":", lw=1)
+    ax1.axvline(T_LAT_P99_MS, color="grey", ls="--", lw=1)
+    ax1.text(T_LAT_P50_MS, 0.6, " taskexec p50 target", color="grey", fontsize=7, rotation=90)
+    ax1.text(T_LAT_P99_MS, 0.6, " taskexec p99 target", color="grey", fontsize=7, rotation=90)
+    ax1.set_xscale("log")
+    ax1.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "%g" % v))
+    ax1.set_xlabel("enqueue -> start (ms, log scale)")
+    ax1.set_ylabel("fraction of jobs")
+    ax1.set_ylim(0, 1.02)
+    ax1.set_title("Latency CDF at %d jobs/s, concurrency %d" % (LAT_RATE, LAT_CONCURRENCY))
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(loc="lower right", fontsize=8)
+    for s in systems_measured(res):
+        for kind, ls, mk in (("noop", "-", "o"), ("sleep20", "--", "s")):
+            cs, rates = [], []
+            for c in CONCURRENCY:
+                p = point(res, s, kind, c)
+                if p and p["rate"]:
+                    cs.append(c)
+                    rates.append(p["rate"])
+            if cs:
+                ax2.plot(cs, rates, ls=ls, marker=mk, color=COLORS[s],
+                         label="%s, %s" % (LABEL[s], "no-op" if kind == "noop" else "20 ms jobs"))
+    ax2.set_xscale("log", base=2)
+    ax2.set_xticks(list(CONCURRENCY))
+    ax2.set_xticklabels([str(c) for c in CONCURRENCY])
+    ax2.set_yscale("log")
+    ax2.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: "%g" % v))
+    ax2.set_xlabel("concurrency (slots / worker processes)")
+    ax2.set_ylabel("jobs/s (log scale)")
+    ax2.set_title("Throughput vs concurrency")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(loc="best", fontsize=8)
+    fig.suptitle("taskexec vs RQ vs Celery — %s — %s CPUs, %s, kernel %s — load %s"
+                 % (m["date"], m["nproc"], m["model"], m["kernel"], m["load"]), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(out_dir / "report.png", dpi=110)
+    plt.close(fig)
+    return True
 
 
 # ---------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", metavar="DIR", default=str(DEFAULT_OUT),
+                    help="where report.md, report.png and report.json go (default build/bench)")
+    ap.add_argument("--jobs", type=int, default=None, help="jobs per throughput point (default 600)")
     ap.add_argument("--quick", action="store_true", help="fewer runs and jobs (a trial, not the figures)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    ap.add_argument("--skip-rq", action="store_true", help="do not run the RQ reference")
+    ap.add_argument("--skip-rq", action="store_true", help="do not run RQ")
+    ap.add_argument("--skip-celery", action="store_true", help="do not run Celery")
     args = ap.parse_args()
 
     m = machine()                   # date and load average at the start
     runs = 10 if args.quick else 40
-    lat_seconds = 4 if args.quick else 15
-    jobs = 200 if args.quick else 2000
+    lat_seconds = 3 if args.quick else 10
+    jobs = args.jobs or (100 if args.quick else 600)
     idle_s = 3 if args.quick else 10
+    point_timeout = 60 if args.quick else 120
+    out_dir = Path(args.out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     for f in (TASKEXEC, TASKEXECD):
         if not os.access(f, os.X_OK):
@@ -758,11 +1296,25 @@ def main():
     # The sandbox cannot write __pycache__; compile the bench tasks like `make pyc` does for tasks/.
     subprocess.run([PYTHON, "-m", "compileall", "-q", str(HERE / "benchtasks")], check=True)
 
+    res = {"errors": [], "skipped": [], "skip_note": {}, "lat": {}, "thr": {}, "jobs_per_point": jobs,
+           "versions": versions()}
+    for s, flag, mod, pkg in (("rq", args.skip_rq, "rq", "python3-rq"),
+                              ("celery", args.skip_celery, "celery", "python3-celery")):
+        if flag:
+            res["skipped"].append(s)
+            res["skip_note"][s] = "skipped (--skip-%s)" % s
+            continue
+        try:
+            __import__(mod)
+        except ImportError as e:
+            res["skipped"].append(s)
+            res["skip_note"][s] = "not measured: %s not importable (%s; Debian %s)" % (mod, e, pkg)
+            res["errors"].append("%s not importable" % mod)
+
     root = Path(tempfile.mkdtemp(prefix="taskexec-bench-", dir="/tmp"))
     root.chmod(0o755)               # the postgres and job users must reach it
     services = Services(root)
-    daemon = None
-    res = {"errors": []}
+    systems = {}
     t_start = time.monotonic()
 
     def on_term(signum, frame):
@@ -779,91 +1331,95 @@ def main():
         log("starting Redis and PostgreSQL (scripts/services)")
         services.start()
         r = redis.Redis.from_url(services.redis_url)
-        r.delete(*[key("queue", p) for p in ("high", "normal", "low")], key("wake"), key("delayed"))
-        conn = None
-        try:
-            daemon = Daemon(root, services, 2)
-            # The daemon creates the schema; connect once it accepts connections.
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    conn = psycopg2.connect(services.db_url)
-                    conn.autocommit = True
-                    break
-                except psycopg2.OperationalError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            wait_ready(r, conn, daemon)
+        systems["taskexec"] = Taskexec(root, services, r)
+        if "rq" not in res["skipped"]:
+            systems["rq"] = RQSystem(root, services.redis_url)
+        if "celery" not in res["skipped"]:
+            systems["celery"] = CelerySystem(root, services.redis_url)
+        svc_cpu = None
 
-            log("(b) queue -> RUNNING latency, 20 jobs/s for %d s" % lat_seconds)
+        for name, sysm in systems.items():
+            log("(b) %s: enqueue -> start latency, %d jobs/s for %d s, concurrency %d"
+                % (LABEL[name], LAT_RATE, lat_seconds, LAT_CONCURRENCY))
             try:
-                res["lat"] = bench_latency(r, conn, daemon, 20, lat_seconds)
+                sysm.purge()
+                sysm.start(LAT_CONCURRENCY)
+                if svc_cpu is None:
+                    svc_cpu = ServiceCPU(r, services)     # PostgreSQL runs by now
+                res["lat"][name] = bench_latency(sysm, svc_cpu, LAT_RATE, lat_seconds)
+                if name == "taskexec":
+                    log("(d) taskexecd idle, %d s" % idle_s)
+                    res["idle"] = bench_idle(r, services.redis_url, sysm.daemon.pid, idle_s)
             except CannotMeasure as e:
-                res["errors"].append("(b) %s" % e)
+                res["errors"].append("(b) %s: %s" % (LABEL[name], e))
+            finally:
+                sysm.stop()
+                sysm.purge()
 
-            log("(c) taskexecd throughput, %d no-op jobs at concurrency 2" % jobs)
-            try:
-                res["thr"] = bench_throughput_te(r, conn, daemon, jobs, 150)
-                if not res["thr"]["complete"]:
-                    res["errors"].append("(c) only %d of %d jobs finished within 150 s"
-                                         % (res["thr"]["done"], jobs))
-            except CannotMeasure as e:
-                res["errors"].append("(c) %s" % e)
-
-            log("(d) idle daemon, %d s" % idle_s)
-            if daemon.alive():
-                res["idle"] = bench_idle(r, services.redis_url, daemon, idle_s)
-                res["rss_kb"] = proc_status_kb(daemon.pid, "VmHWM")
-            else:
-                res["errors"].append("(d) taskexecd died:\n" + daemon.tail())
-        except CannotMeasure as e:
-            res["errors"].append(str(e))
-        finally:
-            if daemon:
-                daemon.stop()
-            if conn is not None:
-                conn.close()
-
-        if args.skip_rq:
-            res["rq_note"] = "skipped (--skip-rq)"
-        else:
-            log("RQ reference: latency at 20 jobs/s, then %d no-op jobs with 2 workers" % jobs)
-            try:
-                res["rq"] = bench_rq(root, services.redis_url, 20, 4 if args.quick else 6, jobs,
-                                     60 if args.quick else 150)
-            except ImportError as e:
-                res["rq_note"] = "python3-rq not importable (%s)" % e
-            except CannotMeasure as e:
-                res["rq_note"] = "could not measure (%s)" % e
-                res["errors"].append("RQ: %s" % e)
+        # Interleaved (system innermost) so that a change in the machine's
+        # background load hits every system alike.
+        for kind in KINDS:
+            for c in CONCURRENCY:
+                for name, sysm in systems.items():
+                    log("(c) %s: %d %s jobs at concurrency %d" % (LABEL[name], jobs, KIND_LABEL[kind], c))
+                    try:
+                        p = bench_point(sysm, svc_cpu, kind, c, jobs, point_timeout)
+                        res["thr"]["%s/%s/%d" % (name, kind, c)] = p
+                        log("    %.1f jobs/s, %s CPU %.2f ms/job, all %.2f ms/job"
+                            % (p["rate"], "supervisor", p["sup_cpu_ms"], p["all_cpu_ms"]))
+                        if not p["complete"]:
+                            res["errors"].append("(c) %s %s c=%d: only %d of %d jobs ended within %d s"
+                                                 % (LABEL[name], kind, c, p["done"], jobs, point_timeout))
+                    except CannotMeasure as e:
+                        res["errors"].append("(c) %s %s c=%d: %s" % (LABEL[name], kind, c, e))
+        res["rss_kb"] = systems["taskexec"].rss_kb
     except CannotMeasure as e:
         res["errors"].append(str(e))
     except KeyboardInterrupt:
         log("interrupted")
         res["errors"].append("interrupted")
     finally:
-        if daemon:
-            daemon.stop()
+        for sysm in systems.values():
+            try:
+                sysm.close()
+            except Exception as e:          # stop the others and the services all the same
+                log("stopping %s: %s" % (sysm.name, e))
         services.stop()
         if args.keep:
             log("kept %s" % root)
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    rows = build_rows(res, res["errors"])
-    notes = details(res)
-    notes.append("total bench time %.0f s" % (time.monotonic() - t_start))
+    res["load_end"] = loadavg()
+    res["total_s"] = time.monotonic() - t_start
+    target, why = target_rows(res, m["nproc"])
+    png_ok = write_png(out_dir, m, res)
+    write_report(out_dir, m, res, jobs, target, why, png_ok)
+    write_json(out_dir, m, res)
+
     print()
-    print("taskexec benchmark — %s — %s CPUs, %s, kernel %s — load average at start %s"
-          % (m["date"], m["nproc"], m["model"], m["kernel"], m["load"]))
+    print("taskexec vs RQ vs Celery — %s — %s CPUs, %s, kernel %s — load average %s at start, %s at end"
+          % (m["date"], m["nproc"], m["model"], m["kernel"], m["load"], res["load_end"]))
     print()
-    print(text_table(rows))
+    print(text_table(TARGET_HEAD, target))
+    if why:
+        print()
+        for w in why:
+            print("  why: " + w)
     print()
-    for n in notes:
+    print("enqueue -> start latency at %d jobs/s, concurrency %d" % (LAT_RATE, LAT_CONCURRENCY))
+    print(text_table(LAT_HEAD, latency_rows(res)))
+    print()
+    print("throughput, jobs/s, %d jobs per point" % jobs)
+    print(text_table(THR_HEAD, throughput_rows(res)))
+    print()
+    print("CPU and memory at concurrency 2")
+    print(text_table(RES_HEAD, resource_rows(res)))
+    print()
+    for n in notes(res, jobs):
         print("  " + n)
-    write_report(m, rows, notes)
-    print("\n(also in %s)" % REPORT.relative_to(REPO))
+    shown = out_dir.relative_to(REPO) if out_dir.is_relative_to(REPO) else out_dir
+    print("\n(also in %s/report.md, report.png, report.json)" % shown)
     return 1 if res["errors"] else 0
 
 

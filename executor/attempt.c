@@ -140,13 +140,17 @@ static void kill_group(struct attempt *a, int sig);
 static void on_notify(struct loop *l, int fd, uint32_t events, void *arg)
 {
 	struct attempt *a = arg;
-	char *name = (events & EPOLLIN) ? sandbox_notified_syscall(fd) : NULL;
+	uint64_t id = 0;
+	char *name = (events & EPOLLIN) ? sandbox_notif_recv(fd, &id) : NULL;
 
-	if (name && !a->violation) {
-		a->violation = name;
+	if (name) {
+		/* Kill first, answer after: no thread of the job sees the call return. */
 		kill_group(a, SIGKILL);
-	} else {
-		free(name);
+		sandbox_notif_deny(fd, id);
+		if (!a->violation)
+			a->violation = name;
+		else
+			free(name);
 	}
 	if (events & (EPOLLHUP | EPOLLERR))
 		loop_del(l, fd);

@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -252,6 +253,7 @@ static void heartbeat(struct loop *l, void *arg)
 	json_object_set_new(doc, "jobs_completed", json_integer((json_int_t)d->completed));
 	json_object_set_new(doc, "jobs_failed", json_integer((json_int_t)d->failed));
 	json_object_set_new(doc, "jobs_retried", json_integer((json_int_t)d->retried));
+	json_object_set_new(doc, "jobs_rejected", json_integer((json_int_t)d->rejected));
 	json_object_del(doc, "executor_id");
 	json_object_del(doc, "ts");
 	log_json(LOG_INFO, "heartbeat", doc);
@@ -366,7 +368,6 @@ static void append(char **errors, const char *line)
 int daemon_preflight(const struct config *cfg, char **errors)
 {
 	struct redis_target t;
-	struct sandbox sb;
 	char *err = NULL;
 	int bad = 0;
 
@@ -384,12 +385,34 @@ int daemon_preflight(const struct config *cfg, char **errors)
 		err = NULL;
 		bad = -1;
 	}
-	if (sandbox_init(&sb, cfg, &err) < 0) {
-		append(errors, err);
-		free(err);
-		bad = -1;
-	} else {
-		sandbox_free(&sb);
+	/* Each on its own, so that every problem is named at once. */
+	{
+		char *shim = xasprintf("%s/taskexec_shim.py", cfg->shim_dir);
+
+		if (access(cfg->python, X_OK) < 0) {
+			err = xasprintf("TASKEXEC_PYTHON: %s: %s", cfg->python, strerror(errno));
+			append(errors, err);
+			free(err);
+			bad = -1;
+		}
+		if (access(shim, R_OK) < 0) {
+			err = xasprintf("shim %s: %s", shim, strerror(errno));
+			append(errors, err);
+			free(err);
+			bad = -1;
+		}
+		free(shim);
+	}
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(cfg->job_user);
+
+		if (!pw || pw->pw_uid == 0 || pw->pw_gid == 0) {
+			err = pw ? xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", cfg->job_user)
+				 : xasprintf("TASKEXEC_JOB_USER: no user '%s'", cfg->job_user);
+			append(errors, err);
+			free(err);
+			bad = -1;
+		}
 	}
 	return bad;
 }

@@ -44,7 +44,7 @@ struct daemon {
 	int64_t claim_token;
 	int exit_code;
 	/* counters for the heartbeat line */
-	uint64_t started, completed, failed, retried;
+	uint64_t started, completed, failed, retried, rejected;
 };
 
 int daemon_run(struct config *cfg);

@@ -423,6 +423,27 @@ char *job_canonical(const json_t *doc, char **ret_err)
 	json_object_del(copy, "signature");
 	s = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(copy);
+	/* DEL is ASCII to jansson but escaped by Python's json.dumps. */
+	if (s && strchr(s, 0x7f)) {
+		size_t n = 0;
+		char *o;
+
+		for (char *p = s; *p; p++)
+			n += *p == 0x7f ? 6 : 1;
+		o = xmalloc(n + 1);
+		n = 0;
+		for (char *p = s; *p; p++) {
+			if (*p == 0x7f) {
+				memcpy(o + n, "\\u007f", 6);
+				n += 6;
+			} else {
+				o[n++] = *p;
+			}
+		}
+		o[n] = '\0';
+		free(s);
+		s = o;
+	}
 	/* \uXXXX in lower case, as Python's json.dumps writes it.  Walk escape
 	 * by escape: in \\u the u is text, not an escape. */
 	for (char *p = s; p && *p; p++)

@@ -200,7 +200,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			return 1;
 		case V_DUR:
 			if (parse_duration_ms(value, &ms) < 0 || ms < k->min || ms > k->max) {
-				perr(ps, "[%s] %s: '%s' is not a duration from 1s to 7d (500ms, 30s, 5m, 2h)", section, name, value);
+				perr(ps, "[%s] %s: '%s' is not a duration from %s to %s (500ms, 30s, 5m, 2h)", section, name,
+				     value, k->min ? "1s" : "0", k->max > 24 * 3600 * 1000L ? "168h" : "24h");
 				return 1;
 			}
 			*(int64_t *)field = ms;

@@ -947,20 +947,25 @@ int proc_read_status(struct proc *p, char **ret_launch_err, int *ret_listener)
 	return 1;
 }
 
-char *sandbox_notified_syscall(int listener)
+char *sandbox_notif_recv(int listener, uint64_t *ret_id)
 {
 	struct seccomp_notif req;
-	struct seccomp_notif_resp resp;
 
 	memset(&req, 0, sizeof(req));
 	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
 		return NULL;
-	/* The caller kills the process group; answer anyway so no thread waits. */
-	memset(&resp, 0, sizeof(resp));
-	resp.id = req.id;
-	resp.error = -EPERM;
-	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	*ret_id = req.id;
 	return sandbox_syscall_name(req.data.nr);
+}
+
+void sandbox_notif_deny(int listener, uint64_t id)
+{
+	struct seccomp_notif_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.id = id;
+	resp.error = -EPERM;
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);       /* fails once the job is gone: fine */
 }
 
 void proc_cleanup(struct proc *p)

@@ -72,7 +72,9 @@ char *sandbox_syscall_name(long nr);
  * something was read, 0 at EOF, -1 when nothing is there yet. */
 int proc_read_status(struct proc *p, char **ret_launch_err, int *ret_listener);
 /* Take one seccomp notification from the listener: the syscall that broke
- * the policy (caller frees), or NULL. */
-char *sandbox_notified_syscall(int listener);
+ * the policy (caller frees) and the notification's id, or NULL. */
+char *sandbox_notif_recv(int listener, uint64_t *ret_id);
+/* Answer it with EPERM — after the caller has killed the job. */
+void sandbox_notif_deny(int listener, uint64_t id);
 
 #endif

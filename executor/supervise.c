@@ -176,7 +176,7 @@ static void on_rejected(void *arg, PGresult *res)
 		later(jr);
 		return;
 	}
-	jr->d->failed++;
+	jr->d->rejected++;
 	metrics_job(jr->d->metrics, jr->job.task_type, "rejected");
 	log_json(LOG_WARN, "job.rejected", json_pack("{s:s, s:s}", "job_id", jr->job_id, "error", jr->reject_msg));
 	go(jr, J_ACK);

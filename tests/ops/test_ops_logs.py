@@ -148,8 +148,6 @@ def test_a_clean_run_logs_no_warnings_or_errors(run):
     assert not bad, bad
 
 
-@pytest.mark.xfail(strict=True, reason="BUG/DOC: issue 4 asks for documented event names; "
-                   "taskexecd(8) LOGGING names none of them")
 def test_every_logged_event_name_is_documented_in_taskexecd_8(run):
     man = (REPO / "man" / "taskexecd.8").read_text()
     events = sorted({x["event"] for x in run.lines} | {"policy.reloaded", "policy.reload_refused"})

@@ -227,13 +227,13 @@ static void unknown_section_named(void **state)
 static void bad_duration_named(void **state)
 {
 	expect_one_error(*state, "[job]\ntimeout = soon\n", 2,
-			 "[job] timeout: 'soon' is not a duration from 1s to 7d (500ms, 30s, 5m, 2h)");
+			 "[job] timeout: 'soon' is not a duration from 1s to 168h (500ms, 30s, 5m, 2h)");
 }
 
 static void duration_below_minimum_refused(void **state)
 {
 	expect_one_error(*state, "[job]\ntimeout = 500ms\n", 2,
-			 "[job] timeout: '500ms' is not a duration from 1s to 7d (500ms, 30s, 5m, 2h)");
+			 "[job] timeout: '500ms' is not a duration from 1s to 168h (500ms, 30s, 5m, 2h)");
 }
 
 static void bad_size_named(void **state)

@@ -185,6 +185,7 @@ static void on_queue_state(void *arg, bool up)
 
 	if (!up)
 		return;
+	d->redis_up_at = now_ms();
 	if (!d->recovered_self)
 		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
 	queue_promote(d->queue, wall_ms(), on_promoted, d);
@@ -221,8 +222,11 @@ static void heartbeat(struct loop *l, void *arg)
 			"pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency, "ts", ts,
 			"state", d->draining ? "draining" : "running");
 	text = json_dumps(doc, JSON_COMPACT);
+	/* After an outage every heartbeat key may have lapsed, ours and the live
+	 * executors' alike: sweep only once they have had a lease to come back. */
 	if (queue_up(d->queue))
-		queue_beat(d->queue, text, wall_ms(), on_promoted, d);
+		queue_beat(d->queue, text, wall_ms(), now_ms() - d->redis_up_at >= 3 * d->cfg->heartbeat_ms, on_promoted,
+			   d);
 	/* Heartbeat rows are not worth queueing behind an outage: skip while down. */
 	if (store_up(d->store) && store_pending(d->store) < 64) {
 		snprintf(busy, sizeof(busy), "%d", d->busy);

@@ -40,6 +40,7 @@ struct daemon {
 	bool draining;
 	bool done;
 	int64_t next_due_ms;            /* earliest delayed retry, wall clock; -1 none */
+	int64_t redis_up_at;            /* monotonic ms of the last Redis (re)connect */
 	struct timer *promote_timer, *shutdown_timer, *hard_timer;
 	int64_t claim_token;
 	int exit_code;

@@ -45,7 +45,8 @@ struct queue {
 	void *arg;
 	struct redis_target target;
 	struct rconn c[C_N];
-	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *prefix_tag;
+	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *k_sweep,
+		*prefix_tag;
 	bool waiting, checked_config;
 	struct timer *wait_guard;
 	bool closing;
@@ -134,15 +135,20 @@ static const char recover_lua[] = RECOVER_FN
 	"  return due_next\n" \
 	"end\n"
 
-/* KEYS: heartbeat executors delayed high normal low wake; ARGV: prefix id doc ttl now */
+/* KEYS: heartbeat executors delayed high normal low wake sweep-lock;
+ * ARGV: prefix id doc ttl now may-sweep interval.
+ * One executor an interval sweeps (the lock), so the cost of sweeping stays
+ * linear in the number of executors rather than quadratic. */
 static const char beat_lua[] = RECOVER_FN PROMOTE_FN
 	"redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
 	"redis.call('SADD', KEYS[2], ARGV[2])\n"
 	"local total = 0\n"
-	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-	"  if redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. id) == 0 then\n"
-	"    total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[4], KEYS[5], KEYS[6])\n"
-	"    redis.call('SREM', KEYS[2], id)\n"
+	"if ARGV[6] == '1' and redis.call('SET', KEYS[8], ARGV[2], 'NX', 'PX', ARGV[7]) then\n"
+	"  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+	"    if redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. id) == 0 then\n"
+	"      total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[4], KEYS[5], KEYS[6])\n"
+	"      redis.call('SREM', KEYS[2], id)\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
 	"if total > 0 then redis.call('ZADD', KEYS[7], 0, 'w') end\n"
@@ -420,6 +426,7 @@ struct queue *queue_new(struct loop *l, const struct config *cfg, const struct q
 	q->k_execs = xasprintf("{%s}:executors", p);
 	q->k_hb = xasprintf("{%s}:heartbeat:%s", p, id);
 	q->k_cancel = xasprintf("{%s}:cancel", p);
+	q->k_sweep = xasprintf("{%s}:sweep", p);
 	for (int i = 0; i < C_N; i++) {
 		q->c[i].q = q;
 		q->c[i].kind = i;
@@ -452,6 +459,7 @@ void queue_free(struct queue *q)
 	free(q->k_execs);
 	free(q->k_hb);
 	free(q->k_cancel);
+	free(q->k_sweep);
 	free(q);
 }
 
@@ -502,11 +510,13 @@ static int send_argv(struct queue *q, queue_cb cb, void *arg, int argc, const ch
 static int eval(struct queue *q, queue_cb cb, void *arg, const char *script, int nkeys, const char **keys,
 		int nargs, const char **args, const size_t *arglens)
 {
-	const char *argv[16];
-	size_t lens[16];
+	const char *argv[24];
+	size_t lens[24];
 	char nk[16];
 	int n = 0;
 
+	if (3 + nkeys + nargs > (int)ARRAY_SIZE(argv))
+		abort();        /* a programming error: the scripts here are fixed */
 	snprintf(nk, sizeof(nk), "%d", nkeys);
 	argv[n] = "EVAL", lens[n++] = 4;
 	argv[n] = script, lens[n++] = strlen(script);
@@ -623,15 +633,17 @@ int queue_promote(struct queue *q, int64_t now, queue_cb cb, void *arg)
 	return eval(q, cb, arg, promote_lua, 5, keys, 1, args, NULL);
 }
 
-int queue_beat(struct queue *q, const char *doc, int64_t now, queue_cb cb, void *arg)
+int queue_beat(struct queue *q, const char *doc, int64_t now, bool may_sweep, queue_cb cb, void *arg)
 {
-	const char *keys[] = { q->k_hb, q->k_execs, q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake };
-	char ttl[32], t[32];
-	const char *args[] = { q->prefix_tag, q->cfg->executor_id, doc, ttl, t };
+	const char *keys[] = { q->k_hb, q->k_execs, q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake,
+			       q->k_sweep };
+	char ttl[32], t[32], iv[32];
+	const char *args[] = { q->prefix_tag, q->cfg->executor_id, doc, ttl, t, may_sweep ? "1" : "0", iv };
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)(3 * q->cfg->heartbeat_ms));
 	snprintf(t, sizeof(t), "%lld", (long long)now);
-	return eval(q, cb, arg, beat_lua, 7, keys, 5, args, NULL);
+	snprintf(iv, sizeof(iv), "%lld", (long long)q->cfg->heartbeat_ms);
+	return eval(q, cb, arg, beat_lua, 8, keys, 7, args, NULL);
 }
 
 int queue_ping(struct queue *q, queue_cb cb, void *arg)

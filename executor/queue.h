@@ -46,9 +46,10 @@ int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb
  * depth high, normal, low, delayed]. */
 int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
 /* The heartbeat in one script: refresh our key and membership, recover
- * executors whose heartbeat lapsed, promote due retries.  Reply: [entries
+ * executors whose heartbeat lapsed (when may_sweep, and only one executor
+ * per interval), promote due retries.  Reply: [entries
  * recovered, next due ms or -1, depth high, normal, low, delayed]. */
-int queue_beat(struct queue *q, const char *doc, int64_t now_ms, queue_cb cb, void *arg);
+int queue_beat(struct queue *q, const char *doc, int64_t now_ms, bool may_sweep, queue_cb cb, void *arg);
 int queue_ping(struct queue *q, queue_cb cb, void *arg);
 /* Remove our heartbeat and membership (clean exit). */
 int queue_leave(struct queue *q, queue_cb cb, void *arg);

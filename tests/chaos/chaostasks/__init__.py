@@ -1,0 +1,1 @@
+"""Tasks the chaos and scale runs push through taskexecd (package `chaostasks`)."""

@@ -576,11 +576,6 @@ void queue_wait(struct queue *q, int64_t timeout_ms)
 				   on_wait_guard, q);
 }
 
-bool queue_waiting(const struct queue *q)
-{
-	return q->waiting;
-}
-
 int queue_ack(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg)
 {
 	const char *argv[] = { "LREM", q->k_proc, "1", entry };

@@ -32,7 +32,6 @@ bool queue_up(const struct queue *q);
 int queue_claim(struct queue *q, queue_cb cb, void *arg);
 /* Block (bounded) until a producer touches the wake marker. */
 void queue_wait(struct queue *q, int64_t timeout_ms);
-bool queue_waiting(const struct queue *q);
 /* Drop an entry from our processing list: its outcome is in the database. */
 int queue_ack(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg);
 /* Drop it and park it in the delayed set until due_ms (wall clock). */

@@ -4,9 +4,12 @@ build the .rpm and check its contents.
     /usr/bin/python3 -m pytest -q tests/packaging
 
 Needs root (dpkg -i, the packaged users, the daemon switching jobs to
-taskexec-job); as another user every test is skipped with the reason.  It
-installs the package on this machine and purges it again at the end, so it
-also refuses (skips) when a taskexec package is already installed here.
+taskexec-job), dpkg, rpmbuild and systemd-analyze.  It installs the package on
+this machine and purges it again at the end, so it refuses to run when a
+taskexec package is already installed here.  On a developer's machine a
+missing requirement skips, with the reason; under CI (CI set), where
+scripts/bootstrap installs every tool and the machine is fresh, it fails, so
+a skip can never hide a missing install step or a package left behind.
 
 What it does, in order (one module-scoped installation, tests in file order):
   - `make deb` (a clean build of a staged copy, then lintian: no errors);
@@ -77,12 +80,21 @@ KEY_PATHS = [
     "/var/lib/taskexec",
 ]
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0,
-                       reason="needs root: installs the .deb with dpkg -i and runs jobs as the "
-                              "packaged user taskexec-job (CI runs as root)"),
-    pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (a Debian system)"),
-]
+def unavailable(reason):
+    """Skip on a developer's machine; fail under CI, which must have it all."""
+    if os.environ.get("CI"):
+        pytest.fail("CI: " + reason)
+    pytest.skip(reason)
+
+
+# Module scope, so it runs before the module-scoped installation.
+@pytest.fixture(scope="module", autouse=True)
+def requirements():
+    if os.geteuid() != 0:
+        unavailable("needs root: installs the .deb with dpkg -i and runs jobs as the packaged user "
+                    "taskexec-job")
+    if shutil.which("dpkg") is None:
+        unavailable("needs dpkg (a Debian system)")
 
 
 def run(cmd, timeout=120, check=True, **kw):
@@ -185,7 +197,7 @@ class Install:
 @pytest.fixture(scope="module")
 def installed():
     if dpkg_installed():
-        pytest.skip("a taskexec package is already installed on this machine and this test "
+        unavailable("a taskexec package is already installed on this machine and this test "
                     "would purge it; run 'dpkg --purge taskexec' first")
     inst = Install()
     try:
@@ -403,8 +415,9 @@ def test_installed_daemon_confined_like_the_unit(installed, services, tmp_path):
             "system calls the unit's SystemCallFilter= would deny: %s" % sorted(used - allowed)
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_unit_verifies_and_is_hardened(installed):
+    if shutil.which("systemd-analyze") is None:
+        unavailable("needs systemd-analyze (package systemd)")
     r = run(["systemd-analyze", "verify", str(UNIT)], check=False)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     r = run(["systemd-analyze", "security", "--offline=yes", str(UNIT)], check=False)
@@ -445,7 +458,7 @@ def test_purge_removes_the_package_but_not_data(installed):
 
 def test_rpm_lists_what_the_deb_installs(installed):
     if shutil.which("rpmbuild") is None:
-        pytest.skip("needs rpmbuild (apt-get install rpm)")
+        unavailable("needs rpmbuild (package rpm)")
     run(["make", "-C", str(REPO), "rpm"], timeout=300, env=dict(os.environ, NOCHECK="1"))
     rpms = sorted((REPO / "build").glob("taskexec-%s-*.rpm" % VERSION))
     assert rpms, "make rpm made no build/taskexec-%s-*.rpm" % VERSION

@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extras
 import pytest
+from testlib import failed_in_call
 import redis
 
 from ithelpers import BACKOFF_BASE_S, BACKOFF_MAX_S, HEARTBEAT_S, TASK_TYPE, TERMINAL, ini_set, wait_for
@@ -134,19 +135,6 @@ def policy_dir(itest_root, markers_root):
     return d
 
 
-_last_reports = {}
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    _last_reports[(item.nodeid, rep.when)] = rep
-
-
-def _test_failed(request):
-    rep = _last_reports.get((request.node.nodeid, "call"))
-    return rep is not None and rep.failed
 
 
 # --------------------------------------------------------------------------
@@ -350,7 +338,7 @@ def daemon(request, ctx, rds, db):
     yield start
 
     problems = []
-    failed = _test_failed(request)
+    failed = failed_in_call(request)
     for d in started:
         if not d.alive() and not d.expected_exit:
             problems.append("taskexecd %s died during the test (exit %s)\n%s" % (d.executor_id, d.proc.returncode, d.tail()))

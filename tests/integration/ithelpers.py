@@ -1,11 +1,10 @@
 """Constants and plain helpers shared by the integration tests and their fixtures."""
 import hashlib
 import re
-import time
 import uuid
 from datetime import datetime, timezone
 
-import pytest
+from testlib import wait_for  # noqa: F401 (re-exported)
 
 # The task type the itasks jobs run as; its policy is tuned in conftest's `policy_dir`.
 TASK_TYPE = "ad_hoc"
@@ -17,18 +16,6 @@ TERMINAL = ("COMPLETED", "FAILED")
 
 def now():
     return datetime.now(timezone.utc)
-
-
-def wait_for(predicate, timeout, what, interval=0.05):
-    """Poll predicate() until it returns something truthy; fail after timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def job_payload(module_path="itasks.basic", method_name="noop", parameters=None, **fields):

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from testlib import failed_in_call
 
 from opshelpers import http_request, spare_port, wait_for
 
@@ -364,22 +365,13 @@ class Ops:
         return problems
 
 
-_reports = {}
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    _reports[(item.nodeid, rep.when)] = rep
 
 
 @pytest.fixture
 def ops(request, ops_root, services):
     o = Ops(request.node.name, ops_root, services)
     yield o
-    rep = _reports.get((request.node.nodeid, "call"))
-    problems = o.close(failed=rep is not None and rep.failed)
+    problems = o.close(failed=failed_in_call(request))
     if problems:
         pytest.fail("\n\n".join(problems))
 

@@ -2,30 +2,9 @@
 import http.client
 import math
 import re
-import socket
 import time
 
-import pytest
-
-
-def wait_for(predicate, timeout, what, interval=0.05):
-    """Poll predicate() until it returns something truthy; fail after timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def spare_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from testlib import spare_port, wait_for  # noqa: F401 (re-exported)
 
 
 class Response:

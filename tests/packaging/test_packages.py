@@ -51,6 +51,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from testlib import spare_port
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
@@ -132,12 +133,6 @@ def procs_running(exe):
             except OSError:
                 pass
     return pids
-
-
-def spare_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def expand_syscall_filter(items):

@@ -179,6 +179,30 @@ static void on_recovered_self(void *arg, redisReply *reply)
 	fill(d);
 }
 
+static json_t *beat_doc(struct daemon *d)
+{
+	char ts[64];
+
+	iso8601_ms(wall_ms(), ts);
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s}", "executor_id", d->cfg->executor_id, "host", d->host,
+			 "pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency, "ts", ts,
+			 "state", d->draining ? "draining" : "running");
+}
+
+/* The Redis half of a heartbeat: our lease, a sweep of lapsed executors,
+ * promotion of due retries and the queue depths. */
+static void redis_beat(struct daemon *d, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT);
+
+	/* After an outage every heartbeat key may have lapsed, ours and the live
+	 * executors' alike: sweep only once they have had a lease to come back. */
+	if (text && queue_up(d->queue))
+		queue_beat(d->queue, text, wall_ms(), now_ms() - d->redis_up_at >= 3 * d->cfg->heartbeat_ms, on_promoted,
+			   d);
+	free(text);
+}
+
 static void on_queue_state(void *arg, bool up)
 {
 	struct daemon *d = arg;
@@ -188,14 +212,53 @@ static void on_queue_state(void *arg, bool up)
 	d->redis_up_at = now_ms();
 	if (!d->recovered_self)
 		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
-	queue_promote(d->queue, wall_ms(), on_promoted, d);
+	/* Renew our lease before anything is claimed: the outage may have let it
+	 * lapse, and a live executor's jobs must not look abandoned.  The beat
+	 * also promotes due retries.  (One connection: it runs before the claim.) */
+	{
+		json_t *doc = beat_doc(d);
+
+		redis_beat(d, doc);
+		json_decref(doc);
+	}
 	fill(d);
+}
+
+/* The PostgreSQL half: the executors row operators and the liveness check read. */
+static void store_beat(struct daemon *d)
+{
+	char busy[16], total[16], pid[16];
+	const char *p[8];
+
+	/* Heartbeat rows are not worth queueing behind an outage: skip while down. */
+	if (!store_up(d->store) || store_pending(d->store) >= 64)
+		return;
+	snprintf(busy, sizeof(busy), "%d", d->busy);
+	snprintf(total, sizeof(total), "%ld", d->cfg->concurrency);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	p[0] = d->cfg->executor_id;
+	p[1] = d->host;
+	p[2] = pid;
+	p[3] = TASKEXEC_VERSION;
+	p[4] = total;
+	p[5] = busy;
+	p[6] = d->draining ? "draining" : "running";
+	store_query(d->store,
+		    "INSERT INTO taskexec.executors (executor_id, host, pid, version, started_at, "
+		    "last_heartbeat, slots_total, slots_busy, state) VALUES ($1, $2, $3::int, $4, now(), now(), "
+		    "$5::int, $6::int, $7) ON CONFLICT (executor_id) DO UPDATE SET host = $2, pid = $3::int, "
+		    "version = $4, last_heartbeat = now(), slots_total = $5::int, slots_busy = $6::int, state = $7",
+		    7, p, NULL, NULL);
 }
 
 static void on_store_state(void *arg, bool up)
 {
-	if (up)
-		fill(arg);
+	if (!up)
+		return;
+	/* The executors row at once, not an interval later: operators and the
+	 * liveness check of claim() look for it. */
+	store_beat(arg);
+	fill(arg);
 }
 
 static void on_cancel(void *arg, const char *job_id)
@@ -210,42 +273,13 @@ static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_
 static void heartbeat(struct loop *l, void *arg)
 {
 	struct daemon *d = arg;
-	char ts[64], busy[16], total[16], pid[16];
 	json_t *doc;
-	char *text;
-	const char *p[8];
 
 	if (!d->done)
 		loop_timer(l, now_ms() + d->cfg->heartbeat_ms, heartbeat, d);
-	iso8601_ms(wall_ms(), ts);
-	doc = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s}", "executor_id", d->cfg->executor_id, "host", d->host,
-			"pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency, "ts", ts,
-			"state", d->draining ? "draining" : "running");
-	text = json_dumps(doc, JSON_COMPACT);
-	/* After an outage every heartbeat key may have lapsed, ours and the live
-	 * executors' alike: sweep only once they have had a lease to come back. */
-	if (queue_up(d->queue))
-		queue_beat(d->queue, text, wall_ms(), now_ms() - d->redis_up_at >= 3 * d->cfg->heartbeat_ms, on_promoted,
-			   d);
-	/* Heartbeat rows are not worth queueing behind an outage: skip while down. */
-	if (store_up(d->store) && store_pending(d->store) < 64) {
-		snprintf(busy, sizeof(busy), "%d", d->busy);
-		snprintf(total, sizeof(total), "%ld", d->cfg->concurrency);
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		p[0] = d->cfg->executor_id;
-		p[1] = d->host;
-		p[2] = pid;
-		p[3] = TASKEXEC_VERSION;
-		p[4] = total;
-		p[5] = busy;
-		p[6] = d->draining ? "draining" : "running";
-		store_query(d->store,
-			    "INSERT INTO taskexec.executors (executor_id, host, pid, version, started_at, "
-			    "last_heartbeat, slots_total, slots_busy, state) VALUES ($1, $2, $3::int, $4, now(), now(), "
-			    "$5::int, $6::int, $7) ON CONFLICT (executor_id) DO UPDATE SET host = $2, pid = $3::int, "
-			    "version = $4, last_heartbeat = now(), slots_total = $5::int, slots_busy = $6::int, state = $7",
-			    7, p, NULL, NULL);
-	}
+	doc = beat_doc(d);
+	redis_beat(d, doc);
+	store_beat(d);
 	metrics_set(d->metrics, "slots_busy", d->busy);
 	metrics_set(d->metrics, "slots_total", (double)d->cfg->concurrency);
 	metrics_set(d->metrics, "redis_up", queue_up(d->queue));
@@ -261,7 +295,6 @@ static void heartbeat(struct loop *l, void *arg)
 	json_object_del(doc, "executor_id");
 	json_object_del(doc, "ts");
 	log_json(LOG_INFO, "heartbeat", doc);
-	free(text);
 }
 
 /* ---- signals and drain ---------------------------------------------------------------- */

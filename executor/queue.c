@@ -54,7 +54,11 @@ struct queue {
 
 /* ---- scripts ---------------------------------------------------------------- */
 
-/* KEYS: high normal low processing wake */
+/* KEYS: high normal low processing wake executors; ARGV: id
+ * Whoever holds a processing list is in the executors set, which is where the
+ * sweep looks: an executor swept while it was cut off from Redis, that claims
+ * on reconnecting and dies before its next heartbeat, still has its job put
+ * back once its heartbeat lapses. */
 static const char claim_lua[] =
 	"local prios = {'high', 'normal', 'low'}\n"
 	"for i = 1, 3 do\n"
@@ -62,6 +66,7 @@ static const char claim_lua[] =
 	"  if v then\n"
 	"    local e = prios[i] .. '|' .. v\n"
 	"    redis.call('RPUSH', KEYS[4], e)\n"
+	"    redis.call('SADD', KEYS[6], ARGV[1])\n"
 	"    if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) > 0 then\n"
 	"      redis.call('ZADD', KEYS[5], 0, 'w')\n"
 	"    end\n"
@@ -265,9 +270,14 @@ static void schedule_reconnect(struct rconn *c)
 {
 	if (c->q->closing || c->retry)
 		return;
+	int64_t cap = c->q->cfg->heartbeat_ms < 5000 ? c->q->cfg->heartbeat_ms : 5000;
+
+	/* At most one heartbeat interval between attempts: back within an
+	 * interval of Redis, well inside the three intervals the others wait
+	 * before sweeping, so a live executor's jobs are not taken for lost. */
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 250;
-	if (c->backoff_ms > 5000)
-		c->backoff_ms = 5000;
+	if (c->backoff_ms > cap)
+		c->backoff_ms = cap;
 	c->retry = loop_timer(c->q->loop, now_ms() + c->backoff_ms, on_retry, c);
 }
 
@@ -530,9 +540,10 @@ static int eval(struct queue *q, queue_cb cb, void *arg, const char *script, int
 
 int queue_claim(struct queue *q, queue_cb cb, void *arg)
 {
-	const char *keys[] = { q->k_high, q->k_normal, q->k_low, q->k_proc, q->k_wake };
+	const char *keys[] = { q->k_high, q->k_normal, q->k_low, q->k_proc, q->k_wake, q->k_execs };
+	const char *args[] = { q->cfg->executor_id };
 
-	return eval(q, cb, arg, claim_lua, 5, keys, 0, NULL, NULL);
+	return eval(q, cb, arg, claim_lua, 6, keys, 1, args, NULL);
 }
 
 static void on_woken(redisAsyncContext *ac, void *r, void *priv)

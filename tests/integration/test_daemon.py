@@ -211,6 +211,31 @@ def test_sigkilled_executor_job_is_rerun_by_another_executor(ctx, daemon, submit
     print("rerun %.1fs after SIGKILL" % rerun_after)
 
 
+def test_job_claimed_by_executor_swept_during_an_outage_is_still_recovered(ctx, daemon, rds, submit, wait_status,
+                                                                           wait_terminal, db):
+    # An executor cut off from Redis longer than its lease is swept (dropped
+    # from the executors set).  If it reconnects, claims, and dies before its
+    # next heartbeat, its job must still be found by the next sweep.
+    a = daemon(env={"TASKEXEC_HEARTBEAT_INTERVAL": "30s"})   # no heartbeat of its own during the test
+    execs = ctx.key("executors")
+    rds.srem(execs, a.executor_id)                            # what the sweep did while it was away
+    marker_dir = ctx.marker_dir()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=30")
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 10, "the first run to start")
+    assert rds.sismember(execs, a.executor_id), "the claim did not put its executor back in %s" % execs
+    a.kill()
+    rds.delete(ctx.key("heartbeat", a.executor_id))           # its lease lapses
+    b = daemon()
+    wait_for(lambda: len(db.attempts(job)) >= 2, 3 * HEARTBEAT_S + HEARTBEAT_S + 2 * SLACK_S,
+             "another executor to rerun the job of the killed one")
+    row = wait_terminal(job, 20)[job]
+    att = db.attempts(job)
+    assert row["status"] == "COMPLETED", describe(db, job)
+    assert row["is_duplicate"] is True
+    assert att[0]["outcome"] == "executor_lost" and att[0]["executor_id"] == a.executor_id, describe(db, job)
+    assert att[1]["outcome"] == "completed" and att[1]["executor_id"] == b.executor_id
+
+
 def test_sigterm_lets_running_job_finish_and_exits_0(daemon, submit, wait_status, db):
     d = daemon(shutdown_timeout="5s")
     job = submit("itasks.basic:sleep", "seconds=1.5")

@@ -107,6 +107,7 @@ int main(int argc, char **argv)
 	static const char *const ops[] = { "submit", "status", "show", "list", "retry", "cancel", "queues",
 					   "keygen", "sign" };
 
+	seed_json();
 	log_setup(NULL, LOG_WARN, false);
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		fputs(usage, argc < 2 ? stderr : stdout);

@@ -2,6 +2,7 @@
  * taskexec(1), which `taskexec` executes for them (see exec_ops in cli.c). */
 #include "cli.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@ int main(int argc, char **argv)
 		{ "queues", cli_queues }, { "keygen", cli_keygen }, { "sign", cli_sign },
 	};
 
+	seed_json();
 	log_setup(NULL, LOG_WARN, false);
 	if (argc < 2)
 		return cli_usage_error("usage: taskexec COMMAND [ARGS] (see taskexec --help)");

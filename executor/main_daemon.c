@@ -35,6 +35,7 @@ int main(int argc, char **argv)
 	enum log_level lvl = LOG_INFO;
 	int o, r;
 
+	seed_json();
 	while ((o = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': file = optarg; break;

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 int parse_duration_ms(const char *s, int64_t *ret_ms)
 {
 	char *end;
@@ -297,6 +299,18 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	if (ret_len)
 		*ret_len = len;
 	return 0;
+}
+
+void seed_json(void)
+{
+	uint32_t seed = 0;
+
+	/* jansson seeds its hash tables from /dev/urandom, opened without
+	 * O_CLOEXEC, unless given a seed: give it one from getrandom(2). */
+	while (!seed)
+		if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+			abort();
+	json_object_seed(seed);
 }
 
 void make_job_id(char buf[37])

@@ -38,6 +38,9 @@ int write_all(int fd, const void *buf, size_t n);
 /* Read a whole small file into a NUL-terminated buffer; 0 or -errno. */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* Seed jansson's hash tables (first thing in main). */
+void seed_json(void);
+
 /* A random UUIDv7-style identifier (time-ordered). */
 void make_job_id(char buf[37]);
 

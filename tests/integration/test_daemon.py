@@ -8,6 +8,7 @@ import json
 import os
 import time
 
+from testlib import spare_port
 from ithelpers import (BACKOFF_BASE_S, BACKOFF_MAX_S, HEARTBEAT_S, TASK_TYPE, describe, invalid_job_id,
                        job_payload, wait_for)
 
@@ -234,6 +235,30 @@ def test_job_claimed_by_executor_swept_during_an_outage_is_still_recovered(ctx, 
     assert row["is_duplicate"] is True
     assert att[0]["outcome"] == "executor_lost" and att[0]["executor_id"] == a.executor_id, describe(db, job)
     assert att[1]["outcome"] == "completed" and att[1]["executor_id"] == b.executor_id
+
+
+def test_every_daemon_fd_is_close_on_exec(ctx, daemon, submit, wait_status):
+    # Redis (three connections), PostgreSQL, the HTTP listener, epoll, timers,
+    # signals and the running job's pipes and pidfd: none may leak into a child.
+    port = spare_port()
+    d = daemon(env={"TASKEXEC_HTTP_LISTEN": "127.0.0.1:%d" % port})
+    marker_dir = ctx.marker_dir()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=30")
+    wait_status(job, "RUNNING")
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 10, "the job to start")
+    leaks = {}
+    fds = os.listdir("/proc/%d/fd" % d.pid)
+    for fd in fds:
+        try:
+            with open("/proc/%d/fdinfo/%s" % (d.pid, fd)) as f:
+                flags = int(next(l for l in f if l.startswith("flags:")).split()[1], 8)
+            target = os.readlink("/proc/%d/fd/%s" % (d.pid, fd))
+        except FileNotFoundError:
+            continue
+        if int(fd) > 2 and not flags & os.O_CLOEXEC:
+            leaks[int(fd)] = target
+    assert len(fds) > 8, "expected the daemon's connections and the job's pipes, saw %r" % fds
+    assert leaks == {}, "fds without O_CLOEXEC in taskexecd: %r" % leaks
 
 
 def test_sigterm_lets_running_job_finish_and_exits_0(daemon, submit, wait_status, db):

@@ -28,7 +28,7 @@ struct outcome {
 	int exit_code;          /* -1 unless it exited */
 	int signal;             /* 0 unless killed by a signal */
 	char *syscall;          /* the call that broke the seccomp policy */
-	json_t *result;         /* when completed */
+	char *result;           /* when completed: the JSON text, as the shim wrote it */
 	int64_t duration_ms, cpu_ms, max_rss_kb;
 	bool landlock;
 	char *stdout_tail, *stderr_tail;

@@ -297,10 +297,7 @@ int cli_run(int argc, char **argv)
 		while (!rc.outcome)
 			loop_run_once(loop, -1);
 		if (rc.outcome->kind == OUT_COMPLETED) {
-			char *res = json_dumps(rc.outcome->result, JSON_COMPACT | JSON_ENCODE_ANY);
-
-			printf("%s\n", res);
-			free(res);
+			printf("%s\n", rc.outcome->result);
 			r = EXIT_DONE;
 		} else {
 			if (rc.outcome->traceback)

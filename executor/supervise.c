@@ -345,7 +345,7 @@ static void record(struct job_run *jr)
 {
 	struct outcome *o = jr->outcome;
 	char attempt[24], exit_code[24], sig[24], cpu[24], rss[24], delay[24];
-	char *result = o->result ? json_dumps(o->result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	const char *result = o->result;
 	char *error = o->error ? utf8_clean(o->error, strlen(o->error)) : NULL;
 	char *tb = o->traceback ? utf8_clean(o->traceback, strlen(o->traceback)) : NULL;
 	char *out = o->stdout_tail ? utf8_clean(o->stdout_tail, strlen(o->stdout_tail)) : NULL;
@@ -379,7 +379,6 @@ static void record(struct job_run *jr)
 		    "$5::jsonb, $6, $7, $8, $9::int, $10::int, $11, $12, $13::bigint, $14::bigint, $15::boolean, "
 		    "$16::bigint)",
 		    16, p, on_recorded, jr);
-	free(result);
 	free(error);
 	free(tb);
 	free(out);

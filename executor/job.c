@@ -363,6 +363,7 @@ int kv_parse(char *const *args, size_t n, json_t *into, char **ret_err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *eq = strchr(args[i], '=');
+		json_error_t jerr;
 		char *key;
 		json_t *v;
 
@@ -374,7 +375,22 @@ int kv_parse(char *const *args, size_t n, json_t *into, char **ret_err)
 			free(key);
 			return -1;
 		}
-		v = json_loads(eq + 1, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+		v = json_loads(eq + 1, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+		/* JSON that cannot be carried faithfully is an error, not a string. */
+		if (!v && json_error_code(&jerr) == json_error_numeric_overflow) {
+			fail(ret_err, "parameters.%s: number out of range (integers must fit in 64 bits, reals in a double)",
+			     key);
+			free(key);
+			return -1;
+		}
+		if (!v && (json_error_code(&jerr) == json_error_duplicate_key ||
+			   json_error_code(&jerr) == json_error_null_character)) {
+			fail(ret_err, "parameters.%s: %s", key,
+			     json_error_code(&jerr) == json_error_null_character ? "a string cannot hold \\u0000"
+										: jerr.text);
+			free(key);
+			return -1;
+		}
 		if (!v)
 			v = json_string(eq + 1);
 		if (!v) {

@@ -72,6 +72,19 @@ def json_dumps(obj, allow_nan=True):
     return "".join(encode(obj, 0))
 
 
+def has_nul_escape(encoded):
+    """Whether JSON text holds the escape \\u0000 (not an escaped backslash and "u0000")."""
+    i = encoded.find("\\u0000")
+    while i >= 0:
+        j = i
+        while j > 0 and encoded[j - 1] == "\\":
+            j -= 1
+        if (i - j) % 2 == 0:
+            return True
+        i = encoded.find("\\u0000", i + 1)
+    return False
+
+
 def read_envelope():
     chunks = []
     while True:
@@ -187,11 +200,12 @@ def resolve(job):
 
 def bind_error(fn, params):
     """Why fn(**params) cannot bind, or None.  Without inspect: it is slow to import."""
-    f = fn
+    # Bound first: a bound method forwards __wrapped__ to its decorated
+    # function, whose signature still lists self.
+    bound = hasattr(fn, "__self__") and hasattr(fn, "__func__")
+    f = getattr(fn, "__func__", fn)
     while hasattr(f, "__wrapped__"):
         f = f.__wrapped__
-    bound = hasattr(f, "__self__") and hasattr(f, "__func__")
-    f = getattr(f, "__func__", f)
     if not hasattr(f, "__code__") and callable(f) and hasattr(type(f), "__call__"):
         f = getattr(type(f).__call__, "__func__", type(f).__call__)
         bound = True
@@ -267,7 +281,7 @@ def main():
         return 0
     try:
         encoded = json_dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         fail("TypeError", "result is not JSON-serialisable: %s" % exc, False, kind="result")
         return 0
     size = len(encoded.encode("utf-8", "replace"))
@@ -275,6 +289,11 @@ def main():
         fail("ResultTooLarge", "result too large: %d bytes > %d" % (size, envelope["result_max"]), False,
              kind="too_large")
         return 0
+    if has_nul_escape(encoded):
+        fail("TypeError", "result is not JSON-serialisable: a string holds the character U+0000, "
+             "which PostgreSQL cannot store", False, kind="result")
+        return 0
+    # The executor takes the value from exactly this layout, byte for byte.
     data = ('{"ok":true,"result":' + encoded + "}").encode("utf-8", "replace")
     view = memoryview(data)
     while view:

@@ -527,8 +527,14 @@ void sandbox_free(struct sandbox *sb)
  * job cannot redirect the removal elsewhere. */
 static void rm_rf_at(int parent, const char *name)
 {
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd;
 
+	/* Most jobs leave their scratch directory empty: one rmdir, no listing
+	 * (reading even an empty ext4 directory cost a quarter of the
+	 * daemon's CPU per no-op job). */
+	if (unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return;
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
 		DIR *d = fdopendir(fd);
 		struct dirent *de;

@@ -156,31 +156,6 @@ static void on_notify(struct loop *l, int fd, uint32_t events, void *arg)
 		loop_del(l, fd);
 }
 
-static void read_status(struct attempt *a)
-{
-	int r, listener = -1;
-
-	while ((r = proc_read_status(&a->proc, &a->launch_err, &listener)) > 0) {
-		if (listener >= 0 && a->listener < 0) {
-			a->listener = listener;
-			loop_add(a->loop, listener, EPOLLIN, on_notify, a);
-		} else if (listener >= 0) {
-			close(listener);
-		}
-		listener = -1;
-	}
-	if (r == 0 && a->proc.status_fd >= 0) {
-		loop_del(a->loop, a->proc.status_fd);
-		close(a->proc.status_fd);
-		a->proc.status_fd = -1;
-	}
-}
-
-static void on_status(struct loop *l, int fd, uint32_t events, void *arg)
-{
-	read_status(arg);
-}
-
 static void kill_group(struct attempt *a, int sig)
 {
 	/* The child leads its own session and process group. */
@@ -338,7 +313,6 @@ static void finish(struct attempt *a)
 
 	while (wait4(a->proc.pid, &status, 0, &ru) < 0 && errno == EINTR)
 		;
-	read_status(a);
 	if (a->listener >= 0) {
 		loop_del(a->loop, a->listener);
 		close(a->listener);
@@ -448,10 +422,15 @@ struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct l
 	a->events.buf = xmalloc(EVENT_MAX_BYTES);
 	a->events.cap = EVENT_MAX_BYTES;
 	a->result = xmalloc(RESULT_DOC_MAX);
-	a->listener = -1;
+	/* From here on every seccomp notification is a violation. */
+	a->listener = a->proc.listener;
+	a->proc.listener = -1;
+	a->launch_err = a->proc.launch_err;
+	a->proc.launch_err = NULL;
+	if (a->listener >= 0)
+		loop_add(l, a->listener, EPOLLIN, on_notify, a);
 	for (int i = 0; i < 4; i++)
 		loop_add(l, a->proc.fd[i], EPOLLIN, on_pipe, a);
-	loop_add(l, a->proc.status_fd, EPOLLIN, on_status, a);
 	loop_add(l, a->proc.pidfd, EPOLLIN, on_exit_fd, a);
 	a->deadline = loop_timer(l, a->started + timeout_ms, on_deadline, a);
 	return a;

@@ -19,6 +19,7 @@
 #include <linux/close_range.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -39,6 +40,13 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() RUNNING_ON_VALGRIND
+#else
+#define UNDER_VALGRIND() 0
+#endif
 #include <unistd.h>
 
 /* Landlock rights newer than the installed header may know. */
@@ -77,7 +85,7 @@ static const char *const allow_always[] = {
 	"getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "unlink", "unlinkat", "rename",
 	"renameat", "renameat2", "rmdir", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod",
 	"fchmodat", "utimensat", "futimesat", "utime", "utimes", "fsync", "fdatasync", "sync_file_range",
-	"ftruncate", "truncate", "fallocate", "fadvise64", "flock", "fcntl", "dup", "dup2", "dup3",
+	"ftruncate", "truncate", "fallocate", "fadvise64", "flock", "dup", "dup2", "dup3",
 	"pipe", "pipe2", "copy_file_range", "sendfile", "statfs", "fstatfs", "umask",
 	"getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
 	"mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "brk", "msync", "mlock", "munlock",
@@ -148,6 +156,10 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
 int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err)
 {
 	static const unsigned long ioctls[] = { TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX };
+	static const int fcntls[] = { F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK,
+				      F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_GETOWN,
+				      F_GETOWN_EX, F_GETSIG, F_GETLEASE, F_SETLEASE, F_NOTIFY, F_GETPIPE_SZ,
+				      F_SETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS };
 	static const int prctls[] = { PR_GET_NAME, PR_SET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS,
 				      PR_CAPBSET_READ, PR_GET_SECCOMP };
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
@@ -177,13 +189,26 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 		  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NS_FLAGS, CLONE_THREAD));
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
 
-	/* The one execve the sandbox itself makes: execveat(SANDBOX_EXEC_FD, "",
-	 * ..., AT_EMPTY_PATH).  That fd is close-on-exec and above the job's
-	 * RLIMIT_NOFILE, so once the interpreter runs no fd can ever carry that
-	 * number again: task code cannot execute anything, not even python3. */
-	r |= rule(ctx, SCMP_ACT_ALLOW, "execveat", 2, SCMP_A0(SCMP_CMP_EQ, SANDBOX_EXEC_FD), A32(4, AT_EMPTY_PATH));
+	/* No execve, no execveat is ever allowed by the filter itself.  The one
+	 * exec the sandbox makes, execveat(SANDBOX_EXEC_FD, "", ...,
+	 * AT_EMPTY_PATH), falls to the default action, a notification: the
+	 * supervisor, waiting in sandbox_spawn while no task code exists yet,
+	 * lets exactly that first one continue, and treats every later one as
+	 * a violation.  (BPF cannot read the path: execveat(SANDBOX_EXEC_FD,
+	 * "/any/abs/path", ..., AT_EMPTY_PATH) ignores the fd, so comparing
+	 * arguments could not close exec on its own.)  Other fds fail quietly. */
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1,
 		  SCMP_A0(SCMP_CMP_NE, SANDBOX_EXEC_FD));
+
+	/* fcntl commands from a list, compared on their low 32 bits.  Refused:
+	 * those that make the kernel signal another process on I/O (F_SETOWN +
+	 * F_SETSIG + O_ASYNC could SIGKILL any process of the job's uid: the
+	 * other jobs, a non-root daemon).  Any other command is a violation. */
+	for (size_t i = 0; i < ARRAY_SIZE(fcntls); i++)
+		r |= rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, A32(1, fcntls[i]));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETOWN));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETOWN_EX));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETSIG));
 
 	/* Signals only to itself (its pid is patched in at launch); any other
 	 * target is a violation the supervisor names. */
@@ -425,6 +450,8 @@ static int landlock_build(struct sandbox *sb, const struct launch *l, const char
 /* ---- set-up in the parent ---------------------------------------------- */
 
 #define CHILD_STACK (256 * 1024)
+/* The child's steps before its exec take well under a millisecond. */
+#define LAUNCH_TIMEOUT_MS 10000
 
 /* Python never caches the byte code of the script it is started with, so
  * starting from taskexec_shim.py would compile it for every job.  Start from
@@ -792,6 +819,81 @@ static int filter_for(struct sandbox *sb, enum net_mode m, char **ret_err)
 
 /* ---- spawn ---------------------------------------------------------------- */
 
+/* Between clone and the child's exec: take the seccomp listener it sends,
+ * let its one execveat continue, and return once the status socket reaches
+ * EOF (the exec closed the child's copy, or the child is gone).  The child
+ * runs on our memory until then, so we only wait here.  A failure before the
+ * exec arrives as "step: error" in *ret_err; the child has then exited. */
+static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char **ret_err)
+{
+	bool exec_let_through = false;
+	int64_t deadline = now_ms() + LAUNCH_TIMEOUT_MS;
+
+	*ret_listener = -1;
+	*ret_err = NULL;
+	for (;;) {
+		struct pollfd pf[2] = { { status_fd, POLLIN, 0 }, { *ret_listener, POLLIN, 0 } };
+		int64_t left = deadline - now_ms();
+		int n;
+
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			if (!*ret_err)
+				*ret_err = xstrdup("launch: no exec within 10 seconds");
+			return;
+		}
+		n = poll(pf, *ret_listener >= 0 ? 2 : 1, (int)left);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n <= 0)
+			continue;
+		if (pf[1].revents & POLLIN) {
+			struct seccomp_notif req;
+			struct seccomp_notif_resp resp;
+
+			memset(&req, 0, sizeof(req));
+			if (ioctl(*ret_listener, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+				memset(&resp, 0, sizeof(resp));
+				resp.id = req.id;
+				if (!exec_let_through && req.data.nr == SYS_execveat && (pid_t)req.pid == pid) {
+					exec_let_through = true;
+					resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+				} else {
+					/* Our own code broke the policy before the exec. */
+					char *name = sandbox_syscall_name(req.data.nr);
+
+					kill(pid, SIGKILL);
+					resp.error = -EPERM;
+					if (!*ret_err)
+						*ret_err = xasprintf("launch: %s before exec", name);
+					free(name);
+				}
+				ioctl(*ret_listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+			}
+		}
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			struct launch_status st;
+			char cbuf[CMSG_SPACE(sizeof(int))];
+			struct iovec iov = { &st, sizeof(st) };
+			struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+					      .msg_controllen = sizeof(cbuf) };
+			ssize_t r = recvmsg(status_fd, &msg, MSG_CMSG_CLOEXEC);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return;         /* EOF: exec'd, or exited */
+			for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+				if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && *ret_listener < 0)
+					memcpy(ret_listener, CMSG_DATA(cm), sizeof(int));
+			if (r == (ssize_t)sizeof(st) && !*ret_err) {
+				st.step[sizeof(st.step) - 1] = '\0';
+				*ret_err = xasprintf("%s: %s", st.step, strerror(st.err));
+			}
+		}
+	}
+}
+
 static char **build_env(const struct policy *p, const char *scratch)
 {
 	size_t n = strv_len(p->env), k = 0;
@@ -821,7 +923,7 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	for (int i = 0; i < 4; i++)
 		pipes[i][0] = pipes[i][1] = -1;
 	memset(ret, 0, sizeof(*ret));
-	ret->pidfd = ret->status_fd = -1;
+	ret->pidfd = ret->listener = -1;
 	for (int i = 0; i < 4; i++)
 		ret->fd[i] = -1;
 
@@ -874,15 +976,18 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	a.argv = argv;
 	a.envp = envp;
 
-	/* CLONE_VM|CLONE_VFORK, as posix_spawn does: no page tables to copy and no
-	 * copy-on-write faults (they cost 11-15 us each on these VMs); we wait
-	 * here until the child has exec'd or failed.  CLONE_PIDFD hands us the
-	 * pidfd with no window in which the pid could be reused. */
-	pid = clone(child, (char *)sb->stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a,
-		    &pidfd);
+	/* CLONE_VM, as posix_spawn does: no page tables to copy and no
+	 * copy-on-write faults (they cost 11-15 us each on these VMs).  Not
+	 * CLONE_VFORK: its execveat waits for our answer (see launch_handshake),
+	 * and until it has exec'd we touch nothing it reads.  CLONE_PIDFD hands
+	 * us the pidfd with no window in which the pid could be reused. */
+	/* valgrind cannot run CLONE_VM without CLONE_VFORK (it stops the whole
+	 * program), and some emulators refuse the flags with EINVAL: a plain
+	 * fork does the same there, only slower. */
+	errno = EINVAL;
+	pid = UNDER_VALGRIND() ? -1 : clone(child, (char *)sb->stack + CHILD_STACK, CLONE_VM | CLONE_PIDFD | SIGCHLD,
+					     &a, &pidfd);
 	if (pid < 0 && errno == EINVAL) {
-		/* Emulators such as valgrind refuse these flags: a plain fork does
-		 * the same, only slower. */
 		pid = fork();
 		if (pid == 0)
 			_exit(child(&a));
@@ -896,6 +1001,10 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 		*ret_err = xasprintf("clone: %s", strerror(errno));
 		goto out;
 	}
+	/* Only the child's copy of the status socket may remain: its EOF is the exec. */
+	close_nointr(status[1]);
+	status[1] = -1;
+	launch_handshake(pid, status[0], &ret->listener, &ret->launch_err);
 	ret->pid = pid;
 	ret->pidfd = pidfd;
 	for (int i = 0; i < 4; i++) {
@@ -903,9 +1012,6 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 		pipes[i][0] = -1;
 		fd_nonblock(ret->fd[i]);
 	}
-	ret->status_fd = status[0];
-	status[0] = -1;
-	fd_nonblock(ret->status_fd);
 	ret->scratch = scratch;
 	scratch = NULL;
 	ret->landlock = ruleset >= 0;
@@ -926,31 +1032,6 @@ out:
 		free(scratch);
 	}
 	return r;
-}
-
-int proc_read_status(struct proc *p, char **ret_launch_err, int *ret_listener)
-{
-	struct launch_status st;
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &st, sizeof(st) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	ssize_t n;
-
-	if (p->status_fd < 0)
-		return 0;
-	n = recvmsg(p->status_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? -1 : 0;
-	if (n == 0)
-		return 0;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			memcpy(ret_listener, CMSG_DATA(cm), sizeof(int));
-	if (n == (ssize_t)sizeof(st)) {
-		st.step[sizeof(st.step) - 1] = '\0';
-		*ret_launch_err = xasprintf("%s: %s", st.step, strerror(st.err));
-	}
-	return 1;
 }
 
 char *sandbox_notif_recv(int listener, uint64_t *ret_id)
@@ -981,8 +1062,10 @@ void proc_cleanup(struct proc *p)
 		p->fd[i] = -1;
 	}
 	close_nointr(p->pidfd);
-	close_nointr(p->status_fd);
-	p->pidfd = p->status_fd = -1;
+	close_nointr(p->listener);
+	p->pidfd = p->listener = -1;
+	free(p->launch_err);
+	p->launch_err = NULL;
 	if (p->scratch) {
 		rm_rf_at(AT_FDCWD, p->scratch);
 		free(p->scratch);

@@ -50,7 +50,8 @@ struct proc {
 	pid_t pid;
 	int pidfd;
 	int fd[4];                      /* PROC_STDOUT .. PROC_EVENTS, non-blocking */
-	int status_fd;                  /* launch failures and the seccomp listener; EOF at execve */
+	int listener;                   /* seccomp notifications: every one is a violation */
+	char *launch_err;               /* "step: error" when the child failed before its exec */
 	char *scratch;                  /* removed by proc_cleanup */
 	bool landlock;
 };
@@ -67,10 +68,6 @@ void proc_cleanup(struct proc *p);
 int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err);
 /* The name of syscall NR on this architecture (caller frees). */
 char *sandbox_syscall_name(long nr);
-/* Read what the child sent on the status fd: a launch failure ("step:
- * error", caller frees) and/or the seccomp listener fd.  Returns 1 when
- * something was read, 0 at EOF, -1 when nothing is there yet. */
-int proc_read_status(struct proc *p, char **ret_launch_err, int *ret_listener);
 /* Take one seccomp notification from the listener: the syscall that broke
  * the policy (caller frees) and the notification's id, or NULL. */
 char *sandbox_notif_recv(int listener, uint64_t *ret_id);

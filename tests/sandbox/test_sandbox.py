@@ -402,6 +402,20 @@ def test_memfd_execveat_is_refused():
     assert "EXECVEAT-SUCCEEDED" not in run.stderr
 
 
+@pytest.mark.parametrize("func, marker", [
+    ("execveat_fd1023_absolute_interpreter", "ABSOLUTE-EXECVEAT-RAN"),
+    ("execveat_fd1023_loader_runs_a_shell", "LOADER-SHELL-RAN"),
+])
+def test_execveat_from_the_exec_fd_with_a_path_is_a_violation(func, marker):
+    # The fd and the flag match the sandbox's own exec; an absolute path makes
+    # the kernel ignore the fd.  The filter cannot see paths: the executor
+    # lets only the launch's exec through.
+    run = run_task(f"abuse.execs:{func}")
+    assert_failed_with(run, "violation")
+    assert_violation(run, "execveat")
+    assert marker not in run.stderr and marker not in run.stdout, run.explain()
+
+
 # --------------------------------------------------------------------------
 # Processes
 
@@ -441,6 +455,23 @@ def test_kill_minus_one_is_refused_and_kills_nobody_else():
         run = run_task("abuse.procs:kill_everyone")
         assert_denied(run, syscall="kill")
         assert victim.poll() is None, "kill(-1, SIGKILL) from the job killed another process"
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        victim.wait()
+
+
+def test_fcntl_cannot_aim_io_signals_at_another_process():
+    uid = job_uid() if os.geteuid() == 0 else os.geteuid()
+    as_job_user = {"user": uid, "group": pwd.getpwuid(uid).pw_gid} if os.geteuid() == 0 else {}
+    victim = subprocess.Popen(["/bin/sleep", "30"], start_new_session=True, **as_job_user)
+    try:
+        run = run_task("abuse.procs:sigio_owner", f"victim={victim.pid}")
+        assert run.summary is not None and run.summary["outcome"] == "completed", run.explain()
+        assert run.result["F_SETOWN"] == "EPERM" and run.result["F_SETSIG"] == "EPERM", run.result
+        assert run.result["F_SETOWN_EX"] == "EPERM", run.result
+        assert isinstance(run.result["F_GETFL"], int)
+        assert victim.poll() is None, "SIGIO ownership let the job SIGKILL a process of its user"
     finally:
         if victim.poll() is None:
             victim.kill()
@@ -674,6 +705,47 @@ def test_a_100mb_line_without_newline_is_drained_and_completes():
     assert run.rc == 0
     assert run.result == {"written": 100 * MiB}
     assert_runner_stayed_small(run)
+
+
+def test_a_caller_that_never_reads_stderr_does_not_stall_the_deadline():
+    # The runner relays the job's lines to its own stderr.  Nobody reads that
+    # pipe here: the job must still be killed at its 2 s deadline, and the
+    # runner must report it once the caller finally reads.
+    argv = [str(TASKEXEC), "run", "abuse.resources:flood_stderr_forever", "--timeout", "2"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=_CTX["env"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        job_pid = None
+        while job_pid is None:
+            assert time.monotonic() < deadline and proc.poll() is None, "the job never started"
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            job_pid = int(children[0]) if children else None
+            time.sleep(0.05)
+        # deadline 2 s + SIGKILL grace 2 s, and slack for a loaded machine
+        deadline = time.monotonic() + 12
+        while _state(job_pid) not in ("Z", "gone"):
+            assert time.monotonic() < deadline, "the job outlived its deadline while stderr was not read"
+            time.sleep(0.1)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err.decode(errors="replace")
+    summary = parse_summary(err)
+    assert summary is not None and summary["outcome"] == "timeout", err[-2000:]
+    assert proc.returncode == 1
+    assert "lines of the job's output were dropped: standard error was not read" in err
+    assert "job: xxxxxxxx" in err
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 def test_a_1mb_result_is_too_large():

@@ -96,3 +96,23 @@ def thread_works():
     t.join(5)
     return {"sum": out.get("sum"), "other_thread": out.get("ident") != threading.get_ident(),
             "alive": t.is_alive()}
+
+
+def sigio_owner(victim, sig=9):
+    """Ask the kernel to send SIG to VICTIM whenever a pipe becomes readable:
+    F_SETOWN(victim) + F_SETSIG(sig) + O_ASYNC, then make it readable.  Each
+    step's outcome is reported; F_GETFL must keep working."""
+    import fcntl
+    r, w = os.pipe()
+    out = {"F_GETFL": fcntl.fcntl(r, fcntl.F_GETFL)}
+    for name, cmd, arg in (("F_SETOWN", fcntl.F_SETOWN, int(victim)), ("F_SETSIG", 10, int(sig)),
+                           ("F_SETOWN_EX", 15, (1).to_bytes(4, "little") + int(victim).to_bytes(4, "little"))):
+        try:
+            fcntl.fcntl(r, cmd, arg)
+            out[name] = "ok"
+        except OSError as e:
+            out[name] = errname(e.errno)
+    fcntl.fcntl(r, fcntl.F_SETFL, out["F_GETFL"] | os.O_ASYNC)
+    os.write(w, b"x")
+    time.sleep(0.3)
+    return out

@@ -44,3 +44,10 @@ def long_line(total=100 << 20):
 
 def huge_result(size=1 << 20):
     return "r" * size
+
+
+def flood_stderr_forever():
+    """Print lines to stderr until killed."""
+    line = b"x" * 200 + b"\n"
+    while True:
+        os.write(2, line)

@@ -9,12 +9,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
@@ -170,9 +172,110 @@ struct run_ctx {
 	struct attempt *attempt;
 };
 
+/* The job's lines go to our stderr while the job runs.  Whoever reads it may
+ * be slow or never read at all: a blocking write there would stall the loop
+ * and with it the job's deadline.  So they are written without blocking
+ * through a private non-blocking description of fd 2, kept in a bounded
+ * buffer while it is full, and dropped (and counted) past that. */
+#define ERR_BUF_MAX (1 << 20)
+
+static struct {
+	struct loop *loop;
+	int fd;                         /* -1: write to stderr directly (a file) */
+	bool watching;
+	char *buf;
+	size_t len;
+	unsigned long dropped;
+} errout = { .fd = -1 };
+
+static void errout_flush(void);
+
+static void on_err_writable(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	errout_flush();
+}
+
+static void errout_flush(void)
+{
+	size_t off = 0;
+
+	while (off < errout.len) {
+		ssize_t n = write(errout.fd, errout.buf + off, errout.len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN)
+				off = errout.len;       /* reader gone: nothing more to do */
+			break;
+		}
+		off += (size_t)n;
+	}
+	memmove(errout.buf, errout.buf + off, errout.len - off);
+	errout.len -= off;
+	if (errout.len && !errout.watching && errout.loop)
+		errout.watching = loop_add(errout.loop, errout.fd, EPOLLOUT, on_err_writable, NULL) == 0;
+	else if (!errout.len && errout.watching) {
+		loop_del(errout.loop, errout.fd);
+		errout.watching = false;
+	}
+}
+
+static void errout_open(struct loop *l)
+{
+	struct stat st;
+	int fd;
+
+	errout.loop = l;
+	if (fstat(STDERR_FILENO, &st) < 0 || S_ISREG(st.st_mode))
+		return;
+	/* A description of our own: O_NONBLOCK on fd 2 itself would change it
+	 * for every process that shares it (a terminal, the caller's pipe). */
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return;
+	fflush(stderr);
+	errout.fd = fd;
+	errout.buf = xmalloc(ERR_BUF_MAX);
+}
+
+/* Back to plain, blocking stderr: the job is over, what is left may wait. */
+static void errout_close(void)
+{
+	if (errout.fd < 0)
+		return;
+	if (errout.watching)
+		loop_del(errout.loop, errout.fd);
+	errout.watching = false;
+	errout.loop = NULL;
+	fwrite(errout.buf, 1, errout.len, stderr);
+	if (errout.dropped)
+		fprintf(stderr, "taskexec: %lu lines of the job's output were dropped: standard error was not read\n",
+			errout.dropped);
+	close(errout.fd);
+	free(errout.buf);
+	errout.buf = NULL;
+	errout.fd = -1;
+}
+
 static void print_prefixed(const char *prefix, const char *line, size_t len)
 {
-	fprintf(stderr, "%s%.*s\n", prefix, (int)len, line);
+	size_t plen = strlen(prefix);
+
+	if (errout.fd < 0) {
+		fprintf(stderr, "%s%.*s\n", prefix, (int)len, line);
+		return;
+	}
+	if (errout.len + plen + len + 1 > ERR_BUF_MAX) {
+		errout.dropped++;
+		return;
+	}
+	memcpy(errout.buf + errout.len, prefix, plen);
+	memcpy(errout.buf + errout.len + plen, line, len);
+	errout.buf[errout.len + plen + len] = '\n';
+	errout.len += plen + len + 1;
+	if (!errout.watching)
+		errout_flush();
 }
 
 static void on_line(void *ctx, int stream, const char *line, size_t len)
@@ -187,10 +290,14 @@ static void on_event(void *ctx, const char *line, size_t len)
 	const char *name = json_string_value(json_object_get(ev, "logger"));
 	const char *msg = json_string_value(json_object_get(ev, "msg"));
 
-	if (lvl && name && msg)
-		fprintf(stderr, "log: %s %s: %s\n", lvl, name, msg);
-	else
+	if (lvl && name && msg) {
+		char *text = xasprintf("%s %s: %s", lvl, name, msg);
+
+		print_prefixed("log: ", text, strlen(text));
+		free(text);
+	} else {
 		print_prefixed("log: ", line, len);
+	}
 	json_decref(ev);
 }
 
@@ -286,16 +393,19 @@ int cli_run(int argc, char **argv)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	loop = loop_new();
 	loop_add(loop, sfd, EPOLLIN, on_signal, &rc);
+	errout_open(loop);
 	envelope = job_envelope(&j, 1, &c, plan.policy, &envelope_len);
 	launch = (struct launch){ .policy = plan.policy, .roots = c.tasks_path, .input = envelope,
 				  .input_len = envelope_len, .job_id = j.job_id };
 	rc.attempt = attempt_start(loop, &sb, &launch, plan.timeout_ms, c.result_max, &run_ops, &rc, &err);
 	if (!rc.attempt) {
+		errout_close();
 		fprintf(stderr, "taskexec: launch: %s\n", err);
 		r = EXIT_FAILED;
 	} else {
 		while (!rc.outcome)
 			loop_run_once(loop, -1);
+		errout_close();
 		if (rc.outcome->kind == OUT_COMPLETED) {
 			printf("%s\n", rc.outcome->result);
 			r = EXIT_DONE;

@@ -107,7 +107,8 @@ static void on_woken(void *arg, bool marker)
 void daemon_slot_freed(struct daemon *d)
 {
 	if (d->draining) {
-		if (!d->busy && !d->claims)
+		/* Done when nothing runs and every outcome has left Redis too. */
+		if (!d->busy && !d->claims && !d->jobs)
 			d->done = true;
 		return;
 	}
@@ -337,7 +338,7 @@ static void start_drain(struct daemon *d, int sig)
 	sd_notify(0, "STOPPING=1");
 	log_json(LOG_INFO, "shutdown.started", json_pack("{s:s, s:i, s:I}", "signal", sigabbrev_np(sig), "running",
 							  d->busy, "timeout_ms", (json_int_t)d->cfg->shutdown_ms));
-	if (!d->busy && !d->claims) {
+	if (!d->busy && !d->claims && !d->jobs) {
 		d->done = true;
 		return;
 	}

@@ -33,7 +33,7 @@ struct daemon {
 	struct metrics *metrics;
 	struct http *http;
 	char host[256];
-	struct job_run *jobs;           /* every job holding a slot */
+	struct job_run *jobs;           /* every job until its entry has left {P}:processing */
 	int busy;                       /* jobs holding a slot */
 	int claims;                     /* claims in flight */
 	bool recovered_self;            /* our own processing list was put back */

@@ -35,6 +35,7 @@ struct job_run {
 	char token[48];
 	struct timer *retry;
 	int64_t retry_ms;
+	bool slot_released;
 };
 
 static void step(struct job_run *jr);
@@ -501,7 +502,8 @@ static void finish_job(struct job_run *jr)
 			*p = jr->next;
 			break;
 		}
-	d->busy--;
+	if (!jr->slot_released)
+		d->busy--;
 	if (jr->pol)
 		policies_unref(jr->pol);
 	job_free(&jr->job);
@@ -547,8 +549,19 @@ static void step(struct job_run *jr)
 		finish_job(jr);
 		return;
 	}
-	if (r < 0)
+	if (r < 0) {
 		later(jr);
+		return;
+	}
+	/* The outcome is recorded and the interpreter gone: the slot is free.
+	 * Claiming now puts the next claim on the wire right behind this
+	 * command, one write and one reply read for both.  The entry still
+	 * leaves Redis only once this command has run. */
+	if (!jr->slot_released) {
+		jr->slot_released = true;
+		jr->d->busy--;
+		daemon_slot_freed(jr->d);
+	}
 }
 
 void supervise_start(struct daemon *d, const char *entry, size_t len)

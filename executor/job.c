@@ -197,23 +197,22 @@ int job_parse(const char *payload, size_t len, struct job *j, char **ret_err)
 	v = json_object_get(j->doc, "enqueued_at");
 	if (v && !json_is_null(v) && !json_is_string(v))
 		return fail(ret_err, "enqueued_at: must be a string");
+	/* Missing or null means none; the payload itself stays as it came,
+	 * since a signature covers exactly that. */
 	v = json_object_get(j->doc, "parameters");
-	if (!v || json_is_null(v)) {
-		v = json_object();
-		json_object_set_new(j->doc, "parameters", v);
-	}
-	if (!json_is_object(v))
+	if (v && !json_is_null(v) && !json_is_object(v))
 		return fail(ret_err, "parameters: must be a JSON object");
-	json_object_foreach(v, key, pv) {
+	j->parameters = v && !json_is_null(v) ? json_incref(v) : json_object();
+	json_object_foreach(j->parameters, key, pv) {
 		if (!ident_valid(key))
 			return fail(ret_err, "parameters.%.64s: not a valid Python keyword argument name", key);
 	}
-	j->parameters = json_object_get(j->doc, "parameters");
 	return 0;
 }
 
 void job_free(struct job *j)
 {
+	json_decref(j->parameters);
 	json_decref(j->doc);
 	memset(j, 0, sizeof(*j));
 }

@@ -17,7 +17,7 @@ struct job {
 	const char *module_path;
 	const char *class_name;         /* NULL when absent or null */
 	const char *method_name;
-	json_t *parameters;             /* an object */
+	json_t *parameters;             /* an object ({} when the payload has none); owned */
 	const char *idempotency_key;    /* NULL when absent */
 	const char *priority;           /* NULL when absent */
 	long timeout_seconds;           /* -1 when absent */

@@ -403,6 +403,31 @@ def test_bad_signature_is_refused_when_signatures_are_required(ctx, cli, daemon,
     assert d.alive()
 
 
+def test_payload_signed_by_taskexec_sign_runs_with_or_without_parameters(ctx, cli, daemon, push, wait_terminal,
+                                                                          db):
+    # The producer signs the payload exactly as it sends it; the executor
+    # must verify that, not a form with defaults filled in.
+    secret, public = ctx.dir / "job.key", ctx.dir / "job.pub"
+    assert cli("keygen", secret, public).returncode == 0
+    daemon(env={"TASKEXEC_REQUIRE_SIGNATURE": "1", "TASKEXEC_VERIFY_KEYS": str(public)})
+    ids = []
+    for params in ("absent", "null", "given"):
+        p = job_payload()
+        if params == "absent":
+            p.pop("parameters")
+        elif params == "null":
+            p["parameters"] = None
+        r = cli("sign", secret, "-", input=json.dumps(p))
+        assert r.returncode == 0, r.stderr
+        signed = json.loads(r.stdout)
+        assert "signature" in signed and signed.get("parameters", "absent") == p.get("parameters", "absent")
+        push(r.stdout.strip())
+        ids.append(p["job_id"])
+    rows = wait_terminal(ids, 30)
+    for job_id in ids:
+        assert rows[job_id]["status"] == "COMPLETED", describe(db, job_id)
+
+
 def test_job_whose_executor_is_lost_three_times_ends_failed(daemon, submit, wait_terminal, db):
     """A poison job that takes its executor down every time must not loop forever."""
     job = submit("itasks.basic:sleep", "seconds=60")

@@ -202,7 +202,8 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 		if (!eq) {
 			char *where = xasprintf("%s:%s", path, lbuf);
 
-			err_add(e, "%s: expected KEY=value, got '%s'", where, line);
+			/* Not the line itself: it may be a setting with a password in it. */
+			err_add(e, "%s: expected KEY=value, got a line without '='", where);
 			free(where);
 			continue;
 		}

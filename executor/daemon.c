@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
@@ -440,6 +441,44 @@ int daemon_preflight(const struct config *cfg, char **errors)
 			bad = -1;
 		}
 		free(shim);
+	}
+	/* Settings the daemon would otherwise only trip over later: a database
+	 * URL libpq cannot parse (an endless postgres.down), a key that
+	 * verifies nothing (every signed job rejected). */
+	{
+		char *perr = NULL;
+		PQconninfoOption *opts = PQconninfoParse(cfg->db_url, &perr);
+
+		if (!opts) {
+			err = xasprintf("TASKEXEC_DB_URL: %s", perr ? strtok(perr, "\n") : "cannot be parsed");
+			append(errors, err);
+			free(err);
+			bad = -1;
+		}
+		PQconninfoFree(opts);
+		PQfreemem(perr);
+	}
+	for (char **k = cfg->verify_keys; k && *k; k++) {
+		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+		char *text = NULL;
+		size_t pklen = 0;
+
+		if (read_file(*k, 4096, &text, NULL) < 0) {
+			err = xasprintf("TASKEXEC_VERIFY_KEYS: %s: %s", *k, strerror(errno));
+		} else {
+			text[strcspn(text, "\r\n")] = '\0';
+			if (sodium_base642bin(pk, sizeof(pk), text, strlen(text), NULL, &pklen, NULL,
+					      sodium_base64_VARIANT_ORIGINAL) < 0 || pklen != sizeof(pk))
+				err = xasprintf("TASKEXEC_VERIFY_KEYS: %s: not an Ed25519 public key "
+						"(one line of base64, as taskexec keygen writes)", *k);
+		}
+		free(text);
+		if (err) {
+			append(errors, err);
+			free(err);
+			err = NULL;
+			bad = -1;
+		}
 	}
 	if (geteuid() == 0) {
 		struct passwd *pw = getpwnam(cfg->job_user);

@@ -111,6 +111,9 @@ def test_daemon_refuses_to_start_with_a_bad_variable(ops):
     pytest.param("TASKEXEC_HTTP_LISTEN", "nonsense", id="http-listen"),
     pytest.param("TASKEXEC_JOB_USER", "no-such-user-ops", id="job-user"),
     pytest.param("TASKEXEC_PYTHON", "/nonexistent/python3", id="python"),
+    pytest.param("TASKEXEC_DB_URL", "host=127.0.0.1 dbnme=taskexec", id="db-url-option"),
+    pytest.param("TASKEXEC_DB_URL", "host='127.0.0.1 dbname=taskexec", id="db-url-quote"),
+    pytest.param("TASKEXEC_VERIFY_KEYS", "/nonexistent/job.pub", id="verify-key-missing"),
 ])
 def test_check_refuses_what_the_daemon_would_refuse(ops, name, value):
     r = ops.check(env={name: value})
@@ -120,3 +123,20 @@ def test_check_refuses_what_the_daemon_would_refuse(ops, name, value):
         assert r.returncode == 0, (r.returncode, r.stderr)
         return
     assert r.returncode == 1 and name in r.stderr, (r.returncode, r.stdout[-200:], r.stderr)
+
+
+def test_check_refuses_a_verify_key_that_is_not_a_key(ops):
+    bad = ops.dir / "not-a-key.pub"
+    bad.write_text("-----BEGIN PUBLIC KEY-----\n")
+    r = ops.check(env={"TASKEXEC_VERIFY_KEYS": str(bad)})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "TASKEXEC_VERIFY_KEYS: %s: not an Ed25519 public key" % bad in r.stderr, r.stderr
+
+
+def test_a_config_line_without_equals_is_named_but_not_echoed(ops):
+    conf = ops.dir / "typo.conf"
+    conf.write_text("# a typo: the '=' is missing\nTASKEXEC_DB_URL postgresql://u:%s@db/x\n" % SECRET)
+    r = ops.check(env={"TASKEXEC_CONFIG": str(conf)})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "%s:2: expected KEY=value" % conf in r.stderr, r.stderr
+    assert SECRET not in r.stdout + r.stderr

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -505,6 +506,11 @@ int daemon_run(struct config *cfg)
 
 	d.cfg = cfg;
 	d.next_due_ms = -1;
+	/* Our memory holds the database and Redis passwords: no process of our
+	 * uid (a job, when the daemon is not root) may read /proc/PID/mem or
+	 * environ, or attach to us. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_msg(LOG_WARN, "executor.dumpable", "cannot make the daemon non-dumpable: %s", strerror(errno));
 	if (sodium_init() < 0) {
 		log_msg(LOG_ERROR, "sandbox.unavailable", "libsodium could not be initialised");
 		return 1;

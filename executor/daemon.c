@@ -254,6 +254,31 @@ static void store_beat(struct daemon *d)
 		    7, p, NULL, NULL);
 }
 
+static void on_cancel(void *arg, const char *job_id);
+
+static void on_cancel_rows(void *arg, PGresult *res)
+{
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+		return;
+	for (int i = 0; i < PQntuples(res); i++)
+		on_cancel(arg, PQgetvalue(res, i, 0));
+}
+
+/* A cancel is published once; a daemon that was reconnecting to Redis, or
+ * had not started the attempt yet, misses it.  The flag in the jobs row
+ * stays: look for it every heartbeat while jobs run here. */
+static void check_cancels(struct daemon *d)
+{
+	const char *p[1] = { d->cfg->executor_id };
+
+	if (!d->busy || !store_up(d->store) || store_pending(d->store) >= 64)
+		return;
+	store_query(d->store,
+		    "SELECT job_id FROM taskexec.jobs WHERE executor_id = $1 AND status = 'RUNNING' "
+		    "AND cancel_requested",
+		    1, p, on_cancel_rows, d);
+}
+
 static void on_store_state(void *arg, bool up)
 {
 	if (!up)
@@ -283,6 +308,7 @@ static void heartbeat(struct loop *l, void *arg)
 	doc = beat_doc(d);
 	redis_beat(d, doc);
 	store_beat(d);
+	check_cancels(d);
 	metrics_set(d->metrics, "slots_busy", d->busy);
 	metrics_set(d->metrics, "slots_total", (double)d->cfg->concurrency);
 	metrics_set(d->metrics, "redis_up", queue_up(d->queue));

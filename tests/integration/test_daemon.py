@@ -169,6 +169,21 @@ def test_cancel_of_running_job_kills_it_and_fails_it_cancelled(daemon, submit, c
     assert outcomes(db, job) == ["cancelled"], describe(db, job)
 
 
+def test_cancel_whose_publish_was_missed_still_stops_the_job(daemon, submit, wait_status, wait_terminal, db):
+    # taskexec cancel sets the flag, then publishes once.  A daemon that was
+    # reconnecting to Redis misses the message: the flag alone must do.
+    daemon()
+    job = submit("itasks.basic:sleep", "seconds=30", max_retries=3)
+    wait_status(job, "RUNNING")
+    db.query("UPDATE taskexec.jobs SET cancel_requested = true WHERE job_id = %s", (job,))
+    t0 = time.monotonic()
+    row = wait_terminal(job, 15)[job]
+    # within a heartbeat, then SIGTERM and at most 2 s to SIGKILL
+    assert time.monotonic() - t0 < HEARTBEAT_S + 2 + 2 * SLACK_S
+    assert row["status"] == "FAILED" and "cancelled" in row["error"], describe(db, job)
+    assert outcomes(db, job) == ["cancelled"], describe(db, job)
+
+
 def test_cancel_of_queued_job_fails_it_without_running(daemon, submit, cli, wait_status, wait_terminal, db):
     daemon(concurrency=1)
     blocker = submit("itasks.basic:sleep", "seconds=1.5")

@@ -303,6 +303,15 @@ static void classify_doc(struct attempt *a, struct outcome *o)
 	json_decref(doc);
 }
 
+static void on_remover_exit(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	siginfo_t si;
+
+	waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+	loop_del(l, fd);
+	close(fd);
+}
+
 static void finish(struct attempt *a)
 {
 	struct outcome *o = outcome_new(OUT_CRASH, NULL);
@@ -380,7 +389,18 @@ static void finish(struct attempt *a)
 		classify_doc(a, o);
 	}
 
-	proc_cleanup(&a->proc);
+	{
+		int rm = proc_cleanup_async(&a->proc);
+		siginfo_t si;
+
+		if (rm >= 0 && ops->wait_cleanup) {
+			while (waitid(P_PIDFD, (id_t)rm, &si, WEXITED) < 0 && errno == EINTR)
+				;
+			close(rm);
+		} else if (rm >= 0) {
+			loop_add(a->loop, rm, EPOLLIN, on_remover_exit, NULL);
+		}
+	}
 	for (int i = 0; i < 2; i++) {
 		tail_free(&a->tails[i]);
 		free(a->lines[i].buf);

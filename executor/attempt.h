@@ -46,6 +46,9 @@ struct attempt_ops {
 	void (*event)(void *ctx, const char *line, size_t len);
 	/* The attempt is over; the outcome belongs to the callee. */
 	void (*done)(void *ctx, struct outcome *o);
+	/* Wait for the removal of a scratch dir the job left full before done()
+	 * (a one-shot runner about to exit); else it finishes in the background. */
+	bool wait_cleanup;
 };
 
 struct attempt;

@@ -310,7 +310,7 @@ static void on_done(void *ctx, struct outcome *o)
 	rc->attempt = NULL;
 }
 
-static const struct attempt_ops run_ops = { on_line, on_event, on_done };
+static const struct attempt_ops run_ops = { on_line, on_event, on_done, true };
 
 static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
 {

@@ -39,6 +39,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <spawn.h>
 #include <termios.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -1053,6 +1054,45 @@ void sandbox_notif_deny(int listener, uint64_t id)
 	resp.id = id;
 	resp.error = -EPERM;
 	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);       /* fails once the job is gone: fine */
+}
+
+/* A scratch directory the job left full: rm -rf in a child process, so a
+ * job that made a million files cannot stall the caller's event loop.  The
+ * job is gone, so nothing can change the tree under rm; rm never follows a
+ * symbolic link.  Returns the child's pidfd for the caller to reap, or -1
+ * when it was removed here (at once, or as a fallback). */
+static int remove_tree_async(const char *path)
+{
+	char *argv[] = { (char *)"rm", (char *)"-rf", (char *)"--one-file-system", (char *)"--", (char *)path, NULL };
+	char *envp[] = { NULL };
+	pid_t pid;
+	int pidfd;
+
+	if (unlinkat(AT_FDCWD, path, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return -1;
+	if (posix_spawn(&pid, "/bin/rm", NULL, NULL, argv, envp) != 0) {
+		rm_rf_at(AT_FDCWD, path);
+		return -1;
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pidfd;
+}
+
+int proc_cleanup_async(struct proc *p)
+{
+	int pidfd = -1;
+
+	if (p->scratch) {
+		pidfd = remove_tree_async(p->scratch);
+		free(p->scratch);
+		p->scratch = NULL;
+	}
+	proc_cleanup(p);
+	return pidfd;
 }
 
 void proc_cleanup(struct proc *p)

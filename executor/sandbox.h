@@ -63,6 +63,9 @@ void sandbox_free(struct sandbox *sb);
 int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err);
 /* Close the parent's fds and remove the scratch dir (after the child is reaped). */
 void proc_cleanup(struct proc *p);
+/* The same, but a scratch dir the job left full is removed by an rm child:
+ * returns its pidfd, to be reaped with waitid(P_PIDFD), or -1. */
+int proc_cleanup_async(struct proc *p);
 /* Compile the seccomp program for a network mode (the build runs this once
  * through gen_filter and compiles the result in; see filter_for). */
 int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err);

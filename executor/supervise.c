@@ -439,7 +439,7 @@ static void on_done(void *ctx, struct outcome *o)
 	go(jr, J_RECORD);
 }
 
-static const struct attempt_ops ops = { on_line, on_event, on_done };
+static const struct attempt_ops ops = { on_line, on_event, on_done, false };
 
 static void run(struct job_run *jr)
 {

@@ -276,6 +276,18 @@ def test_every_daemon_fd_is_close_on_exec(ctx, daemon, submit, wait_status):
     assert leaks == {}, "fds without O_CLOEXEC in taskexecd: %r" % leaks
 
 
+def test_scratch_left_full_is_removed_and_the_daemon_serves_on(ctx, daemon, submit, wait_terminal, db):
+    # A job that leaves thousands of files: they are removed (by an rm child,
+    # so the event loop does not wait for it) and the next job runs.
+    daemon()
+    litter = submit("itasks.basic:litter", "files=5000")
+    assert wait_terminal(litter, 30)[litter]["status"] == "COMPLETED", describe(db, litter)
+    quick = submit("itasks.basic:noop")
+    assert wait_terminal(quick, 15)[quick]["status"] == "COMPLETED", describe(db, quick)
+    scratch = ctx.dir / "scratch"
+    wait_for(lambda: not any(scratch.iterdir()), 20, "the scratch dirs under %s to be removed" % scratch)
+
+
 def test_sigterm_lets_running_job_finish_and_exits_0(daemon, submit, wait_status, db):
     d = daemon(shutdown_timeout="5s")
     job = submit("itasks.basic:sleep", "seconds=1.5")

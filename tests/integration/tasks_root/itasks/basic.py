@@ -62,3 +62,16 @@ def slow_cpu(seconds=1.0):
     while time.monotonic() < end:
         n += 1
     return {"loops": n}
+
+
+def litter(files=2000):
+    """Leave a tree of FILES files in the scratch dir (TMPDIR) for the executor to remove."""
+    import os
+    root = os.environ["TMPDIR"]
+    for d in range(files // 100):
+        sub = os.path.join(root, "d%03d" % d)
+        os.mkdir(sub)
+        for f in range(100):
+            with open(os.path.join(sub, "f%03d" % f), "w") as fh:
+                fh.write("x")
+    return {"left": files}

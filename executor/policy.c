@@ -117,6 +117,7 @@ static const struct key keys[] = {
 	K("job", "max_timeout", V_DUR, max_timeout_ms, 1000, 7 * 24 * 3600 * 1000L),
 	K("job", "max_retries", V_INT, max_retries, 0, 100),
 	K("job", "retries_limit", V_INT, retries_limit, 0, 100),
+	K("job", "max_lost", V_INT, max_lost, 1, 100),
 	K("job", "backoff_base", V_DUR, backoff_base_ms, 0, 24 * 3600 * 1000L),
 	K("job", "backoff_max", V_DUR, backoff_max_ms, 0, 24 * 3600 * 1000L),
 	K("limits", "memory", V_SIZE, memory, 32L << 20, 0),
@@ -263,6 +264,7 @@ static void policy_defaults(struct policy *p)
 	p->max_timeout_ms = 60 * 60 * 1000;
 	p->max_retries = -1;      /* unset: TASKEXEC_MAX_RETRIES applies */
 	p->retries_limit = 10;
+	p->max_lost = 3;
 	p->backoff_base_ms = 1000;
 	p->backoff_max_ms = 600 * 1000;
 	p->memory = 512ULL << 20;
@@ -419,7 +421,7 @@ void policy_print(const struct policy *p, FILE *out)
 		fprintf(out, "max_retries = %ld\n", p->max_retries);
 	else
 		fprintf(out, "; max_retries unset: TASKEXEC_MAX_RETRIES applies\n");
-	fprintf(out, "retries_limit = %ld\n", p->retries_limit);
+	fprintf(out, "retries_limit = %ld\nmax_lost = %ld\n", p->retries_limit, p->max_lost);
 	fprintf(out, "backoff_base = %lldms\nbackoff_max = %lldms\n", (long long)p->backoff_base_ms,
 		(long long)p->backoff_max_ms);
 	fprintf(out, "\n[limits]\nmemory = %lluK\ncpu_time = %llds\nopen_files = %ld\nfile_size = %lluK\nprocesses = %ld\n",

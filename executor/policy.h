@@ -15,6 +15,7 @@ struct policy {
 	char *max_priority;     /* the highest a job may ask for */
 	int64_t timeout_ms, max_timeout_ms;
 	long max_retries, retries_limit;
+	long max_lost;                  /* executor losses before the job is FAILED */
 	int64_t backoff_base_ms, backoff_max_ms;
 	uint64_t memory, file_size;
 	int64_t cpu_ms;

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOST_LIMIT "3"
 
 enum jstate { J_VALIDATE, J_REJECT_DB, J_CLAIM_DB, J_RUN, J_RECORD, J_ACK, J_DELAY, J_REQUEUE, J_DONE };
 static const char *const state_names[] = { "validate", "reject_db", "claim_db", "run", "record",
@@ -238,7 +237,7 @@ static void claim_db(struct job_run *jr)
 	struct daemon *d = jr->d;
 	struct job *j = &jr->job;
 	char *params = json_dumps(j->parameters, JSON_COMPACT | JSON_SORT_KEYS);
-	char retries[24], timeout[24], pid[24], alive[24], hash[65];
+	char retries[24], timeout[24], pid[24], alive[24], lost[24], hash[65];
 	json_t *id = json_pack("{s:s, s:s, s:s?, s:s, s:O}", "t", j->task_type, "m", j->module_path, "c",
 			       j->class_name, "f", j->method_name, "p", j->parameters);
 	char *canon = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS);
@@ -269,7 +268,8 @@ static void claim_db(struct job_run *jr)
 	p[12] = d->host;
 	p[13] = pid;
 	p[14] = jr->token;
-	p[15] = LOST_LIMIT;
+	snprintf(lost, sizeof(lost), "%ld", jr->plan.policy->max_lost);
+	p[15] = lost;
 	p[16] = payload;
 	/* An executor whose executors row was written within two heartbeats is alive. */
 	snprintf(alive, sizeof(alive), "%lld", (long long)(2 * d->cfg->heartbeat_ms));

@@ -380,7 +380,7 @@ static void line_without_equals_in_file_refused(void **state)
 	char *file = unit_write(t->dir, "x.conf", "TASKEXEC_CONCURRENCY 4\n");
 	char *want = NULL;
 
-	assert_true(asprintf(&want, "%s:1: expected KEY=value, got 'TASKEXEC_CONCURRENCY 4'\n", file) > 0);
+	assert_true(asprintf(&want, "%s:1: expected KEY=value, got a line without '='\n", file) > 0);
 	assert_string_equal(load_bad(t, file), want);
 	free(want);
 	free(file);

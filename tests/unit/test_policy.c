@@ -155,6 +155,7 @@ static void empty_policy_gets_defaults(void **state)
 	assert_int_equal(p->timeout_ms, 10 * 60 * 1000);
 	assert_int_equal(p->max_timeout_ms, 60 * 60 * 1000);
 	assert_int_equal(p->max_retries, -1);           /* TASKEXEC_MAX_RETRIES applies */
+	assert_int_equal(p->max_lost, 3);
 	assert_int_equal(p->network, NET_NONE);
 	assert_int_equal(p->memory, 512ULL << 20);
 	assert_int_equal(p->cpu_ms, 60 * 60 * 1000 + 5000);     /* max_timeout + 5 s */
@@ -252,6 +253,19 @@ static void bad_whole_number_named(void **state)
 {
 	expect_one_error(*state, "[limits]\nopen_files = 5000\n", 2,
 			 "[limits] open_files: '5000' is not a whole number from 16 to 1000");
+}
+
+static void max_lost_parsed(void **state)
+{
+	struct pdir *d = *state;
+
+	unit_write_free(d->dir, "ad_hoc.policy", "[job]\nmax_lost = 5\n");
+	assert_int_equal(load_ok(d, "ad_hoc")->max_lost, 5);
+}
+
+static void max_lost_zero_refused(void **state)
+{
+	expect_one_error(*state, "[job]\nmax_lost = 0\n", 2, "[job] max_lost: '0' is not a whole number from 1 to 100");
 }
 
 static void bad_priority_named(void **state)
@@ -527,6 +541,8 @@ int main(void)
 		T(bad_size_named),
 		T(memory_below_minimum_refused),
 		T(bad_whole_number_named),
+		T(max_lost_parsed),
+		T(max_lost_zero_refused),
 		T(bad_priority_named),
 		T(network_maybe_refused),
 		T(key_given_twice_refused_at_second),

@@ -480,6 +480,7 @@ int daemon_preflight(const struct config *cfg, char **errors)
 			err = xasprintf("TASKEXEC_DB_URL: %s", perr ? strtok(perr, "\n") : "cannot be parsed");
 			append(errors, err);
 			free(err);
+			err = NULL;
 			bad = -1;
 		}
 		PQconninfoFree(opts);
@@ -487,23 +488,22 @@ int daemon_preflight(const struct config *cfg, char **errors)
 	}
 	for (char **k = cfg->verify_keys; k && *k; k++) {
 		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-		char *text = NULL;
+		char *text = NULL, *kerr = NULL;
 		size_t pklen = 0;
 
 		if (read_file(*k, 4096, &text, NULL) < 0) {
-			err = xasprintf("TASKEXEC_VERIFY_KEYS: %s: %s", *k, strerror(errno));
+			kerr = xasprintf("TASKEXEC_VERIFY_KEYS: %s: %s", *k, strerror(errno));
 		} else {
 			text[strcspn(text, "\r\n")] = '\0';
 			if (sodium_base642bin(pk, sizeof(pk), text, strlen(text), NULL, &pklen, NULL,
 					      sodium_base64_VARIANT_ORIGINAL) < 0 || pklen != sizeof(pk))
-				err = xasprintf("TASKEXEC_VERIFY_KEYS: %s: not an Ed25519 public key "
-						"(one line of base64, as taskexec keygen writes)", *k);
+				kerr = xasprintf("TASKEXEC_VERIFY_KEYS: %s: not an Ed25519 public key "
+						 "(one line of base64, as taskexec keygen writes)", *k);
 		}
 		free(text);
-		if (err) {
-			append(errors, err);
-			free(err);
-			err = NULL;
+		if (kerr) {
+			append(errors, kerr);
+			free(kerr);
 			bad = -1;
 		}
 	}

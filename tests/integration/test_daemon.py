@@ -214,17 +214,21 @@ def test_sigkilled_executor_job_is_rerun_by_another_executor(ctx, daemon, submit
     a.kill()
     t0 = time.monotonic()
     b = daemon()
+    assert_rerun_elsewhere(db, wait_terminal, job, a, b)
+    print("rerun %.1fs after SIGKILL" % (time.monotonic() - t0))
+
+
+def assert_rerun_elsewhere(db, wait_terminal, job, lost, other):
+    """JOB, lost with executor LOST, is rerun by OTHER, completed and flagged."""
     # The heartbeat key lapses after 3 intervals; a live executor sweeps every interval.
     wait_for(lambda: len(db.attempts(job)) >= 2, 3 * HEARTBEAT_S + HEARTBEAT_S + 2 * SLACK_S,
              "another executor to rerun the job of the killed one")
-    rerun_after = time.monotonic() - t0
     row = wait_terminal(job, 20)[job]
     att = db.attempts(job)
     assert row["status"] == "COMPLETED", describe(db, job)
     assert row["is_duplicate"] is True
-    assert att[0]["outcome"] == "executor_lost" and att[0]["executor_id"] == a.executor_id, describe(db, job)
-    assert att[1]["outcome"] == "completed" and att[1]["executor_id"] == b.executor_id
-    print("rerun %.1fs after SIGKILL" % rerun_after)
+    assert att[0]["outcome"] == "executor_lost" and att[0]["executor_id"] == lost.executor_id, describe(db, job)
+    assert att[1]["outcome"] == "completed" and att[1]["executor_id"] == other.executor_id
 
 
 def test_job_claimed_by_executor_swept_during_an_outage_is_still_recovered(ctx, daemon, rds, submit, wait_status,
@@ -242,14 +246,7 @@ def test_job_claimed_by_executor_swept_during_an_outage_is_still_recovered(ctx, 
     a.kill()
     rds.delete(ctx.key("heartbeat", a.executor_id))           # its lease lapses
     b = daemon()
-    wait_for(lambda: len(db.attempts(job)) >= 2, 3 * HEARTBEAT_S + HEARTBEAT_S + 2 * SLACK_S,
-             "another executor to rerun the job of the killed one")
-    row = wait_terminal(job, 20)[job]
-    att = db.attempts(job)
-    assert row["status"] == "COMPLETED", describe(db, job)
-    assert row["is_duplicate"] is True
-    assert att[0]["outcome"] == "executor_lost" and att[0]["executor_id"] == a.executor_id, describe(db, job)
-    assert att[1]["outcome"] == "completed" and att[1]["executor_id"] == b.executor_id
+    assert_rerun_elsewhere(db, wait_terminal, job, a, b)
 
 
 def test_every_daemon_fd_is_close_on_exec(ctx, daemon, submit, wait_status):

@@ -140,3 +140,12 @@ def test_a_config_line_without_equals_is_named_but_not_echoed(ops):
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "%s:2: expected KEY=value" % conf in r.stderr, r.stderr
     assert SECRET not in r.stdout + r.stderr
+
+
+def test_check_names_a_bad_db_url_once_beside_a_good_verify_key(ops):
+    sec, pub = ops.dir / "k.key", ops.dir / "k.pub"
+    assert ops.cli("keygen", sec, pub).returncode == 0
+    r = ops.check(env={"TASKEXEC_DB_URL": "host=127.0.0.1 dbnme=x", "TASKEXEC_VERIFY_KEYS": str(pub)})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stderr.count("TASKEXEC_DB_URL: ") == 1, r.stderr
+    assert "TASKEXEC_VERIFY_KEYS" not in r.stderr, r.stderr

@@ -39,40 +39,30 @@ def memfd_execveat():
         argv = [b"python3", b"-I", b"-S", b"-c", b"print('EXECVEAT-' + 'SUCCEEDED')"]
     fd = os.memfd_create("abuse", 0)
     os.write(fd, image)
+    return _execveat(fd, "", argv)
+
+
+def _execveat(fd, path, argv):
+    """execveat(FD, PATH, ARGV, {}, AT_EMPTY_PATH) through libc's syscall()."""
     c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
     c_envp = (ctypes.c_char_p * 1)(None)
     lib = libc()
     lib.syscall.restype = ctypes.c_long
     AT_EMPTY_PATH = 0x1000
     ctypes.set_errno(0)
-    ret = lib.syscall(ctypes.c_long(322), ctypes.c_long(fd), ctypes.c_char_p(b""),
-                      c_argv, c_envp, ctypes.c_long(AT_EMPTY_PATH))
-    check(ret, "execveat")
-    return {"execveat": ret}
-
-
-def _execveat_1023(path, argv):
-    """execveat(1023, PATH, ..., AT_EMPTY_PATH): with an absolute PATH the
-    kernel ignores the descriptor, so only the supervisor can stop it."""
-    c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
-    c_envp = (ctypes.c_char_p * 1)(None)
-    lib = libc()
-    lib.syscall.restype = ctypes.c_long
-    AT_EMPTY_PATH = 0x1000
-    ctypes.set_errno(0)
-    ret = lib.syscall(ctypes.c_long(322), ctypes.c_long(1023), ctypes.c_char_p(path.encode()),
+    ret = lib.syscall(ctypes.c_long(322), ctypes.c_long(fd), ctypes.c_char_p(path.encode()),
                       c_argv, c_envp, ctypes.c_long(AT_EMPTY_PATH))
     check(ret, "execveat")
     return {"execveat": ret}
 
 
 def execveat_fd1023_absolute_interpreter():
-    return _execveat_1023(sys.executable, [b"python3", b"-I", b"-S", b"-c",
-                                           b"print('ABSOLUTE-' + 'EXECVEAT-RAN')"])
+    """With an absolute path the kernel ignores the fd, so only the supervisor can stop it."""
+    return _execveat(1023, sys.executable, [b"python3", b"-I", b"-S", b"-c", b"print('ABSOLUTE-' + 'EXECVEAT-RAN')"])
 
 
 def execveat_fd1023_loader_runs_a_shell():
     """The dynamic loader may be executed by the sandbox's own exec; through it
     any readable ELF file would run."""
     loader = "/lib64/ld-linux-x86-64.so.2"
-    return _execveat_1023(loader, [b"ld.so", b"/bin/sh", b"-c", b"echo LOADER-''SHELL-RAN"])
+    return _execveat(1023, loader, [b"ld.so", b"/bin/sh", b"-c", b"echo LOADER-''SHELL-RAN"])

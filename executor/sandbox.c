@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <spawn.h>
 #include <termios.h>
+#include <unistd.h>
 
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -48,7 +49,6 @@
 #else
 #define UNDER_VALGRIND() 0
 #endif
-#include <unistd.h>
 
 /* Landlock rights newer than the installed header may know. */
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
@@ -825,6 +825,16 @@ static int filter_for(struct sandbox *sb, enum net_mode m, char **ret_err)
  * EOF (the exec closed the child's copy, or the child is gone).  The child
  * runs on our memory until then, so we only wait here.  A failure before the
  * exec arrives as "step: error" in *ret_err; the child has then exited. */
+/* Kill the child and return only once it runs no more (it stays waitable). */
+static void kill_and_wait(pid_t pid)
+{
+	siginfo_t si;
+
+	kill(pid, SIGKILL);
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+		;
+}
+
 static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char **ret_err)
 {
 	bool exec_let_through = false;
@@ -838,14 +848,18 @@ static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char *
 		int n;
 
 		if (left <= 0) {
-			kill(pid, SIGKILL);
+			kill_and_wait(pid);
 			if (!*ret_err)
 				*ret_err = xstrdup("launch: no exec within 10 seconds");
 			return;
 		}
 		n = poll(pf, *ret_listener >= 0 ? 2 : 1, (int)left);
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR) {
+			kill_and_wait(pid);
+			if (!*ret_err)
+				*ret_err = xasprintf("launch: poll: %s", strerror(errno));
 			return;
+		}
 		if (n <= 0)
 			continue;
 		if (pf[1].revents & POLLIN) {
@@ -981,8 +995,8 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	 * copy-on-write faults (they cost 11-15 us each on these VMs).  Not
 	 * CLONE_VFORK: its execveat waits for our answer (see launch_handshake),
 	 * and until it has exec'd we touch nothing it reads.  CLONE_PIDFD hands
-	 * us the pidfd with no window in which the pid could be reused. */
-	/* valgrind cannot run CLONE_VM without CLONE_VFORK (it stops the whole
+	 * us the pidfd with no window in which the pid could be reused.
+	 * valgrind cannot run CLONE_VM without CLONE_VFORK (it stops the whole
 	 * program), and some emulators refuse the flags with EINVAL: a plain
 	 * fork does the same there, only slower. */
 	errno = EINVAL;

@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,6 +184,7 @@ struct run_ctx {
 static struct {
 	struct loop *loop;
 	int fd;                         /* -1: write to stderr directly (a file) */
+	bool sock;                      /* fd is a socket: send() with MSG_DONTWAIT */
 	bool watching;
 	char *buf;
 	size_t len;
@@ -201,7 +203,8 @@ static void errout_flush(void)
 	size_t off = 0;
 
 	while (off < errout.len) {
-		ssize_t n = write(errout.fd, errout.buf + off, errout.len - off);
+		ssize_t n = errout.sock ? send(errout.fd, errout.buf + off, errout.len - off, MSG_DONTWAIT | MSG_NOSIGNAL)
+					: write(errout.fd, errout.buf + off, errout.len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -231,8 +234,12 @@ static void errout_open(struct loop *l)
 	if (fstat(STDERR_FILENO, &st) < 0 || S_ISREG(st.st_mode))
 		return;
 	/* A description of our own: O_NONBLOCK on fd 2 itself would change it
-	 * for every process that shares it (a terminal, the caller's pipe). */
-	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	 * for every process that shares it (a terminal, the caller's pipe).  A
+	 * socket (the journal's stream) cannot be reopened: send() to it with
+	 * MSG_DONTWAIT instead. */
+	errout.sock = S_ISSOCK(st.st_mode);
+	fd = errout.sock ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
+			 : open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return;
 	fflush(stderr);

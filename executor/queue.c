@@ -268,10 +268,10 @@ static void on_retry(struct loop *l, void *arg)
 
 static void schedule_reconnect(struct rconn *c)
 {
-	if (c->q->closing || c->retry)
-		return;
 	int64_t cap = c->q->cfg->heartbeat_ms < 5000 ? c->q->cfg->heartbeat_ms : 5000;
 
+	if (c->q->closing || c->retry)
+		return;
 	/* At most one heartbeat interval between attempts: back within an
 	 * interval of Redis, well inside the three intervals the others wait
 	 * before sweeping, so a live executor's jobs are not taken for lost. */

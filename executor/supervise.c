@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 enum jstate { J_VALIDATE, J_REJECT_DB, J_CLAIM_DB, J_RUN, J_RECORD, J_ACK, J_DELAY, J_REQUEUE, J_DONE };
 static const char *const state_names[] = { "validate", "reject_db", "claim_db", "run", "record",
 					   "ack", "delay", "requeue", "done" };

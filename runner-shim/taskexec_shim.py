@@ -23,8 +23,9 @@ EVENTS_FD = 4
 # JSON through the C accelerator directly.  `import json` pulls in re, enum
 # and functools and costs a fresh interpreter about 7 ms of CPU, as much as
 # starting it; _json alone costs 0.3 ms.  The scanner and encoder below are
-# the ones json.loads and json.dumps(ensure_ascii=False, separators=(",", ":"),
-# allow_nan=False) use, with the same results and error messages.
+# the ones json.loads and json.dumps(ensure_ascii=False, separators=(",", ":"))
+# use, with the same results and error messages (the pure-Python fallback
+# words a few of its messages differently).
 try:
     import _json
 except ImportError:  # a CPython built without it: the slow, equal path

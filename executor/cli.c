@@ -28,7 +28,8 @@ static const char usage[] =
 	"  keygen SECRET_FILE PUBLIC_FILE | sign SECRET_FILE [PAYLOAD_FILE|-]\n"
 	"\n"
 	"ENTRY is module.path:function or module.path:Class.method; k=v values are JSON when\n"
-	"they parse as JSON, else strings.  Settings come from TASKEXEC_* variables and\n"
+	"they parse as JSON, else strings (JSON that cannot be carried as it is, such as\n"
+	"an integer beyond 64 bits, is refused).  Settings come from TASKEXEC_* variables and\n"
 	"/etc/taskexec/taskexec.conf; see taskexec(1) and taskexec.conf(5).\n"
 	"Exit status: 0 done, 1 the job failed, 2 usage error or rejected payload.\n";
 

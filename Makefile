@@ -12,14 +12,18 @@ VERSION    := $(shell cat VERSION)
 
 CC      ?= cc
 PKGS    := hiredis libpq jansson libseccomp libcap inih libsodium libmicrohttpd libsystemd
+# Every pkg-config answer is read when a recipe runs ("=", never ":="): on a
+# fresh machine the -dev packages arrive only when scripts/bootstrap has run,
+# after make has read this file.
+pkg = $(shell pkg-config $(1) $(2))
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
            -DTASKEXEC_VERSION='"$(VERSION)"' -DTASKEXEC_LIBDIR='"$(LIBDIR)"' \
            -DTASKEXEC_SYSCONFDIR='"$(SYSCONFDIR)"' -DTASKEXEC_STATEDIR='"$(STATEDIR)"' \
-           $(shell pkg-config --cflags $(PKGS))
+           $(call pkg,--cflags,$(PKGS))
 LDFLAGS += -pie -Wl,-z,relro,-z,now
-LDLIBS  += $(shell pkg-config --libs $(PKGS))
+LDLIBS  += $(call pkg,--libs,$(PKGS))
 ifdef SANITIZE
 # GCC 12's bounds warnings misfire on sanitizer-instrumented code.
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -U_FORTIFY_SOURCE \
@@ -42,11 +46,15 @@ DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
 CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_common.o
 OPS_OBJ := $(B)/cli_ops_main.o $(B)/cli_ops.o $(B)/cli_run.o $(B)/cli_common.o $(B)/queue.o $(B)/store.o
 # taskexec (run, policy) links only what the sandbox needs; see exec_ops in cli.c.
-RUN_LIBS := $(shell pkg-config --libs jansson libseccomp libcap inih)
+RUN_LIBS = $(call pkg,--libs,jansson libseccomp libcap inih)
 
 all: $(B)/taskexecd $(B)/taskexec $(B)/taskexec-ops pyc
 
+# Made once per build directory: a missing -dev package is named here, not
+# found later as an undefined reference.
 $(B):
+	@pkg-config --print-errors --exists $(PKGS) || \
+	    { echo "make: libraries missing; run scripts/bootstrap (make demo and make check do)" >&2; exit 1; }
 	mkdir -p $(B)
 
 $(B)/%.o: executor/%.c executor/*.h | $(B)
@@ -91,22 +99,30 @@ pyc:
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
 $(B)/unit/%: tests/unit/%.c $(COMMON_OBJ) $(DAEMON_OBJ)
 	@mkdir -p $(B)/unit
-	$(CC) $(CFLAGS) -Iexecutor $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Iexecutor -DTASKEXEC_SRCDIR='"$(CURDIR)"' $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
-check: bootstrap all unit
+# The entry points a new user types first.  Each installs what is missing,
+# then builds in a new make, so that make reads pkg-config's answers after the
+# install (and "make -j" cannot build before it).  TESTS narrows make check to
+# some suites or files (default: all of tests/).
+TESTS ?= tests
+check: bootstrap
+	@$(MAKE) --no-print-directory all unit
 	mandoc -Tlint -W warning man/*.[0-9]
-	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(TEST_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider $(TESTS)
 
 bootstrap:
 	scripts/bootstrap
 
-demo: bootstrap all
+demo: bootstrap
+	@$(MAKE) --no-print-directory all
 	scripts/demo
 
-bench: bootstrap all
+bench: bootstrap
+	@$(MAKE) --no-print-directory all
 	$(PYTHON) tests/bench/bench.py
 
 install: all
@@ -141,7 +157,7 @@ LINT_DEFS := -D_GNU_SOURCE -DTASKEXEC_VERSION='"lint"' -DTASKEXEC_LIBDIR='"/x"' 
              -DTASKEXEC_SYSCONFDIR='"/x"' -DTASKEXEC_STATEDIR='"/x"'
 lint:
 	@echo "  TIDY    executor/*.c"
-	@clang-tidy -quiet executor/*.c -- -std=gnu11 $(LINT_DEFS) $(shell pkg-config --cflags $(PKGS)) 2>&1 \
+	@clang-tidy -quiet executor/*.c -- -std=gnu11 $(LINT_DEFS) $(call pkg,--cflags,$(PKGS)) 2>&1 \
 	    | grep -v "warnings generated" ; test $${PIPESTATUS[0]} -eq 0
 	@echo "  CPPCHECK executor/*.c"
 	@cppcheck -q --std=c11 --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
@@ -174,13 +190,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_B       := $(B)/fuzz
 FUZZ_NAMES   := job policy config
 FUZZ_SRC     := $(patsubst %,executor/%.c,util log config job policy)
-FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+FUZZ_CFLAGS  = -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter -Iexecutor \
                 -DTASKEXEC_VERSION='"$(VERSION)"' -DTASKEXEC_LIBDIR='"$(LIBDIR)"' \
                 -DTASKEXEC_SYSCONFDIR='"$(SYSCONFDIR)"' -DTASKEXEC_STATEDIR='"$(STATEDIR)"' \
-                -DTASKEXEC_SRCDIR='"$(CURDIR)"' $(shell pkg-config --cflags jansson inih)
-FUZZ_LIBS    := $(shell pkg-config --libs jansson inih)
+                -DTASKEXEC_SRCDIR='"$(CURDIR)"' $(call pkg,--cflags,jansson inih)
+FUZZ_LIBS    = $(call pkg,--libs,jansson inih)
 
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_SRC) executor/*.h
 	@mkdir -p $(FUZZ_B)
@@ -199,10 +215,12 @@ fuzz: $(FUZZ_NAMES:%=$(FUZZ_B)/fuzz_%)
 # CHAOS_ARGS / SCALE_ARGS pass options (e.g. SCALE_ARGS="--daemons 50 --jobs 2000").
 CHAOS_ARGS ?=
 SCALE_ARGS ?=
-chaos: bootstrap all
+chaos: bootstrap
+	@$(MAKE) --no-print-directory all
 	$(PYTHON) tests/chaos/chaos.py --report $(B)/chaos/report.md $(CHAOS_ARGS)
 
-scale: bootstrap all
+scale: bootstrap
+	@$(MAKE) --no-print-directory all
 	$(PYTHON) tests/chaos/scale.py --report $(B)/scale/report.md $(SCALE_ARGS)
 
 .PHONY: chaos scale

@@ -22,7 +22,7 @@ int cli_config(struct config *c)
 {
 	char *errors = NULL;
 
-	if (config_load(c, NULL, &errors) < 0) {
+	if (config_load(c, NULL, CONFIG_SYSTEM_FILE | CONFIG_CHECKOUT, &errors) < 0) {
 		fprintf(stderr, "taskexec: configuration: %s", errors);
 		free(errors);
 		config_free(c);

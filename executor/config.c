@@ -239,7 +239,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 	return 0;
 }
 
-int config_load(struct config *c, const char *file, char **ret_errors)
+int config_load(struct config *c, const char *file, unsigned flags, char **ret_errors)
 {
 	struct errs e = { 0 };
 	char *root, host[256];
@@ -248,7 +248,7 @@ int config_load(struct config *c, const char *file, char **ret_errors)
 	for (size_t i = 0; i < ARRAY_SIZE(settings); i++)
 		if (apply(c, &settings[i], settings[i].def) < 0)
 			abort();
-	root = dev_root();
+	root = (flags & CONFIG_CHECKOUT) ? dev_root() : NULL;
 	if (root) {
 		c->dev_layout = true;
 		free(c->policy_dir);
@@ -268,7 +268,8 @@ int config_load(struct config *c, const char *file, char **ret_errors)
 	if (file) {
 		c->config_file = xstrdup(file);
 		load_file(c, file, true, &e);
-	} else if (!c->dev_layout && access(TASKEXEC_SYSCONFDIR "/taskexec.conf", F_OK) == 0) {
+	} else if ((flags & CONFIG_SYSTEM_FILE) && !c->dev_layout &&
+		   access(TASKEXEC_SYSCONFDIR "/taskexec.conf", F_OK) == 0) {
 		c->config_file = xstrdup(TASKEXEC_SYSCONFDIR "/taskexec.conf");
 		load_file(c, c->config_file, false, &e);
 	}

@@ -33,10 +33,19 @@ struct config {
 	bool dev_layout;
 };
 
-/* Load defaults, then FILE (or the default taskexec.conf when FILE is NULL and it
- * exists), then the environment.  On error returns -1 and *ret_errors holds one
- * line per problem, each naming the variable (caller frees). */
-int config_load(struct config *c, const char *file, char **ret_errors);
+/* Where config_load may look besides FILE and the environment.  The programs
+ * pass both; tests pass neither, so they never read the host's configuration. */
+enum {
+	/* With no FILE and no TASKEXEC_CONFIG: read /etc/taskexec/taskexec.conf if it exists. */
+	CONFIG_SYSTEM_FILE = 1 << 0,
+	/* A binary in <checkout>/build/ uses the checkout's policy/, tasks and shim. */
+	CONFIG_CHECKOUT = 1 << 1,
+};
+
+/* Load defaults, then FILE (else $TASKEXEC_CONFIG, else what FLAGS allow), then
+ * the environment.  On error returns -1 and *ret_errors holds one line per
+ * problem, each naming the variable (caller frees). */
+int config_load(struct config *c, const char *file, unsigned flags, char **ret_errors);
 void config_free(struct config *c);
 /* Print the effective settings as KEY=value lines, secrets masked. */
 void config_print(const struct config *c, FILE *out);

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "taskexecd: unexpected argument '%s'\n%s", argv[optind], usage);
 		return 2;
 	}
-	r = config_load(&c, file, &errors);
+	r = config_load(&c, file, CONFIG_SYSTEM_FILE | CONFIG_CHECKOUT, &errors);
 	if (check) {
 		struct policy_set ps;
 		char *perr = NULL;

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *errors = NULL, *s, *m;
 
 	fuzz_write(file, data, size);
-	if (config_load(&c, NULL, &errors) == 0) {
+	if (config_load(&c, NULL, 0, &errors) == 0) {
 		FUZZ_CHECK(!errors, "accepted with errors");
 		check_config(&c);
 		config_print(&c, devnull);

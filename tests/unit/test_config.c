@@ -67,7 +67,7 @@ static int load(struct cfg *t, const char *file)
 		config_free(&t->c);
 	free(t->errors);
 	t->errors = NULL;
-	r = config_load(&t->c, file, &t->errors);
+	r = config_load(&t->c, file, 0, &t->errors);
 	t->loaded = true;
 	return r;
 }
@@ -93,8 +93,7 @@ static void defaults_without_environment(void **state)
 {
 	struct config *c;
 
-	/* An installed package's /etc/taskexec/taskexec.conf must not leak in. */
-	setenv("TASKEXEC_CONFIG", "/dev/null", 1);
+	/* Without CONFIG_SYSTEM_FILE no file is read, installed package or not. */
 	c = load_ok(*state, NULL);
 	char host[256], *id = NULL;
 
@@ -104,7 +103,7 @@ static void defaults_without_environment(void **state)
 	assert_int_equal(c->max_retries, 3);
 	assert_int_equal(strv_len(c->allowed_modules), 1);
 	assert_string_equal(c->allowed_modules[0], "tasks");
-	assert_string_equal(c->policy_dir, "/etc/taskexec/policy.d");
+	assert_string_equal(c->policy_dir, TASKEXEC_SYSCONFDIR "/policy.d");
 	assert_string_equal(c->python, "/usr/bin/python3");
 	assert_string_equal(c->queue_prefix, "taskexec");
 	assert_int_equal(c->heartbeat_ms, 5000);
@@ -118,8 +117,8 @@ static void defaults_without_environment(void **state)
 	assert_string_equal(c->scratch_dir, "/tmp");
 	assert_true(strv_len(c->tasks_path) >= 1);
 	assert_int_equal(c->tasks_path[0][0], '/');
-	assert_false(c->dev_layout);    /* build/unit/ is not <root>/build/ */
-	assert_string_equal(c->config_file, "/dev/null");
+	assert_false(c->dev_layout);
+	assert_null(c->config_file);
 	/* executor id: <hostname>-<pid> */
 	assert_int_equal(gethostname(host, sizeof(host)), 0);
 	host[sizeof(host) - 1] = '\0';

@@ -25,6 +25,7 @@ static const char *const outcome_names[] = {
 	[OUT_MEMORY] = "memory", [OUT_VIOLATION] = "violation", [OUT_SIGNAL] = "signal",
 	[OUT_CRASH] = "crash", [OUT_REJECTED] = "rejected", [OUT_TOO_LARGE] = "too_large",
 	[OUT_EXECUTOR_LOST] = "executor_lost", [OUT_SHUTDOWN] = "shutdown", [OUT_CANCELLED] = "cancelled",
+	[OUT_UNSTORABLE] = "unstorable", [OUT_EXECUTOR_FAULT] = "executor_fault",
 };
 
 const char *outcome_name(enum outcome_kind k)

@@ -88,6 +88,8 @@ static void fill(struct daemon *d)
 {
 	if (d->draining || !d->recovered_self || !queue_up(d->queue) || !store_up(d->store))
 		return;
+	if (d->fault && now_ms() < d->fault_until)
+		return;         /* on_fault_over claims */
 	if (free_slots(d) > 0 && !d->claims && queue_claim(d->queue, on_claim, d) == 0)
 		d->claims++;
 }
@@ -115,6 +117,56 @@ void daemon_slot_freed(struct daemon *d)
 		return;
 	}
 	fill(d);
+}
+
+/* ---- the executor's own faults -------------------------------------------------------
+ *
+ * A job that could not start because of us goes back to the head of its
+ * queue uncharged (supervise records it as executor_fault).  Claiming it
+ * again at once would only spin, so this daemon waits, doubling from 1 s to
+ * 30 s, while healthier executors take the job; the next claim after the
+ * wait is the probe, and the first attempt that starts ends the fault. */
+
+#define FAULT_BACKOFF_MIN_MS 1000
+#define FAULT_BACKOFF_MAX_MS 30000
+
+static void on_fault_over(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->fault_timer = NULL;
+	fill(d);
+}
+
+void daemon_fault(struct daemon *d, const char *cause)
+{
+	bool first = !d->fault;
+
+	if (first || strcmp(d->fault, cause)) {
+		free(d->fault);
+		d->fault = xstrdup(cause);
+		log_msg(LOG_ERROR, "executor.fault", "jobs cannot start here: %s", cause);
+	}
+	d->fault_backoff_ms = first ? FAULT_BACKOFF_MIN_MS : d->fault_backoff_ms * 2;
+	if (d->fault_backoff_ms > FAULT_BACKOFF_MAX_MS)
+		d->fault_backoff_ms = FAULT_BACKOFF_MAX_MS;
+	d->fault_until = now_ms() + d->fault_backoff_ms;
+	metrics_count(d->metrics, "executor_faults_total");
+	metrics_set(d->metrics, "executor_fault", 1);
+	if (d->fault_timer)
+		loop_timer_cancel(d->loop, d->fault_timer);
+	d->fault_timer = loop_timer(d->loop, d->fault_until, on_fault_over, d);
+}
+
+void daemon_fault_cleared(struct daemon *d)
+{
+	if (!d->fault)
+		return;
+	log_msg(LOG_INFO, "executor.fault_cleared", "jobs start again (was: %s)", d->fault);
+	free(d->fault);
+	d->fault = NULL;
+	d->fault_backoff_ms = 0;
+	metrics_set(d->metrics, "executor_fault", 0);
 }
 
 /* ---- recovery and retries -------------------------------------------------------- */
@@ -256,7 +308,7 @@ static void store_beat(struct daemon *d)
 
 static void on_cancel(void *arg, const char *job_id);
 
-static void on_cancel_rows(void *arg, PGresult *res)
+static void on_cancel_rows(void *arg, PGresult *res, const char *refused)
 {
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
 		return;
@@ -410,7 +462,7 @@ static void on_flag(void *arg, redisReply *reply)
 	*(bool *)arg = true;
 }
 
-static void on_row(void *arg, PGresult *res)
+static void on_row(void *arg, PGresult *res, const char *refused)
 {
 	*(bool *)arg = true;
 }
@@ -635,6 +687,9 @@ int daemon_run(struct config *cfg)
 		 json_pack("{s:I, s:I, s:I}", "jobs_completed", (json_int_t)d.completed, "jobs_failed",
 			   (json_int_t)d.failed, "jobs_retried", (json_int_t)d.retried));
 out:
+	if (d.fault_timer)
+		loop_timer_cancel(d.loop, d.fault_timer);
+	free(d.fault);
 	http_free(d.http);
 	queue_free(d.queue);
 	store_free(d.store);

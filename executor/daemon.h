@@ -43,6 +43,11 @@ struct daemon {
 	int64_t redis_up_at;            /* monotonic ms of the last Redis (re)connect */
 	struct timer *promote_timer, *shutdown_timer, *hard_timer;
 	int64_t claim_token;
+	/* The executor's own fault (scratch full, launch failed): no claim
+	 * before fault_until (monotonic ms); the next claim is the probe. */
+	char *fault;
+	int64_t fault_until, fault_backoff_ms;
+	struct timer *fault_timer;
 	int exit_code;
 	/* counters for the heartbeat line */
 	uint64_t started, completed, failed, retried, rejected;
@@ -59,5 +64,9 @@ void policies_unref(struct policies *p);
 void daemon_retry_due(struct daemon *d, int64_t due_ms);
 /* A job left its slot: claim more if we may. */
 void daemon_slot_freed(struct daemon *d);
+/* An attempt could not be started for a fault of ours, CAUSE: back off
+ * claiming and report unready until an attempt starts again. */
+void daemon_fault(struct daemon *d, const char *cause);
+void daemon_fault_cleared(struct daemon *d);
 
 #endif

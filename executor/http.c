@@ -1,10 +1,14 @@
-/* http — GET /healthz and GET /metrics, on libmicrohttpd in external-epoll
- * mode so the daemon's one loop drives it; no thread of its own.
+/* http — GET /livez, /readyz (alias /healthz) and /metrics, on libmicrohttpd
+ * in external-epoll mode so the daemon's one loop drives it; no thread of its
+ * own.
  *
- * /healthz checks now: it suspends the request, sends PING to Redis and
+ * /livez answers from the loop at once: that it answers is the proof that
+ * the loop turns, so a slow database never gets a healthy daemon restarted.
+ * /readyz checks now: it suspends the request, sends PING to Redis and
  * SELECT 1 to PostgreSQL, and answers when both replied or after a second,
- * naming whatever did not answer.  Slow or malformed clients are bounded by
- * MHD's connection timeout and limit. */
+ * naming whatever did not answer, or the executor's own fault (jobs cannot
+ * start here).  Slow or malformed clients are bounded by MHD's connection
+ * timeout and limit. */
 #include "http.h"
 #include "daemon.h"
 #include "log.h"
@@ -22,6 +26,7 @@
 
 struct http {
 	struct daemon *d;
+	char *id_json;          /* the executor id as a JSON string */
 	struct MHD_Daemon *mhd;
 	int epfd;
 	struct timer *tick;
@@ -69,7 +74,7 @@ static void on_ping(void *arg, redisReply *reply)
 	health_unref(hc);
 }
 
-static void on_select(void *arg, PGresult *res)
+static void on_select(void *arg, PGresult *res, const char *refused)
 {
 	struct health *hc = arg;
 
@@ -106,8 +111,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct http *h = cls;
 	struct daemon *d = h->d;
 
-	if (strcmp(url, "/healthz") && strcmp(url, "/metrics"))
-		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", xstrdup("not found: try /healthz or /metrics\n"));
+	if (strcmp(url, "/healthz") && strcmp(url, "/readyz") && strcmp(url, "/livez") && strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain",
+			     xstrdup("not found: try /livez, /readyz, /healthz or /metrics\n"));
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		enum MHD_Result ret;
@@ -119,6 +125,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (!strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", metrics_render(d->metrics));
+	if (!strcmp(url, "/livez"))
+		return reply(c, MHD_HTTP_OK, "application/json",
+			     xasprintf("{\"status\":\"alive\",\"executor_id\":%s}\n", h->id_json));
 
 	if (!*state) {
 		struct health *hc = xcalloc(1, sizeof(*hc));
@@ -146,7 +155,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	{
 		struct health *hc = *state;
-		bool ok = hc->redis_ok && hc->pg_ok;
+		bool ok = hc->redis_ok && hc->pg_ok && !d->fault;
 		char *body;
 		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "status", ok ? "ok" : "unhealthy",
 				      "redis", hc->redis_ok ? "ok" : hc->redis_done ? "error" : "timeout", "postgres",
@@ -158,9 +167,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			char *what = xasprintf("%s%s%s", hc->redis_ok ? "" : "Redis", !hc->redis_ok && !hc->pg_ok ? " and " : "",
 					       hc->pg_ok ? "" : "PostgreSQL");
 
-			json_object_set_new(j, "error", json_sprintf("%s did not answer", what));
+			json_object_set_new(j, "error", *what ? json_sprintf("%s did not answer", what)
+							      : json_sprintf("executor fault: %s", d->fault));
 			free(what);
 		}
+		if (d->fault)
+			json_object_set_new(j, "fault", json_string(d->fault));
 		{
 			char *text = json_dumps(j, JSON_COMPACT);
 
@@ -261,6 +273,12 @@ struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
 		return NULL;
 	h = xcalloc(1, sizeof(*h));
 	h->d = d;
+	{
+		json_t *id = json_string(d->cfg->executor_id);
+
+		h->id_json = json_dumps(id, JSON_ENCODE_ANY);
+		json_decref(id);
+	}
 	h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				  on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
 				  ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_CONNECTION_LIMIT,
@@ -269,6 +287,7 @@ struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
 	freeaddrinfo(ai);
 	if (!h->mhd) {
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: cannot listen on %s", listen);
+		free(h->id_json);
 		free(h);
 		return NULL;
 	}
@@ -286,5 +305,6 @@ void http_free(struct http *h)
 	if (h->tick)
 		loop_timer_cancel(h->d->loop, h->tick);
 	MHD_stop_daemon(h->mhd);
+	free(h->id_json);
 	free(h);
 }

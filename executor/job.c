@@ -109,6 +109,10 @@ static const char *const known_fields[] = {
 	"idempotency_key", "priority", "timeout_seconds", "max_retries", "enqueued_at", "signature",
 };
 
+/* "%.*s" arguments quoting at most MAX bytes of S, cut on a character boundary:
+ * a message cut inside a character is not UTF-8, and PostgreSQL refuses it. */
+#define QUOTE(s, max) (int)utf8_prefix((s), (max)), (s)
+
 static int get_string(json_t *doc, const char *name, bool required, const char **ret, char **ret_err)
 {
 	json_t *v = json_object_get(doc, name);
@@ -138,13 +142,12 @@ static int get_int(json_t *doc, const char *name, long min, long max, long *ret,
 	return 0;
 }
 
-int job_parse(const char *payload, size_t len, struct job *j, char **ret_err)
+static int parse(const char *payload, size_t len, struct job *j, char **ret_err)
 {
 	json_error_t jerr;
 	const char *key;
 	json_t *v, *pv;
 
-	memset(j, 0, sizeof(*j));
 	j->timeout_seconds = j->max_retries = -1;
 	if (len > JOB_MAX_BYTES)
 		return fail(ret_err, "payload: %zu bytes is over the limit of %d", len, JOB_MAX_BYTES);
@@ -162,7 +165,7 @@ int job_parse(const char *payload, size_t len, struct job *j, char **ret_err)
 		for (size_t i = 0; i < ARRAY_SIZE(known_fields); i++)
 			known |= !strcmp(key, known_fields[i]);
 		if (!known)
-			return fail(ret_err, "%.64s: unknown field", key);
+			return fail(ret_err, "%.*s: unknown field", QUOTE(key, 64));
 	}
 	if (get_string(j->doc, "job_id", true, &j->job_id, ret_err) < 0)
 		return -1;
@@ -177,16 +180,17 @@ int job_parse(const char *payload, size_t len, struct job *j, char **ret_err)
 	    get_string(j->doc, "signature", false, &j->signature, ret_err) < 0)
 		return -1;
 	if (!j->task_type || !ident_valid(j->task_type) || strlen(j->task_type) > 64)
-		return fail(ret_err, "task_type: '%.64s' is not a valid task type name", j->task_type);
+		return fail(ret_err, "task_type: '%.*s' is not a valid task type name",
+			    QUOTE(j->task_type ? j->task_type : "", 64));
 	if (!dotted_name_valid(j->module_path))
-		return fail(ret_err, "module_path: '%.256s' is not a dotted name of identifiers that do not start with '_'",
-			    j->module_path);
+		return fail(ret_err, "module_path: '%.*s' is not a dotted name of identifiers that do not start with '_'",
+			    QUOTE(j->module_path, 256));
 	if (j->class_name && !dotted_name_valid(j->class_name))
-		return fail(ret_err, "class_name: '%.256s' is not a dotted name of identifiers that do not start with '_'",
-			    j->class_name);
+		return fail(ret_err, "class_name: '%.*s' is not a dotted name of identifiers that do not start with '_'",
+			    QUOTE(j->class_name, 256));
 	if (!dotted_name_valid(j->method_name))
-		return fail(ret_err, "method_name: '%.256s' is not a dotted name of identifiers that do not start with '_'",
-			    j->method_name);
+		return fail(ret_err, "method_name: '%.*s' is not a dotted name of identifiers that do not start with '_'",
+			    QUOTE(j->method_name, 256));
 	if (j->idempotency_key && (!*j->idempotency_key || strlen(j->idempotency_key) > 256))
 		return fail(ret_err, "idempotency_key: must be 1-256 characters");
 	if (j->priority && strcmp(j->priority, "high") && strcmp(j->priority, "normal") && strcmp(j->priority, "low"))
@@ -205,9 +209,31 @@ int job_parse(const char *payload, size_t len, struct job *j, char **ret_err)
 	j->parameters = v && !json_is_null(v) ? json_incref(v) : json_object();
 	json_object_foreach(j->parameters, key, pv) {
 		if (!ident_valid(key))
-			return fail(ret_err, "parameters.%.64s: not a valid Python keyword argument name", key);
+			return fail(ret_err, "parameters.%.*s: not a valid Python keyword argument name", QUOTE(key, 64));
 	}
 	return 0;
+}
+
+int job_parse(const char *payload, size_t len, struct job *ret, char **ret_err)
+{
+	struct job j = { 0 };
+
+	if (parse(payload, len, &j, ret_err) < 0) {
+		job_free(&j);
+		return -1;
+	}
+	*ret = j;
+	return 0;
+}
+
+char *job_id_of(const char *payload, size_t len)
+{
+	json_t *doc = len <= JOB_MAX_BYTES ? json_loadb(payload, len, 0, NULL) : NULL;
+	const char *id = json_string_value(json_object_get(doc, "job_id"));
+	char *r = id && job_id_valid(id) ? xstrdup(id) : NULL;
+
+	json_decref(doc);
+	return r;
 }
 
 void job_free(struct job *j)

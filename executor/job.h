@@ -26,8 +26,12 @@ struct job {
 };
 
 /* Parse and validate everything that needs no configuration.  On error returns
- * -1 with a one-line message naming the field in *ret_err (caller frees). */
+ * -1 with a one-line message naming the field in *ret_err (caller frees), and
+ * *ret is untouched. */
 int job_parse(const char *payload, size_t len, struct job *ret, char **ret_err);
+/* The valid job_id of a payload job_parse refused, or NULL (caller frees): a
+ * producer's QUEUED row of that id is then failed, not left queued. */
+char *job_id_of(const char *payload, size_t len);
 void job_free(struct job *j);
 
 /* The job's module must lie under an allowed top-level package and resolve to a

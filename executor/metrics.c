@@ -18,20 +18,28 @@ struct histogram {
 	double sum;
 };
 
+static const char *const gauges[] = { "slots_busy", "slots_total", "redis_up", "postgres_up",
+				       "last_heartbeat_timestamp_seconds", "executor_fault" };
+static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCURRENCY",
+					  "1 while the Redis command connection is up",
+					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat",
+					  "1 while attempts cannot start for a fault of this executor" };
+static const char *const counters[] = { "executor_faults_total", "unstorable_total" };
+static const char *const counter_help[] = {
+	"Attempts that could not start for a fault of this executor (not charged to the job)",
+	"Payloads and outcomes PostgreSQL refused for their data, recorded without it",
+};
+
 struct metrics {
 	char *executor_id;
 	char *types[MAX_TYPES];
 	uint64_t jobs[MAX_TYPES][N_EVENTS];
-	uint64_t attempts[OUT_CANCELLED + 1];
+	uint64_t attempts[OUT_LAST + 1];
 	struct histogram queue_latency, run_time;
-	double slots_busy, slots_total, redis_up, postgres_up, last_heartbeat, depth[4];
+	double gauge[ARRAY_SIZE(gauges)], depth[4];
+	uint64_t counter[ARRAY_SIZE(counters)];
 };
 
-static const char *const gauges[] = { "slots_busy", "slots_total", "redis_up", "postgres_up",
-				       "last_heartbeat_timestamp_seconds" };
-static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCURRENCY",
-					  "1 while the Redis command connection is up",
-					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat" };
 
 struct metrics *metrics_new(const char *executor_id)
 {
@@ -92,11 +100,16 @@ void metrics_queue_latency(struct metrics *m, double seconds)
 
 void metrics_set(struct metrics *m, const char *gauge, double v)
 {
-	double *slots[] = { &m->slots_busy, &m->slots_total, &m->redis_up, &m->postgres_up, &m->last_heartbeat };
-
 	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
 		if (!strcmp(gauges[i], gauge))
-			*slots[i] = v;
+			m->gauge[i] = v;
+}
+
+void metrics_count(struct metrics *m, const char *counter)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
+		if (!strcmp(counters[i], counter))
+			m->counter[i]++;
 }
 
 void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed)
@@ -138,17 +151,17 @@ char *metrics_render(const struct metrics *m)
 				(unsigned long long)m->jobs[t][e]);
 	}
 	fprintf(f, "# HELP taskexec_attempts_total Attempts by how they ended\n# TYPE taskexec_attempts_total counter\n");
-	for (int k = 0; k <= OUT_CANCELLED; k++)
+	for (int k = 0; k <= OUT_LAST; k++)
 		fprintf(f, "taskexec_attempts_total{outcome=\"%s\"} %llu\n", outcome_name((enum outcome_kind)k),
 			(unsigned long long)m->attempts[k]);
 	put_histogram(f, "taskexec_queue_to_running_seconds", "From enqueued_at to RUNNING", &m->queue_latency);
 	put_histogram(f, "taskexec_attempt_run_seconds", "Wall time of an attempt", &m->run_time);
-	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++) {
-		double v[] = { m->slots_busy, m->slots_total, m->redis_up, m->postgres_up, m->last_heartbeat };
-
+	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
 		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s gauge\ntaskexec_%s %.3f\n", gauges[i], gauge_help[i],
-			gauges[i], gauges[i], v[i]);
-	}
+			gauges[i], gauges[i], m->gauge[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
+		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s counter\ntaskexec_%s %llu\n", counters[i],
+			counter_help[i], counters[i], counters[i], (unsigned long long)m->counter[i]);
 	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);

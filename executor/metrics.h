@@ -14,6 +14,7 @@ void metrics_job(struct metrics *m, const char *task_type, const char *what); /*
 void metrics_attempt(struct metrics *m, enum outcome_kind k, double run_seconds);
 void metrics_queue_latency(struct metrics *m, double seconds);
 void metrics_set(struct metrics *m, const char *gauge, double v);   /* slots_busy, redis_up, … */
+void metrics_count(struct metrics *m, const char *counter);         /* executor_faults_total, … */
 void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed);
 /* The exposition text (caller frees). */
 char *metrics_render(const struct metrics *m);

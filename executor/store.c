@@ -21,9 +21,42 @@ static void on_notice(void *arg, const char *msg)
 	free(m);
 }
 
+/* Our defaults go before the caller's conninfo, which libpq expands in
+ * place: whatever the operator's URL sets wins.  Keepalives and
+ * tcp_user_timeout find a peer that vanished without a reset within about
+ * ten seconds, idle or busy; the reply deadline in on_deadline finds one
+ * that is there but does not answer. */
+static const char *const conn_keys[] = {
+	"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+	"tcp_user_timeout", "application_name", "options", "dbname", NULL,
+};
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static const char *const conn_values[] = {
+	"10", "1", "5", "2", "3", "10000", "taskexecd", "-c statement_timeout=" STR(STORE_STATEMENT_TIMEOUT_MS),
+	NULL /* the conninfo */, NULL,
+};
+
+static PGconn *connect_start(const char *conninfo, bool async)
+{
+	const char *values[ARRAY_SIZE(conn_values)];
+
+	memcpy(values, conn_values, sizeof(values));
+	values[ARRAY_SIZE(values) - 2] = conninfo;
+	return async ? PQconnectStartParams(conn_keys, values, 1) : PQconnectdbParams(conn_keys, values, 1);
+}
+
+/* PostgreSQL refused the data, not the connection: see store_cb. */
+static bool refused_for_data(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return state && (!strncmp(state, "22", 2) || !strncmp(state, "54", 2));
+}
+
 int store_migrate(const char *conninfo, char **ret_err)
 {
-	PGconn *c = PQconnectdb(conninfo);
+	PGconn *c = connect_start(conninfo, false);
 
 	PQsetNoticeProcessor(c, on_notice, NULL);
 	PGresult *r = NULL;
@@ -43,6 +76,8 @@ int store_migrate(const char *conninfo, char **ret_err)
 		}                                                                                 \
 	} while (0)
 	EXEC("SET client_min_messages = warning");
+	/* 100 daemons starting at once wait here for each other's migration. */
+	EXEC("SET statement_timeout = 0");
 	EXEC("BEGIN");
 	/* One daemon migrates at a time; the others wait here, then find it done. */
 	EXEC("SELECT pg_advisory_xact_lock(7243512)");
@@ -98,6 +133,7 @@ struct store {
 	struct timer *retry;
 	struct req *head, *tail;
 	PGresult *first;        /* the first result of the statement in flight */
+	struct timer *deadline; /* for the reply to the statement in flight */
 	bool closing;
 };
 
@@ -117,6 +153,10 @@ static void lost(struct store *s, const char *why)
 {
 	bool was = s->up;
 
+	if (s->deadline) {
+		loop_timer_cancel(s->loop, s->deadline);
+		s->deadline = NULL;
+	}
 	watch(s, -1, 0);
 	if (s->conn) {
 		log_msg(LOG_WARN, "postgres.down", "PostgreSQL: %s", why);
@@ -187,7 +227,7 @@ static void poll_connect(struct store *s)
 
 static void start_connect(struct store *s)
 {
-	s->conn = PQconnectStart(s->conninfo);
+	s->conn = connect_start(s->conninfo, true);
 	if (s->conn)
 		PQsetNoticeProcessor(s->conn, on_notice, NULL);
 	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
@@ -200,13 +240,27 @@ static void start_connect(struct store *s)
 static void finish_req(struct store *s, PGresult *res)
 {
 	struct req *r = s->head;
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK;
+	char *refused = NULL;
 
 	s->head = r->next;
 	if (!s->head)
 		s->tail = NULL;
 	s->sent = false;
+	if (s->deadline) {
+		loop_timer_cancel(s->loop, s->deadline);
+		s->deadline = NULL;
+	}
+	if (!ok) {
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		log_msg(LOG_ERROR, "postgres.error", "PostgreSQL: %s", PQresultErrorMessage(res));
+		if (refused_for_data(res))
+			refused = xstrdup(msg && *msg ? msg : "refused");
+	}
 	if (r->cb)
-		r->cb(r->arg, res);
+		r->cb(r->arg, ok ? res : NULL, refused);
+	free(refused);
 	PQclear(res);
 	for (int i = 0; i < r->n; i++)
 		free(r->params[i]);
@@ -250,11 +304,6 @@ static void on_io(struct loop *l, int fd, uint32_t events, void *arg)
 		}
 		res = s->first;
 		s->first = NULL;
-		if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_msg(LOG_ERROR, "postgres.error", "PostgreSQL: %s", PQresultErrorMessage(res));
-			PQclear(res);
-			res = NULL;
-		}
 		finish_req(s, res);
 	}
 	/* Drain notifications nobody listens to. */
@@ -265,6 +314,14 @@ static void on_io(struct loop *l, int fd, uint32_t events, void *arg)
 		return;
 	}
 	pump(s);
+}
+
+static void on_deadline(struct loop *l, void *arg)
+{
+	struct store *s = arg;
+
+	s->deadline = NULL;
+	lost(s, "no reply within " STR(STORE_REPLY_DEADLINE_MS) " ms");
 }
 
 static void pump(struct store *s)
@@ -279,6 +336,7 @@ static void pump(struct store *s)
 		return;
 	}
 	s->sent = true;
+	s->deadline = loop_timer(s->loop, now_ms() + STORE_REPLY_DEADLINE_MS, on_deadline, s);
 	f = PQflush(s->conn);
 	if (f < 0)
 		lost(s, PQerrorMessage(s->conn));
@@ -307,6 +365,8 @@ void store_free(struct store *s)
 	watch(s, -1, 0);
 	if (s->retry)
 		loop_timer_cancel(s->loop, s->retry);
+	if (s->deadline)
+		loop_timer_cancel(s->loop, s->deadline);
 	PQclear(s->first);
 	if (s->conn)
 		PQfinish(s->conn);

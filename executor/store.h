@@ -10,8 +10,19 @@
 
 struct store;
 
-/* The result, or NULL when the query failed (the step should be tried again). */
-typedef void (*store_cb)(void *arg, PGresult *res);
+/* RES is the result, or NULL when the statement did not succeed.  Then
+ * REFUSED is NULL when it failed for the connection or the server's state
+ * (the step should be tried again), or PostgreSQL's one-line reason when it
+ * refused what the statement carries (SQLSTATE class 22, data exception, or
+ * 54, program limit): sent again it would fail again. */
+typedef void (*store_cb)(void *arg, PGresult *res, const char *refused);
+
+/* A statement with no reply after this long means the connection hangs:
+ * it is dropped and the statement sent again on a new one.  The server
+ * cancels a statement after STORE_STATEMENT_TIMEOUT_MS (a lock held long by
+ * someone else), which the caller sees as an ordinary failure. */
+#define STORE_STATEMENT_TIMEOUT_MS 10000
+#define STORE_REPLY_DEADLINE_MS 15000
 
 /* Create or migrate schema taskexec; blocking, for start-up and tests. */
 int store_migrate(const char *conninfo, char **ret_err);

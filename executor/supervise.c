@@ -33,8 +33,18 @@ struct job_run {
 	char token[48];
 	struct timer *retry;
 	int64_t retry_ms;
+	int refusals;                   /* PostgreSQL refused what this job carries */
 	bool slot_released;
 };
+
+/* After a refusal the step is sent again with less of the job's data: what
+ * it sent, then also every other text it controls.  A refusal of the second
+ * kind is the database's fault and is tried again like a lost connection. */
+#define MAX_REFUSALS 2
+
+/* A payload over the size limit is kept as this much of its start and a hash:
+ * enough to see what it was, never 50 MB in a row (or in our memory). */
+#define STORED_PAYLOAD_PREFIX 4096
 
 static void step(struct job_run *jr);
 
@@ -140,11 +150,11 @@ static void validate(struct job_run *jr)
 	if (job_parse(payload, len, &jr->job, &err) < 0) {
 		char hex[65];
 
-		sha256_hex(payload, len, hex);
-		jr->job_id = jr->job.job_id && job_id_valid(jr->job.job_id) ? xstrdup(jr->job.job_id)
-									    : xasprintf("invalid-%.16s", hex);
-		memset(&jr->job.task_type, 0, sizeof(jr->job) - offsetof(struct job, task_type));
-		jr->job.job_id = NULL;
+		jr->job_id = job_id_of(payload, len);
+		if (!jr->job_id) {
+			sha256_hex(payload, len, hex);
+			jr->job_id = xasprintf("invalid-%.16s", hex);
+		}
 		jr->reject_msg = err;
 		go(jr, J_REJECT_DB);
 		return;
@@ -167,12 +177,31 @@ static void validate(struct job_run *jr)
 
 /* ---- database steps ------------------------------------------------------------ */
 
-static void on_rejected(void *arg, PGresult *res)
+/* PostgreSQL refused what the step carried: say so in the message the job
+ * ends with, and send the step again with less (see MAX_REFUSALS). */
+static bool refused_again(struct job_run *jr, const char *refused, const char *what, char **msg)
+{
+	char *m;
+
+	if (!refused || jr->refusals >= MAX_REFUSALS)
+		return false;
+	jr->refusals++;
+	m = xasprintf("%s not storable in PostgreSQL: %s", what, refused);
+	metrics_count(jr->d->metrics, "unstorable_total");
+	log_json(LOG_WARN, "job.unstorable", json_pack("{s:s, s:s}", "job_id", jr->job_id, "error", m));
+	free(*msg);
+	*msg = m;
+	step(jr);
+	return true;
+}
+
+static void on_rejected(void *arg, PGresult *res, const char *refused)
 {
 	struct job_run *jr = arg;
 
 	if (!res) {
-		later(jr);
+		if (!refused_again(jr, refused, "payload", &jr->reject_msg))
+			later(jr);
 		return;
 	}
 	jr->d->rejected++;
@@ -181,38 +210,64 @@ static void on_rejected(void *arg, PGresult *res)
 	go(jr, J_ACK);
 }
 
-/* The payload as received, kept so `taskexec retry` can send it again verbatim. */
+/* The payload as received, kept so `taskexec retry` can send it again
+ * verbatim; one over the size limit as its start and its hash. */
 static char *payload_text(const struct job_run *jr)
 {
 	const char *prio, *payload;
 	size_t plen, len;
+	char hex[65], *start, *r;
 
 	if (queue_entry_split(jr->entry, jr->entry_len, &prio, &plen, &payload, &len) < 0) {
 		payload = jr->entry;
 		len = jr->entry_len;
 	}
-	return utf8_clean(payload, len);
+	if (len <= JOB_MAX_BYTES)
+		return utf8_clean(payload, len);
+	sha256_hex(payload, len, hex);
+	start = utf8_clean(payload, STORED_PAYLOAD_PREFIX);
+	r = xasprintf("%s\n[cut: the payload is %zu bytes; sha256 %s]", start, len, hex);
+	free(start);
+	return r;
+}
+
+/* Text the job controls, made storable: valid UTF-8 without NUL. */
+static char *storable(const char *s)
+{
+	return s ? utf8_clean(s, strlen(s)) : NULL;
 }
 
 static void reject_db(struct job_run *jr)
 {
 	struct job *j = &jr->job;
-	char *params = j->parameters ? json_dumps(j->parameters, JSON_COMPACT) : NULL;
-	char *payload = payload_text(jr);
-	const char *p[] = { jr->job_id, j->task_type, j->module_path, j->class_name, j->method_name, params,
-			    jr->reject_msg, payload };
+	bool lean = jr->refusals > 0;
+	char *params = j->parameters && !lean ? json_dumps(j->parameters, JSON_COMPACT) : NULL;
+	char *payload = jr->refusals < MAX_REFUSALS ? payload_text(jr) : NULL;
+	char *msg = storable(jr->reject_msg);
+	const char *p[] = { jr->job_id, lean ? NULL : j->task_type, lean ? NULL : j->module_path,
+			    lean ? NULL : j->class_name, lean ? NULL : j->method_name, params, msg, payload };
 
 	store_query(jr->d->store, "SELECT taskexec.reject($1, $2, $3, $4, $5, $6::jsonb, $7, $8)", 8, p, on_rejected,
 		    jr);
+	free(msg);
 	free(payload);
 	free(params);
 }
 
-static void on_claimed(void *arg, PGresult *res)
+static void on_claimed(void *arg, PGresult *res, const char *refused)
 {
 	struct job_run *jr = arg;
 	const char *action;
 
+	if (!res && refused) {
+		/* Its parameters, as the claim stores them: reject the job instead. */
+		jr->refusals = 1;
+		metrics_count(jr->d->metrics, "unstorable_total");
+		free(jr->reject_msg);
+		jr->reject_msg = xasprintf("payload not storable in PostgreSQL: %s", refused);
+		go(jr, J_REJECT_DB);
+		return;
+	}
 	if (!res || PQntuples(res) != 1) {
 		later(jr);
 		return;
@@ -226,7 +281,9 @@ static void on_claimed(void *arg, PGresult *res)
 		go(jr, J_DELAY);
 	} else {
 		log_json(LOG_INFO, "job.skipped", json_pack("{s:s, s:s}", "job_id", jr->job_id, "reason",
-							    "already terminal, cancelled or a duplicate"));
+							    !strcmp(action, "conflict")
+							    ? "its job_id belongs to a different job that has run"
+							    : "already terminal, cancelled or a duplicate"));
 		go(jr, J_ACK);
 	}
 }
@@ -281,18 +338,51 @@ static void claim_db(struct job_run *jr)
 	free(payload);
 }
 
-static void on_recorded(void *arg, PGresult *res)
+/* What the job sent back cannot be stored: the attempt ends as unstorable,
+ * not retried (the same code sends the same thing), with the reason; the
+ * second time without any text the job controls. */
+static void make_storable(struct outcome *o, int refusals)
+{
+	o->kind = OUT_UNSTORABLE;
+	o->retryable = false;
+	free(o->result);
+	o->result = NULL;
+	if (refusals < MAX_REFUSALS)
+		return;
+	free(o->error_type);
+	free(o->traceback);
+	free(o->stdout_tail);
+	free(o->stderr_tail);
+	o->error_type = o->traceback = o->stdout_tail = o->stderr_tail = NULL;
+}
+
+static void on_recorded(void *arg, PGresult *res, const char *refused)
 {
 	struct job_run *jr = arg;
 	struct daemon *d = jr->d;
 	const char *status;
 	json_t *f;
 
+	if (!res && refused && jr->refusals < MAX_REFUSALS) {
+		make_storable(jr->outcome, jr->refusals + 1);
+		refused_again(jr, refused, "outcome", &jr->outcome->error);
+		return;
+	}
 	if (!res || PQntuples(res) != 1) {
 		later(jr);
 		return;
 	}
 	status = PQgetvalue(res, 0, 0);
+	if (strcmp(PQgetvalue(res, 0, 3), "t")) {
+		/* Someone else owns it now (we were presumed lost): our write was
+		 * refused, and nothing of it is counted. */
+		f = job_fields(jr);
+		json_object_set_new(f, "status", json_string(status));
+		json_object_set_new(f, "outcome", json_string(outcome_name(jr->outcome->kind)));
+		log_json(LOG_WARN, "job.late_outcome_ignored", f);
+		go(jr, J_ACK);
+		return;
+	}
 	f = job_fields(jr);
 	json_object_set_new(f, "status", json_string(status));
 	json_object_set_new(f, "outcome", json_string(outcome_name(jr->outcome->kind)));
@@ -317,13 +407,9 @@ static void on_recorded(void *arg, PGresult *res)
 		json_object_set_new(f, "next_attempt_in_ms", json_integer(jr->next_at_ms - wall_ms()));
 		log_json(LOG_INFO, "job.retry_scheduled", f);
 		go(jr, J_DELAY);
-	} else if (!strcmp(status, "QUEUED")) {
+	} else {
 		log_json(LOG_INFO, "job.requeued", f);
 		go(jr, J_REQUEUE);
-	} else {
-		/* Someone else owns it now (we were presumed lost): our write was refused. */
-		log_json(LOG_WARN, "job.late_outcome_ignored", f);
-		go(jr, J_ACK);
 	}
 }
 
@@ -346,10 +432,8 @@ static void record(struct job_run *jr)
 	struct outcome *o = jr->outcome;
 	char attempt[24], exit_code[24], sig[24], cpu[24], rss[24], delay[24];
 	const char *result = o->result;
-	char *error = o->error ? utf8_clean(o->error, strlen(o->error)) : NULL;
-	char *tb = o->traceback ? utf8_clean(o->traceback, strlen(o->traceback)) : NULL;
-	char *out = o->stdout_tail ? utf8_clean(o->stdout_tail, strlen(o->stdout_tail)) : NULL;
-	char *err = o->stderr_tail ? utf8_clean(o->stderr_tail, strlen(o->stderr_tail)) : NULL;
+	char *error = storable(o->error), *etype = storable(o->error_type), *tb = storable(o->traceback);
+	char *out = storable(o->stdout_tail), *err = storable(o->stderr_tail);
 	const char *p[16];
 
 	snprintf(attempt, sizeof(attempt), "%d", jr->attempt);
@@ -364,7 +448,7 @@ static void record(struct job_run *jr)
 	p[3] = o->retryable ? "true" : "false";
 	p[4] = result;
 	p[5] = error;
-	p[6] = o->error_type;
+	p[6] = etype;
 	p[7] = tb;
 	p[8] = o->exit_code >= 0 ? exit_code : NULL;
 	p[9] = o->signal ? sig : NULL;
@@ -375,11 +459,12 @@ static void record(struct job_run *jr)
 	p[14] = o->landlock ? "true" : "false";
 	p[15] = delay;
 	store_query(jr->d->store,
-		    "SELECT status, attempts, next_at_ms FROM taskexec.finish($1, $2::int, $3, $4::boolean, "
+		    "SELECT status, attempts, next_at_ms, applied FROM taskexec.finish($1, $2::int, $3, $4::boolean, "
 		    "$5::jsonb, $6, $7, $8, $9::int, $10::int, $11, $12, $13::bigint, $14::bigint, $15::boolean, "
 		    "$16::bigint)",
 		    16, p, on_recorded, jr);
 	free(error);
+	free(etype);
 	free(tb);
 	free(out);
 	free(err);
@@ -464,13 +549,16 @@ static void run(struct job_run *jr)
 				    jr, &err);
 	free(envelope);
 	if (!jr->running) {
-		jr->outcome = outcome_new(OUT_CRASH, NULL);
+		/* Ours, not the job's: recorded, uncharged, back to its queue. */
+		jr->outcome = outcome_new(OUT_EXECUTOR_FAULT, NULL);
 		jr->outcome->error = xasprintf("launch failed: %s", err);
 		jr->outcome->retryable = true;
+		daemon_fault(d, jr->outcome->error);
 		free(err);
 		go(jr, J_RECORD);
 		return;
 	}
+	daemon_fault_cleared(d);
 	f = job_fields(jr);
 	json_object_set_new(f, "pid", json_integer(attempt_pid(jr->running)));
 	json_object_set_new(f, "module_path", json_string(jr->job.module_path));

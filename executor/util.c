@@ -413,6 +413,21 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
+size_t utf8_prefix(const char *p, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	size_t n = strnlen(p, max), i = 0;
+
+	while (i < n) {
+		size_t k = utf8_seq(s + i, n - i);
+
+		if (!k)
+			break;
+		i += k;
+	}
+	return i;
+}
+
 char *utf8_clean(const char *p, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)p;

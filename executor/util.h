@@ -62,5 +62,8 @@ void tail_free(struct tail *t);
 /* A copy of p[0..n) that is valid UTF-8: invalid bytes become U+FFFD, NULs are
  * dropped (PostgreSQL text and JSON strings accept neither). */
 char *utf8_clean(const char *p, size_t n);
+/* The length of the longest prefix of the string P, at most MAX bytes, that
+ * ends on a character boundary and is valid UTF-8: for quoting with "%.*s". */
+size_t utf8_prefix(const char *p, size_t max);
 
 #endif

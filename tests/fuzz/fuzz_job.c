@@ -135,7 +135,7 @@ static void check_canonical(const struct job *j)
 {
 	char *err = NULL, *canon = job_canonical(j->doc, &err), *again;
 	json_t *back, *want;
-	struct job j2;
+	struct job j2 = { 0 };
 
 	if (!canon) {
 		FUZZ_CHECK(err && !strncmp(err, "signature:", 10), "canonical failed with '%s'", err ? err : "(null)");
@@ -244,7 +244,7 @@ static void check_kv(char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct job j;
+	struct job j = { 0 };
 	char *err = NULL, *s;
 
 	if (job_parse((const char *)data, size, &j, &err) == 0) {

@@ -19,7 +19,7 @@
 /* Parse TEXT; on failure return the error text (caller frees), else NULL. */
 static char *parse_err(const char *text)
 {
-	struct job j;
+	struct job j = { 0 };
 	char *err = NULL;
 	int r = job_parse(text, strlen(text), &j, &err);
 
@@ -78,7 +78,7 @@ static void expect_variant_accepted(const char *field, const char *value)
 
 static void full_payload_parses_every_field(void **state)
 {
-	struct job j;
+	struct job j = { 0 };
 	char *err = NULL;
 
 	assert_int_equal(job_parse(VALID_JOB, strlen(VALID_JOB), &j, &err), 0);
@@ -103,7 +103,7 @@ static void minimal_payload_gets_defaults(void **state)
 {
 	const char *p = "{\"job_id\":\"j1\",\"task_type\":\"ad_hoc\",\"module_path\":\"tasks.mod\","
 			"\"method_name\":\"run\"}";
-	struct job j;
+	struct job j = { 0 };
 	char *err = NULL;
 
 	assert_int_equal(job_parse(p, strlen(p), &j, &err), 0);
@@ -128,7 +128,7 @@ static void null_parameters_become_empty_object(void **state)
 static void class_name_is_kept(void **state)
 {
 	char *p = variant("class_name", "\"Portal\"");
-	struct job j;
+	struct job j = { 0 };
 	char *err = NULL;
 
 	assert_int_equal(job_parse(p, strlen(p), &j, &err), 0);
@@ -680,7 +680,7 @@ static int check(const char *module, char *const *roots, char **ret_file, char *
 {
 	char *allowed[] = { (char *)"tasks", NULL };
 	char *p = NULL;
-	struct job j;
+	struct job j = { 0 };
 	char *perr = NULL;
 	int r;
 
@@ -749,7 +749,7 @@ static void target_lists_every_allowed_package(void **state)
 	char *roots[] = { t->root, NULL }, *allowed[] = { (char *)"tasks", (char *)"abuse", NULL };
 	char *err = NULL, *file = NULL, *perr = NULL;
 	const char *p = "{\"job_id\":\"t\",\"task_type\":\"etl\",\"module_path\":\"subprocess\",\"method_name\":\"run\"}";
-	struct job j;
+	struct job j = { 0 };
 
 	assert_int_equal(job_parse(p, strlen(p), &j, &perr), 0);
 	assert_int_equal(job_check_target(&j, allowed, roots, &file, &err), -1);
@@ -1055,7 +1055,7 @@ static void prepare_checks_the_target(void **state)
 	struct job_plan plan;
 	char *text = "{\"job_id\":\"p\",\"task_type\":\"etl\",\"module_path\":\"tasks.evil\",\"method_name\":\"run\"}";
 	char *err = NULL;
-	struct job j;
+	struct job j = { 0 };
 
 	assert_int_equal(job_parse(text, strlen(text), &j, &err), 0);
 	assert_int_equal(job_prepare(&j, &p->c, &p->ps, &plan, &err), -1);
@@ -1068,7 +1068,7 @@ static void envelope_carries_job_roots_and_limits(void **state)
 {
 	struct prep *p = *state;
 	const char *text = VALID_JOB;
-	struct job j;
+	struct job j = { 0 };
 	char *err = NULL, *env;
 	size_t len;
 	json_t *e;

@@ -75,3 +75,10 @@ def litter(files=2000):
             with open(os.path.join(sub, "f%03d" % f), "w") as fh:
                 fh.write("x")
     return {"left": files}
+
+
+def raw_result(text):
+    """Write `text` on fd 3 as the whole result document, bypassing the shim's
+    encoder, as a hostile or broken task could; then exit at once."""
+    os.write(3, text.encode("utf-8", "surrogatepass"))
+    os._exit(0)

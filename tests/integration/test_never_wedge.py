@@ -1,0 +1,219 @@
+"""Issue "never wedge": no payload, result or fault holds a slot, the loop or
+the queue.  Each test ends with the next good job completing on a daemon of
+concurrency 1: a wedged slot would stop it."""
+import json
+import os
+import re
+
+import pytest
+
+from ithelpers import TASK_TYPE, describe, invalid_job_id, job_payload, wait_for
+
+E = "\u00e9"      # two bytes in UTF-8: a byte limit can cut it in half
+
+
+def assert_rejected(db, job_id, *words):
+    row = db.job(job_id)
+    assert row is not None, "no job row for rejected payload %s" % job_id
+    assert row["status"] == "FAILED", describe(db, job_id)
+    for w in words:
+        assert w.lower() in (row["error"] or "").lower(), "%r not in error %r" % (w, row["error"])
+    return row
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+# ------------------------------------------------------------------ 1. payloads
+
+def test_rejection_quoting_a_field_cut_mid_character_is_recorded(daemon, push, submit, wait_terminal, db):
+    d = daemon()
+    cases = []
+    p = job_payload(module_path=E * 200)
+    cases.append((p["job_id"], "module_path"))
+    push(p)
+    p = job_payload(class_name=E * 200)
+    cases.append((p["job_id"], "class_name"))
+    push(p)
+    p = job_payload(task_type="t" + E * 40)
+    cases.append((p["job_id"], "task_type"))
+    push(p)
+    p = job_payload(parameters={E * 40: 1})
+    cases.append((p["job_id"], "parameters."))
+    push(p)
+    p = job_payload()
+    p[E * 40] = 1
+    cases.append((p["job_id"], "unknown field"))
+    push(p)
+    good = submit("itasks.basic:noop")
+    rows = wait_terminal([j for j, _ in cases] + [good], 20)
+    for job_id, words in cases:
+        row = assert_rejected(db, job_id, words)
+        assert "\ufffd" not in row["error"], row["error"]
+    assert rows[good]["status"] == "COMPLETED", describe(db, good)
+    assert d.alive()
+
+
+def test_unknown_member_with_a_valid_job_id_fails_that_job_row(daemon, push, submit, wait_terminal, db, cli):
+    """The QUEUED row a producer wrote ends FAILED under its own id, not under
+    invalid-<hash>, so `submit --wait` and the row see the outcome."""
+    d = daemon()
+    p = job_payload(colour="blue")
+    push(p)
+    rows = wait_terminal([p["job_id"]], 20)
+    assert_rejected(db, p["job_id"], "colour: unknown field")
+    assert db.job(invalid_job_id(json.dumps(p))) is None
+    assert d.alive()
+
+
+def test_oversized_payload_is_stored_as_a_prefix_and_a_hash(daemon, push, submit, wait_terminal, db):
+    d = daemon()
+    big = json.dumps(job_payload(parameters={"blob": "x" * (3 << 20)}))
+    push(big)
+    good = submit("itasks.basic:noop")
+    job_id = invalid_job_id(big)
+    rows = wait_terminal([job_id, good], 30)
+    row = assert_rejected(db, job_id, "over the limit")
+    assert len(row["payload"]) < 70000, len(row["payload"])
+    assert "sha256" in row["payload"]
+    assert rows[good]["status"] == "COMPLETED", describe(db, good)
+    assert d.alive()
+
+
+# ------------------------------------------------------------------ 2. results
+
+UNSTORABLE_RESULTS = [
+    ('{"ok":true,"result":1E-20000}', "numeric"),
+    ('{"ok":true,"result":{"n":1E+200000}}', "overflow"),
+    ('{"ok":true,"result":"a\\u0000b"}', ""),
+    ('{"ok":false,"type":"ValueError","message":"nul \\u0000 here","traceback":"t","retryable":true}', ""),
+    ('{"ok":true,"result":"\\ud800"}', ""),
+]
+
+
+@pytest.mark.parametrize("text,word", UNSTORABLE_RESULTS, ids=["underflow", "overflow", "nul", "nul-error",
+                                                                "lone-surrogate"])
+def test_result_postgres_cannot_store_ends_the_job_recorded(daemon, push, submit, wait_terminal, db, text, word):
+    d = daemon()
+    p = job_payload(method_name="raw_result", parameters={"text": text}, max_retries=0)
+    push(p)
+    good = submit("itasks.basic:noop")
+    rows = wait_terminal([p["job_id"], good], 20)
+    row = rows[p["job_id"]]
+    assert row["status"] == "FAILED", describe(db, p["job_id"])
+    assert row["result"] is None
+    assert word in (row["error"] or ""), describe(db, p["job_id"])
+    att = db.attempts(p["job_id"])
+    assert len(att) == 1 and att[0]["outcome"] is not None, describe(db, p["job_id"])
+    assert rows[good]["status"] == "COMPLETED", describe(db, good)
+    assert d.alive()
+
+
+def test_unstorable_results_on_every_slot_do_not_stop_the_daemon(daemon, push, submit, wait_terminal, db):
+    d = daemon(concurrency=2)
+    bad = []
+    for _ in range(4):
+        p = job_payload(method_name="raw_result", parameters={"text": UNSTORABLE_RESULTS[0][0]}, max_retries=1)
+        push(p)
+        bad.append(p["job_id"])
+    good = [submit("itasks.basic:noop") for _ in range(3)]
+    rows = wait_terminal(bad + good, 30)
+    assert all(rows[j]["status"] == "FAILED" for j in bad), [describe(db, j) for j in bad]
+    assert all(rows[j]["status"] == "COMPLETED" for j in good)
+    assert d.alive()
+
+
+# ------------------------------------------------------------------ 5. leaks
+
+def test_rejected_payloads_with_big_parameters_do_not_grow_the_daemon(daemon, push, submit, wait_terminal, db):
+    d = daemon()
+    blob = {"k%d" % i: "v" * 64 for i in range(9000)}          # ~0.9 MB, many objects
+    blob["not a name"] = 1
+    first = job_payload(parameters=blob)
+    push(first)
+    wait_terminal([first["job_id"]], 30)
+    before = rss_kb(d.pid)
+    ids = []
+    for _ in range(30):
+        p = job_payload(parameters=blob)
+        push(p)
+        ids.append(p["job_id"])
+    good = submit("itasks.basic:noop")
+    rows = wait_terminal(ids + [good], 60)
+    assert all(rows[j]["status"] == "FAILED" for j in ids)
+    grown = rss_kb(d.pid) - before
+    # 30 leaked trees would be about 57 MiB.
+    assert grown < 16 * 1024, "RSS grew by %d KiB over 30 rejected payloads" % grown
+
+
+# ------------------------------------------------------------------ 8. idempotency
+
+def test_two_jobs_with_one_idempotency_key_queued_together_run_once(ctx, daemon, push, wait_terminal, db):
+    d = daemon(concurrency=2)
+    marker_dir = ctx.marker_dir()
+    jobs = [job_payload(method_name="sleep_once", parameters={"marker_dir": marker_dir, "seconds": 1},
+                        idempotency_key="key-" + ctx.prefix) for _ in range(2)]
+    for p in jobs:
+        push(p)
+    ids = [p["job_id"] for p in jobs]
+    rows = wait_terminal(ids, 30)
+    assert [rows[j]["status"] for j in ids] == ["COMPLETED", "COMPLETED"], [describe(db, j) for j in ids]
+    assert len([n for n in os.listdir(marker_dir) if n.startswith("run-")]) == 1
+    dup = [j for j in ids if rows[j]["is_duplicate"]]
+    assert len(dup) == 1, [describe(db, j) for j in ids]
+    assert rows[dup[0]]["duplicate_of"] in ids and rows[dup[0]]["duplicate_of"] != dup[0]
+    assert db.attempts(dup[0]) == [], describe(db, dup[0])
+    assert d.alive()
+
+
+# ------------------------------------------------------------------ 11. smaller ones
+
+def test_queued_row_takes_the_fields_of_the_payload_that_ran(daemon, push, wait_terminal, db):
+    d = daemon()
+    p = job_payload(method_name="echo", parameters={"ran": True})
+    db.query("INSERT INTO taskexec.jobs (job_id, task_type, module_path, method_name, parameters) "
+             "VALUES (%s, %s, 'itasks.basic', 'noop', '{\"written\": true}')", (p["job_id"], TASK_TYPE))
+    push(p)
+    row = wait_terminal(p["job_id"], 20)[p["job_id"]]
+    assert row["status"] == "COMPLETED", describe(db, p["job_id"])
+    assert row["result"] == {"ran": True}
+    assert (row["method_name"], row["parameters"]) == ("echo", {"ran": True})
+    assert d.alive()
+
+
+def test_rerun_of_a_job_stopped_by_a_drain_is_flagged_a_possible_duplicate(ctx, daemon, submit, wait_status,
+                                                                           wait_terminal, db):
+    d = daemon(shutdown_timeout="1s")
+    marker_dir = ctx.marker_dir()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=30")
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 15, "the first run to start")
+    assert d.terminate(timeout=20) == 0
+    daemon()
+    row = wait_terminal(job, 20)[job]
+    assert row["status"] == "COMPLETED", describe(db, job)
+    assert [a["outcome"] for a in db.attempts(job)] == ["shutdown", "completed"]
+    assert row["is_duplicate"] is True
+
+
+def test_late_outcome_of_a_presumed_lost_executor_is_not_counted(ctx, daemon, submit, wait_terminal, db):
+    import signal
+    a = daemon()
+    marker_dir = ctx.marker_dir()
+    job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=4")
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 15, "the first run to start")
+    a.signal(signal.SIGSTOP)
+    try:
+        b = daemon()
+        row = wait_terminal(job, 30)[job]
+        assert row["status"] == "COMPLETED" and db.attempts(job)[-1]["executor_id"] == b.executor_id
+    finally:
+        a.signal(signal.SIGCONT)
+
+    def a_saw_it():
+        return [e for e in a.log_lines() if e.get("job_id") == job and e.get("event", "").startswith("job.")
+                and e.get("event") in ("job.late_outcome_ignored", "job.completed", "job.failed")]
+    seen = wait_for(a_saw_it, 15, "the first executor to record its late outcome")
+    assert [e["event"] for e in seen] == ["job.late_outcome_ignored"], seen
+    assert db.job(job)["status"] == "COMPLETED"

@@ -217,3 +217,175 @@ def test_late_outcome_of_a_presumed_lost_executor_is_not_counted(ctx, daemon, su
     seen = wait_for(a_saw_it, 15, "the first executor to record its late outcome")
     assert [e["event"] for e in seen] == ["job.late_outcome_ignored"], seen
     assert db.job(job)["status"] == "COMPLETED"
+
+
+# ------------------------------------------------------------------ 3. executor faults
+
+def http_get(address, path):
+    import http.client
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def small_fs(ctx):
+    """A 1 MiB tmpfs with 64 inodes, mounted for this test (root only: the
+    daemon must see the mount)."""
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs: run the suite as root, as CI does")
+    mnt = ctx.dir / "scratchfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=64,mode=0755", "tmpfs", str(mnt)],
+                   check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(mnt):
+    """Use up every inode: mkdir fails with ENOSPC."""
+    filler = mnt / "filler"
+    filler.mkdir()
+    n = 0
+    while True:
+        try:
+            (filler / str(n)).touch()
+        except OSError:
+            return filler
+        n += 1
+
+
+def test_full_scratch_puts_jobs_back_uncharged_and_says_so(ctx, daemon, submit, wait_terminal, db, small_fs):
+    import shutil
+    from testlib import spare_port
+    listen = "127.0.0.1:%d" % spare_port()
+    d = daemon(env={"TASKEXEC_SCRATCH_DIR": str(small_fs), "TASKEXEC_HTTP_LISTEN": listen})
+    filler = fill(small_fs)
+    jobs = [submit("itasks.basic:noop") for _ in range(6)]
+    wait_for(lambda: any(e.get("event") == "executor.fault" for e in d.log_lines()), 15,
+             "the daemon to report its fault")
+    status, body = http_get(listen, "/readyz")
+    assert status == 503 and "No space left on device" in body, body
+    assert http_get(listen, "/livez")[0] == 200
+    rows = {j: db.job(j) for j in jobs}
+    assert all(r["status"] in ("QUEUED", "RUNNING") for r in rows.values()), [describe(db, j) for j in jobs]
+    assert "taskexec_executor_fault 1" in http_get(listen, "/metrics")[1]
+    shutil.rmtree(filler)
+    rows = wait_terminal(jobs, 60)
+    assert all(r["status"] == "COMPLETED" for r in rows.values()), [describe(db, j) for j in jobs]
+    for j in jobs:
+        outs = [a["outcome"] for a in db.attempts(j)]
+        assert outs[-1] == "completed" and set(outs[:-1]) <= {"executor_fault"}, describe(db, j)
+    assert any(a["outcome"] == "executor_fault" for j in jobs for a in db.attempts(j))
+    assert http_get(listen, "/readyz")[0] == 200
+    faults = [e for e in d.log_lines() if e.get("event") == "executor.fault"]
+    assert len(faults) == 1, faults          # once per cause, not once per probe
+    assert d.alive()
+
+
+# ------------------------------------------------------------------ 9. a hung PostgreSQL
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL whose open connections can be frozen: bytes
+    are accepted (the kernel acknowledges them) but never forwarded, as with a
+    server that hangs.  New connections after the freeze pass."""
+
+    def __init__(self, target):
+        import socket
+        import threading
+        self.target = target
+        self.frozen = threading.Event()
+        self.conns = []
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(self.target)
+            gate = threading.Event()
+            if not self.frozen.is_set():
+                gate.set()
+            self.conns.append(gate)
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b, gate), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst, gate):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            gate.wait()
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self):
+        self.frozen.set()
+        for g in self.conns:
+            g.clear()
+
+    def thaw(self):
+        """Let new connections through again (the frozen ones stay frozen)."""
+        self.frozen.clear()
+
+    def close(self):
+        self.lsock.close()
+        for g in self.conns:
+            g.set()
+
+
+def test_hung_postgres_connection_is_dropped_and_the_job_recorded(services, ctx, daemon, submit, wait_terminal,
+                                                                    db):
+    from urllib.parse import urlsplit
+    u = urlsplit(services.db_url)
+    proxy = FreezingProxy((u.hostname, u.port))
+    try:
+        url = services.db_url.replace("%s:%d" % (u.hostname, u.port), "127.0.0.1:%d" % proxy.port)
+        d = daemon(env={"TASKEXEC_DB_URL": url})
+        proxy.freeze()
+        proxy.thaw()            # frozen: the daemon's connection; new ones pass
+        job = submit("itasks.basic:noop")
+        wait_for(lambda: [e for e in d.log_lines() if e.get("event") == "postgres.down"
+                          and "no reply" in e.get("msg", "")], 25, "the daemon to drop the hung connection")
+        row = wait_terminal(job, 30)[job]
+        assert row["status"] == "COMPLETED", describe(db, job)
+    finally:
+        proxy.close()
+
+
+def test_liveness_answers_while_a_table_lock_stalls_readiness(ctx, daemon, db, services):
+    import psycopg2
+    from testlib import spare_port
+    listen = "127.0.0.1:%d" % spare_port()
+    daemon(env={"TASKEXEC_HTTP_LISTEN": listen})
+    conn = psycopg2.connect(services.db_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("LOCK TABLE taskexec.executors IN ACCESS EXCLUSIVE MODE")
+        # The heartbeat's row update now waits on the lock, and readiness
+        # queues behind it; liveness does not.
+        status, body = http_get(listen, "/livez")
+        assert status == 200 and '"alive"' in body
+    finally:
+        conn.rollback()
+        conn.close()

@@ -1,5 +1,6 @@
 /* metrics — counters, gauges and histograms for /metrics (Prometheus text). */
 #include "metrics.h"
+#include "log.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -149,6 +150,9 @@ char *metrics_render(const struct metrics *m)
 		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s gauge\ntaskexec_%s %.3f\n", gauges[i], gauge_help[i],
 			gauges[i], gauges[i], v[i]);
 	}
+	fprintf(f, "# HELP taskexec_log_lines_dropped_total Log lines dropped: standard output was not read fast enough\n"
+		   "# TYPE taskexec_log_lines_dropped_total counter\ntaskexec_log_lines_dropped_total %llu\n",
+		(unsigned long long)log_lines_dropped());
 	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);

@@ -43,3 +43,17 @@ def nap(seconds: float) -> dict:
     time.sleep(seconds)
     print("woke up", flush=True)
     return {"slept": seconds}
+
+
+def flood(seconds: float, line_bytes: int) -> dict:
+    """Print lines of line_bytes as fast as they go, for seconds (or until killed)."""
+    line = "f" * (line_bytes - 1) + "\n"
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        for _ in range(100):
+            sys.stdout.write(line)
+        n += 100
+    sys.stdout.flush()
+    return {"lines": n}
+

@@ -1,17 +1,23 @@
 """Never wedge (issue 9, item 4): whoever reads taskexecd's standard output
-may stop reading; that must not stop the daemon.
+may stop reading, and a job may print without end; neither may stop the
+daemon or flood its log.
 
 A reader that stops must not freeze the event loop: heartbeats go on, a
 job's deadline is kept, no other executor takes a live job over, and the
-lines that did not fit are counted and named once the reader is back."""
+lines that did not fit are counted and named once the reader is back.  A
+job that prints far past its policy's output_bytes has its log lines stop
+at that limit, followed by one job.output_truncated line."""
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from opshelpers import parse_prometheus, sample, spare_port, wait_for
 
+REPO = Path(__file__).resolve().parents[2]
 STALL = 8.0             # seconds the reader stops: eight heartbeat intervals of the ops env
 JOB_TIMEOUT = 3
 
@@ -136,3 +142,36 @@ def test_a_reader_that_stops_reading_stops_neither_heartbeats_nor_deadlines(ops)
     raw = d1.raw_lines()
     assert len(d1.events()) == len(raw), [x for x in raw if not x.startswith("{")][:3]
 
+
+def _policy_output_bytes(task_type):
+    text = (REPO / "policy" / ("%s.policy" % task_type)).read_text()
+    value = re.search(r"^output_bytes\s*=\s*(\d+)([KMG]?)\s*$", text, re.M)
+    assert value, "policy/%s.policy sets no output_bytes" % task_type
+    return int(value.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[value.group(2)]
+
+
+def test_a_job_printing_past_its_output_cap_logs_up_to_the_cap_then_one_summary(ops):
+    cap = _policy_output_bytes("ad_hoc")
+    line_bytes = 4000
+    lines = 3 * cap // line_bytes       # three times the cap
+    d = ops.daemon()
+    job = ops.submit("opstasks.talk:spew", "lines=%d" % lines, "line_bytes=%d" % line_bytes, timeout=60)
+    d.wait_event("job.completed", where=lambda x: x.get("job_id") == job)
+
+    mine = [x for x in d.events() if x.get("job_id") == job]
+    out = [x for x in mine if x["event"] in ("job.output", "job.log")]
+    summary = [x for x in mine if x["event"] == "job.output_truncated"]
+    logged = sum(len(x["line"].encode()) for x in out if x["event"] == "job.output")
+    assert logged <= cap, "%d bytes of output logged, over output_bytes %d" % (logged, cap)
+    assert len(summary) == 1, summary
+    s = summary[0]
+    assert s["output_bytes"] == cap and s["attempt"] == 1, s
+    # Nothing lost from the count: logged and left out add up to what was printed.
+    assert len(out) + s["lines"] == lines, (len(out), s)
+    assert logged + s["bytes"] == lines * line_bytes, (logged, s)
+    # The logged lines are the first ones, in order, and the summary follows them.
+    assert [x["line"][:8] for x in out] == ["%08d" % i for i in range(len(out))]
+    assert mine.index(s) > mine.index(out[-1])
+    # The tail kept for the attempt row still sees the end of the output.
+    tail = sql(ops, "SELECT stdout_tail FROM taskexec.attempts WHERE job_id = '%s'" % job)
+    assert "%08d " % (lines - 1) in tail

@@ -57,3 +57,11 @@ def flood(seconds: float, line_bytes: int) -> dict:
     sys.stdout.flush()
     return {"lines": n}
 
+
+def spew(lines: int, line_bytes: int) -> dict:
+    """Print exactly lines lines of line_bytes each (newline not counted), numbered."""
+    for i in range(lines):
+        head = "%08d " % i
+        sys.stdout.write(head + "s" * (line_bytes - len(head)) + "\n")
+    sys.stdout.flush()
+    return {"lines": lines}

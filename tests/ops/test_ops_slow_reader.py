@@ -10,7 +10,6 @@ at that limit, followed by one job.output_truncated line."""
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,11 +22,12 @@ JOB_TIMEOUT = 3
 
 
 def _piped_daemon_class(ops):
-    # The ops conftest's Daemon, found through the fixture (two conftest
-    # modules share that name, so it cannot be imported by it).
-    conftest = sys.modules[type(ops).__module__]
+    # The ops conftest's Daemon, found through the fixture: every suite's
+    # conftest is a module named conftest, so neither an import nor
+    # sys.modules tells which one is meant.
+    conftest = type(ops).daemon.__globals__
 
-    class PipedDaemon(conftest.Daemon):
+    class PipedDaemon(conftest["Daemon"]):
         """A daemon whose standard output is a pipe this test reads into the
         log file, and can stop reading."""
 
@@ -42,7 +42,7 @@ def _piped_daemon_class(ops):
             self.reading = threading.Event()
             self.reading.set()
             with open(self.err_path, "wb") as err:
-                self.proc = subprocess.Popen([str(conftest.TASKEXECD)], env=env, cwd=str(ops.dir),
+                self.proc = subprocess.Popen([str(conftest["TASKEXECD"])], env=env, cwd=str(ops.dir),
                                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
             self.pump = threading.Thread(target=self._pump, daemon=True)
             self.pump.start()

@@ -53,10 +53,27 @@ struct attempt {
 	enum outcome_kind stopped;      /* OUT_COMPLETED unless attempt_stop() was called */
 	struct linebuf lines[2], events;
 	struct tail tails[2];
+	uint64_t out_cap, out_sent, suppressed_lines, suppressed_bytes;
 	char *result;
 	size_t result_len;
 	bool result_overflow;
 };
+
+/* Past the cap every further line is only counted, however short: what is
+ * logged is then a prefix of what the task wrote. */
+static void forward(struct attempt *a, int stream, const char *p, size_t n)
+{
+	if (a->suppressed_lines || !a->out_cap || n > a->out_cap - a->out_sent) {
+		a->suppressed_lines++;
+		a->suppressed_bytes += n;
+		return;
+	}
+	a->out_sent += n;
+	if (stream == PROC_EVENTS)
+		a->ops->event(a->ctx, p, n);
+	else
+		a->ops->line(a->ctx, stream, p, n);
+}
 
 static void emit_lines(struct attempt *a, int stream, struct linebuf *lb, const char *p, size_t n, bool flush)
 {
@@ -77,17 +94,11 @@ static void emit_lines(struct attempt *a, int stream, struct linebuf *lb, const 
 			break;
 		}
 		/* a whole line, or a line too long to keep in one piece */
-		if (stream == PROC_EVENTS)
-			a->ops->event(a->ctx, lb->buf, lb->len);
-		else
-			a->ops->line(a->ctx, stream, lb->buf, lb->len);
+		forward(a, stream, lb->buf, lb->len);
 		lb->len = 0;
 	}
 	if (flush && lb->len) {
-		if (stream == PROC_EVENTS)
-			a->ops->event(a->ctx, lb->buf, lb->len);
-		else
-			a->ops->line(a->ctx, stream, lb->buf, lb->len);
+		forward(a, stream, lb->buf, lb->len);
 		lb->len = 0;
 	}
 }
@@ -348,6 +359,8 @@ static void finish(struct attempt *a)
 	o->landlock = a->proc.landlock;
 	o->stdout_tail = tail_string(&a->tails[0]);
 	o->stderr_tail = tail_string(&a->tails[1]);
+	o->suppressed_lines = a->suppressed_lines;
+	o->suppressed_bytes = a->suppressed_bytes;
 	if (WIFEXITED(status))
 		o->exit_code = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))
@@ -430,6 +443,7 @@ struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct l
 	a->ctx = ctx;
 	a->timeout_ms = timeout_ms;
 	a->result_max = result_max;
+	a->out_cap = ops->cap_output ? launch->policy->output_bytes : UINT64_MAX;
 	a->started = now_ms();
 	if (sandbox_spawn(sb, launch, &a->proc, ret_err) < 0) {
 		free(a);

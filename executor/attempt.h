@@ -35,6 +35,9 @@ struct outcome {
 	int64_t duration_ms, cpu_ms, max_rss_kb;
 	bool landlock;
 	char *stdout_tail, *stderr_tail;
+	/* Lines of output and logging records past the policy's output_bytes,
+	 * not handed to the line and event callbacks. */
+	uint64_t suppressed_lines, suppressed_bytes;
 };
 void outcome_free(struct outcome *o);
 /* The outcome as one JSON object (for `taskexec run` and logs). */
@@ -52,6 +55,8 @@ struct attempt_ops {
 	/* Wait for the removal of a scratch dir the job left full before done()
 	 * (a one-shot runner about to exit); else it finishes in the background. */
 	bool wait_cleanup;
+	/* Hand over at most the policy's output_bytes of lines and records. */
+	bool cap_output;
 };
 
 struct attempt;

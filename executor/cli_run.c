@@ -6,10 +6,10 @@
 #include "cli_payload.h"
 #include "job.h"
 #include "log.h"
+#include "outbuf.h"
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +17,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
@@ -176,114 +174,51 @@ struct run_ctx {
 
 /* The job's lines go to our stderr while the job runs.  Whoever reads it may
  * be slow or never read at all: a blocking write there would stall the loop
- * and with it the job's deadline.  So they are written without blocking
- * through a private non-blocking description of fd 2, kept in a bounded
- * buffer while it is full, and dropped (and counted) past that. */
+ * and with it the job's deadline.  So they go through an outbuf: a bounded
+ * buffer, lines dropped (and counted) past it. */
 #define ERR_BUF_MAX (1 << 20)
 
-static struct {
-	struct loop *loop;
-	int fd;                         /* -1: write to stderr directly (a file) */
-	bool sock;                      /* fd is a socket: send() with MSG_DONTWAIT */
-	bool watching;
-	char *buf;
-	size_t len;
-	unsigned long dropped;
-} errout = { .fd = -1 };
-
-static void errout_flush(void);
-
-static void on_err_writable(struct loop *l, int fd, uint32_t events, void *arg)
-{
-	errout_flush();
-}
-
-static void errout_flush(void)
-{
-	size_t off = 0;
-
-	while (off < errout.len) {
-		ssize_t n = errout.sock ? send(errout.fd, errout.buf + off, errout.len - off, MSG_DONTWAIT | MSG_NOSIGNAL)
-					: write(errout.fd, errout.buf + off, errout.len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n < 0 && errno != EAGAIN)
-				off = errout.len;       /* reader gone: nothing more to do */
-			break;
-		}
-		off += (size_t)n;
-	}
-	memmove(errout.buf, errout.buf + off, errout.len - off);
-	errout.len -= off;
-	if (errout.len && !errout.watching && errout.loop)
-		errout.watching = loop_add(errout.loop, errout.fd, EPOLLOUT, on_err_writable, NULL) == 0;
-	else if (!errout.len && errout.watching) {
-		loop_del(errout.loop, errout.fd);
-		errout.watching = false;
-	}
-}
+static struct outbuf *errout;   /* NULL: write to stderr directly */
 
 static void errout_open(struct loop *l)
 {
-	struct stat st;
-	int fd;
-
-	errout.loop = l;
-	if (fstat(STDERR_FILENO, &st) < 0 || S_ISREG(st.st_mode))
-		return;
-	/* A description of our own: O_NONBLOCK on fd 2 itself would change it
-	 * for every process that shares it (a terminal, the caller's pipe).  A
-	 * socket (the journal's stream) cannot be reopened: send() to it with
-	 * MSG_DONTWAIT instead. */
-	errout.sock = S_ISSOCK(st.st_mode);
-	fd = errout.sock ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
-			 : open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return;
 	fflush(stderr);
-	errout.fd = fd;
-	errout.buf = xmalloc(ERR_BUF_MAX);
+	if (outbuf_new(STDERR_FILENO, ERR_BUF_MAX, &errout) == 0)
+		outbuf_attach(errout, l);
 }
 
 /* Back to plain, blocking stderr: the job is over, what is left may wait. */
 static void errout_close(void)
 {
-	if (errout.fd < 0)
+	uint64_t dropped;
+
+	if (!errout)
 		return;
-	if (errout.watching)
-		loop_del(errout.loop, errout.fd);
-	errout.watching = false;
-	errout.loop = NULL;
-	fwrite(errout.buf, 1, errout.len, stderr);
-	if (errout.dropped)
-		fprintf(stderr, "taskexec: %lu lines of the job's output were dropped: standard error was not read\n",
-			errout.dropped);
-	close(errout.fd);
-	free(errout.buf);
-	errout.buf = NULL;
-	errout.fd = -1;
+	outbuf_attach(errout, NULL);
+	(void)outbuf_drain(errout, -1);
+	dropped = outbuf_dropped(errout);
+	outbuf_free(errout);
+	errout = NULL;
+	if (dropped)
+		fprintf(stderr, "taskexec: %llu lines of the job's output were dropped: standard error was not read\n",
+			(unsigned long long)dropped);
 }
 
 static void print_prefixed(const char *prefix, const char *line, size_t len)
 {
 	size_t plen = strlen(prefix);
+	char *text;
 
-	if (errout.fd < 0) {
+	if (!errout) {
 		fprintf(stderr, "%s%.*s\n", prefix, (int)len, line);
 		return;
 	}
-	if (errout.len + plen + len + 1 > ERR_BUF_MAX) {
-		errout.dropped++;
-		return;
-	}
-	memcpy(errout.buf + errout.len, prefix, plen);
-	memcpy(errout.buf + errout.len + plen, line, len);
-	errout.buf[errout.len + plen + len] = '\n';
-	errout.len += plen + len + 1;
-	if (!errout.watching)
-		errout_flush();
+	text = xmalloc(plen + len + 2);
+	snprintf(text, plen + 1, "%s", prefix);
+	memcpy(text + plen, line, len);         /* as the job wrote it, NULs and all */
+	text[plen + len] = '\n';
+	(void)outbuf_put(errout, text, plen + len + 1);
+	free(text);
 }
 
 static void on_line(void *ctx, int stream, const char *line, size_t len)
@@ -317,7 +252,8 @@ static void on_done(void *ctx, struct outcome *o)
 	rc->attempt = NULL;
 }
 
-static const struct attempt_ops run_ops = { on_line, on_event, on_done, true };
+/* The caller of `taskexec run` sees all the output: output_bytes bounds only the daemon's log. */
+static const struct attempt_ops run_ops = { .line = on_line, .event = on_event, .done = on_done, .wait_cleanup = true };
 
 static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
 {

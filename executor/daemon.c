@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #define HARD_EXIT_GRACE_MS 10000
+/* At exit, how long the last log lines may wait for a slow reader of stdout. */
+#define LOG_EXIT_FLUSH_MS 3000
 
 static void fill(struct daemon *d);
 
@@ -639,6 +641,14 @@ int daemon_run(struct config *cfg)
 		backoff = backoff < 8000 ? backoff * 2 : 10000;
 	}
 	d.loop = loop_new();
+	{
+		int r = log_attach(d.loop);
+
+		if (r < 0)
+			log_msg(LOG_WARN, "log.blocking",
+				"cannot write standard output without blocking (%s): a slow reader will stall the daemon",
+				strerror(-r));
+	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
 	d.metrics = metrics_new(cfg->executor_id);
@@ -693,6 +703,7 @@ out:
 	http_free(d.http);
 	queue_free(d.queue);
 	store_free(d.store);
+	log_detach(LOG_EXIT_FLUSH_MS);
 	loop_free(d.loop);
 	metrics_free(d.metrics);
 	close_nointr(sfd);

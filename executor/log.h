@@ -4,6 +4,12 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+/* What the daemon's stdout may hold unread before lines are dropped. */
+#define LOG_BUF_BYTES (1 << 20)
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -13,6 +19,16 @@ int log_level_parse(const char *s, enum log_level *ret);
 bool log_enabled(enum log_level level);
 /* Emit event with extra fields (reference stolen; may be NULL). */
 void log_json(enum log_level level, const char *event, json_t *fields);
+/* From here on JSON lines go through a buffer of LOG_BUF_BYTES that l
+ * flushes when stdout is writable: a slow reader never stalls the loop;
+ * past the buffer lines are dropped, counted, and named by one log.dropped
+ * line once the reader has caught up.  0 or -errno (then lines are written
+ * as before, blocking). */
+int log_attach(struct loop *l);
+/* Back to plain writes, after waiting at most timeout_ms for what is buffered. */
+void log_detach(int timeout_ms);
+/* Lines dropped so far because stdout was not read. */
+uint64_t log_lines_dropped(void);
 /* Emit event with a "msg" field. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

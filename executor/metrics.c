@@ -1,5 +1,6 @@
 /* metrics — counters, gauges and histograms for /metrics (Prometheus text). */
 #include "metrics.h"
+#include "log.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -162,6 +163,9 @@ char *metrics_render(const struct metrics *m)
 	for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
 		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s counter\ntaskexec_%s %llu\n", counters[i],
 			counter_help[i], counters[i], counters[i], (unsigned long long)m->counter[i]);
+	fprintf(f, "# HELP taskexec_log_lines_dropped_total Log lines dropped: standard output was not read fast enough\n"
+		   "# TYPE taskexec_log_lines_dropped_total counter\ntaskexec_log_lines_dropped_total %llu\n",
+		(unsigned long long)log_lines_dropped());
 	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);

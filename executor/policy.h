@@ -20,6 +20,7 @@ struct policy {
 	uint64_t memory, file_size;
 	int64_t cpu_ms;
 	long open_files, processes;
+	uint64_t output_bytes;          /* of an attempt's output forwarded to the daemon's log */
 	enum net_mode network;
 	char **read_paths, **write_paths, **python_path;
 	char **env;             /* "NAME=value", expanded */

@@ -518,12 +518,20 @@ static void on_done(void *ctx, struct outcome *o)
 {
 	struct job_run *jr = ctx;
 
+	if (o->suppressed_lines) {
+		json_t *f = job_fields(jr);
+
+		json_object_set_new(f, "lines", json_integer((json_int_t)o->suppressed_lines));
+		json_object_set_new(f, "bytes", json_integer((json_int_t)o->suppressed_bytes));
+		json_object_set_new(f, "output_bytes", json_integer((json_int_t)jr->plan.policy->output_bytes));
+		log_json(LOG_WARN, "job.output_truncated", f);
+	}
 	jr->running = NULL;
 	jr->outcome = o;
 	go(jr, J_RECORD);
 }
 
-static const struct attempt_ops ops = { on_line, on_event, on_done, false };
+static const struct attempt_ops ops = { .line = on_line, .event = on_event, .done = on_done, .cap_output = true };
 
 static void run(struct job_run *jr)
 {

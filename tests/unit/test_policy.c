@@ -93,6 +93,7 @@ static const char full_policy[] =
 	"open_files = 128\n"
 	"file_size = 256M\n"
 	"processes = 32\n"
+	"output_bytes = 512K\n"
 	"\n"
 	"[network]\n"
 	"mode = outbound\n"
@@ -129,6 +130,7 @@ static void full_policy_round_trips_values(void **state)
 	assert_int_equal(p->open_files, 128);
 	assert_int_equal(p->file_size, 256ULL << 20);
 	assert_int_equal(p->processes, 32);
+	assert_int_equal(p->output_bytes, 512ULL << 10);
 	assert_int_equal(p->network, NET_OUTBOUND);
 	assert_int_equal(strv_len(p->read_paths), 3);
 	assert_string_equal(p->read_paths[0], "/srv/a");
@@ -159,6 +161,7 @@ static void empty_policy_gets_defaults(void **state)
 	assert_int_equal(p->network, NET_NONE);
 	assert_int_equal(p->memory, 512ULL << 20);
 	assert_int_equal(p->cpu_ms, 60 * 60 * 1000 + 5000);     /* max_timeout + 5 s */
+	assert_int_equal(p->output_bytes, 4ULL << 20);
 	assert_int_equal(strv_len(p->read_paths), 0);
 	assert_int_equal(strv_len(p->env), 0);
 }
@@ -478,6 +481,7 @@ static void policy_print_loads_back(void **state)
 	assert_int_equal(q->max_timeout_ms, p->max_timeout_ms);
 	assert_int_equal(q->memory, p->memory);
 	assert_int_equal(q->cpu_ms, p->cpu_ms);
+	assert_int_equal(q->output_bytes, p->output_bytes);
 	assert_int_equal(q->backoff_base_ms, p->backoff_base_ms);
 	assert_int_equal(q->network, p->network);
 	assert_int_equal(strv_len(q->read_paths), 3);

@@ -43,3 +43,25 @@ def nap(seconds: float) -> dict:
     time.sleep(seconds)
     print("woke up", flush=True)
     return {"slept": seconds}
+
+
+def flood(seconds: float, line_bytes: int) -> dict:
+    """Print lines of line_bytes as fast as they go, for seconds (or until killed)."""
+    line = "f" * (line_bytes - 1) + "\n"
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        for _ in range(100):
+            sys.stdout.write(line)
+        n += 100
+    sys.stdout.flush()
+    return {"lines": n}
+
+
+def spew(lines: int, line_bytes: int) -> dict:
+    """Print exactly lines lines of line_bytes each (newline not counted), numbered."""
+    for i in range(lines):
+        head = "%08d " % i
+        sys.stdout.write(head + "s" * (line_bytes - len(head)) + "\n")
+    sys.stdout.flush()
+    return {"lines": lines}

@@ -496,23 +496,16 @@ int cli_retry(int argc, char **argv)
 		return rc;
 	p[0] = argv[1];
 	rc = EXIT_FAILED;
-	/* A fresh budget of retries: failures before this point no longer count. */
-	r = db_exec(db, &c,
-		    "UPDATE taskexec.jobs SET status = 'QUEUED', queued_at = now(), finished_at = NULL, error = NULL, "
-		    "traceback = NULL, next_attempt_at = NULL, lost_count = 0, cancel_requested = false, "
-		    "retry_base = attempts WHERE job_id = $1 AND status = 'FAILED' AND payload IS NOT NULL "
-		    "RETURNING priority, payload",
-		    1, p);
+	/* A FAILED job gets a fresh budget of retries; a QUEUED one whose entry
+	 * Redis lost is sent again (a second copy of a queued job is harmless:
+	 * the claim runs a job once). */
+	r = db_exec(db, &c, "SELECT status, priority, payload, requeue FROM taskexec.retry($1)", 1, p);
 	if (r && PQntuples(r) == 0) {
-		PGresult *s = db_exec(db, &c, "SELECT status FROM taskexec.jobs WHERE job_id = $1", 1, p);
-
-		if (s && PQntuples(s) == 1)
-			fprintf(stderr, "taskexec: retry: job %s is %s; only FAILED jobs with a stored payload can be retried\n",
-				argv[1], PQgetvalue(s, 0, 0));
-		else
-			fprintf(stderr, "taskexec: no job %s\n", argv[1]);
-		PQclear(s);
-	} else if (r && (rc_ = redis_connect(&c)) && enqueue(rc_, &c, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) == 0) {
+		fprintf(stderr, "taskexec: no job %s\n", argv[1]);
+	} else if (r && strcmp(PQgetvalue(r, 0, 3), "t")) {
+		fprintf(stderr, "taskexec: retry: job %s is %s; only FAILED or QUEUED jobs with a stored payload "
+			"can be retried\n", argv[1], PQgetvalue(r, 0, 0));
+	} else if (r && (rc_ = redis_connect(&c)) && enqueue(rc_, &c, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)) == 0) {
 		printf("%s QUEUED\n", argv[1]);
 		rc = EXIT_DONE;
 	} else if (r) {

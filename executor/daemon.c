@@ -350,6 +350,86 @@ static void on_cancel(void *arg, const char *job_id)
 
 static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_state };
 
+/* ---- reconciliation ----------------------------------------------------------------
+ *
+ * Redis may lose what PostgreSQL holds: a restart without persistence, a
+ * failover that dropped the last writes.  Every RECONCILE_BEATS heartbeats
+ * one executor (a lock in Redis) reads the QUEUED rows older than that
+ * period, oldest first, and pushes again those Redis has nowhere; a second
+ * copy would be harmless anyway, as the claim runs a job once. */
+
+#define RECONCILE_BEATS 10
+#define RECONCILE_ROWS "100"
+
+static void on_reconciled(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+	json_t *ids;
+
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || !reply->elements || !d->reconcile_ids)
+		goto out;
+	ids = json_array();
+	for (size_t i = 0; i < reply->elements; i++) {
+		long long k = reply->element[i]->integer;
+
+		if (reply->element[i]->type == REDIS_REPLY_INTEGER && k >= 1 && k <= d->reconcile_n)
+			json_array_append_new(ids, json_string(d->reconcile_ids[k - 1]));
+	}
+	for (size_t i = 0; i < reply->elements; i++)
+		metrics_count(d->metrics, "reconciled_total");
+	log_json(LOG_WARN, "queue.reconciled", json_pack("{s:I, s:o}", "jobs", (json_int_t)reply->elements,
+							  "job_ids", ids));
+out:
+	strv_free(d->reconcile_ids);
+	d->reconcile_ids = NULL;
+}
+
+static void on_queued_rows(void *arg, PGresult *res, const char *refused)
+{
+	struct daemon *d = arg;
+	int n = res ? PQntuples(res) : 0;
+	char **entries;
+
+	if (!n || d->reconcile_ids || !queue_up(d->queue))
+		return;
+	entries = xcalloc((size_t)n + 1, sizeof(char *));
+	d->reconcile_ids = xcalloc((size_t)n + 1, sizeof(char *));
+	d->reconcile_n = n;
+	for (int i = 0; i < n; i++) {
+		d->reconcile_ids[i] = xstrdup(PQgetvalue(res, i, 0));
+		entries[i] = xasprintf("%s|%s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	}
+	if (queue_reconcile(d->queue, entries, n, on_reconciled, d) < 0) {
+		strv_free(d->reconcile_ids);
+		d->reconcile_ids = NULL;
+	}
+	strv_free(entries);
+}
+
+static void on_reconcile_lock(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+	char age[32];
+	const char *p[] = { age };
+
+	if (!reply || reply->type != REDIS_REPLY_STATUS || !store_up(d->store))
+		return;         /* another executor reconciles this period */
+	snprintf(age, sizeof(age), "%lld", (long long)(RECONCILE_BEATS * d->cfg->heartbeat_ms));
+	store_query(d->store,
+		    "SELECT job_id, priority, payload FROM taskexec.jobs WHERE status = 'QUEUED' "
+		    "AND payload IS NOT NULL AND queued_at < now() - $1::bigint * interval '1 millisecond' "
+		    "AND (next_attempt_at IS NULL OR next_attempt_at < now() - $1::bigint * interval '1 millisecond') "
+		    "ORDER BY queued_at LIMIT " RECONCILE_ROWS,
+		    1, p, on_queued_rows, d);
+}
+
+static void reconcile(struct daemon *d)
+{
+	if (d->beats++ % RECONCILE_BEATS || d->draining || !queue_up(d->queue) || !store_up(d->store))
+		return;
+	queue_reconcile_lock(d->queue, RECONCILE_BEATS * d->cfg->heartbeat_ms, on_reconcile_lock, d);
+}
+
 /* ---- heartbeat --------------------------------------------------------------------- */
 
 static void heartbeat(struct loop *l, void *arg)
@@ -363,6 +443,7 @@ static void heartbeat(struct loop *l, void *arg)
 	redis_beat(d, doc);
 	store_beat(d);
 	check_cancels(d);
+	reconcile(d);
 	metrics_set(d->metrics, "slots_busy", d->busy);
 	metrics_set(d->metrics, "slots_total", (double)d->cfg->concurrency);
 	metrics_set(d->metrics, "redis_up", queue_up(d->queue));
@@ -700,6 +781,7 @@ out:
 	if (d.fault_timer)
 		loop_timer_cancel(d.loop, d.fault_timer);
 	free(d.fault);
+	strv_free(d.reconcile_ids);
 	http_free(d.http);
 	queue_free(d.queue);
 	store_free(d.store);

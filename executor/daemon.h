@@ -48,6 +48,9 @@ struct daemon {
 	char *fault;
 	int64_t fault_until, fault_backoff_ms;
 	struct timer *fault_timer;
+	uint64_t beats;
+	char **reconcile_ids;           /* the rows of the sweep in flight */
+	int reconcile_n;
 	int exit_code;
 	/* counters for the heartbeat line */
 	uint64_t started, completed, failed, retried, rejected;

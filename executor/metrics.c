@@ -25,10 +25,11 @@ static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCU
 					  "1 while the Redis command connection is up",
 					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat",
 					  "1 while attempts cannot start for a fault of this executor" };
-static const char *const counters[] = { "executor_faults_total", "unstorable_total" };
+static const char *const counters[] = { "executor_faults_total", "unstorable_total", "reconciled_total" };
 static const char *const counter_help[] = {
 	"Attempts that could not start for a fault of this executor (not charged to the job)",
 	"Payloads and outcomes PostgreSQL refused for their data, recorded without it",
+	"QUEUED jobs Redis had lost, pushed again from their stored payload",
 };
 
 struct metrics {

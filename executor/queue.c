@@ -46,7 +46,7 @@ struct queue {
 	struct redis_target target;
 	struct rconn c[C_N];
 	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *k_sweep,
-		*prefix_tag;
+		*k_reconcile, *prefix_tag;
 	bool waiting, checked_config;
 	struct timer *wait_guard;
 	bool closing;
@@ -166,6 +166,37 @@ static const char promote_lua[] = PROMOTE_FN
 	"local due_next = promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1])\n"
 	"return {due_next, redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),\n"
 	"        redis.call('ZCARD', KEYS[1])}\n";
+
+/* KEYS: high normal low delayed executors wake; ARGV: prefix, then entries
+ * "<priority>|<payload>" of jobs PostgreSQL holds QUEUED.  Each that is in
+ * no queue, no processing list and not the delayed set is pushed to the tail
+ * of its queue.  Returns the 1-based indices of those pushed.  The oldest
+ * rows come first and sit near the heads of their queues, where LPOS starts. */
+static const char reconcile_lua[] =
+	"local execs = redis.call('SMEMBERS', KEYS[5])\n"
+	"local pushed = {}\n"
+	"for i = 2, #ARGV do\n"
+	"  local e = ARGV[i]\n"
+	"  local sep = string.find(e, '|', 1, true)\n"
+	"  local p, v = string.sub(e, 1, sep - 1), string.sub(e, sep + 1)\n"
+	"  local found = redis.call('ZSCORE', KEYS[4], e)\n"
+	"  for q = 1, 3 do\n"
+	"    if not found then found = redis.call('LPOS', KEYS[q], v) end\n"
+	"  end\n"
+	"  for _, id in ipairs(execs) do\n"
+	"    for _, lp in ipairs({'high', 'normal', 'low'}) do\n"
+	"      if not found then found = redis.call('LPOS', ARGV[1] .. 'processing:' .. id, lp .. '|' .. v) end\n"
+	"    end\n"
+	"  end\n"
+	"  if not found then\n"
+	"    local k = KEYS[2]\n"
+	"    if p == 'high' then k = KEYS[1] elseif p == 'low' then k = KEYS[3] end\n"
+	"    redis.call('RPUSH', k, v)\n"
+	"    pushed[#pushed + 1] = i - 1\n"
+	"  end\n"
+	"end\n"
+	"if #pushed > 0 then redis.call('ZADD', KEYS[6], 0, 'w') end\n"
+	"return pushed\n";
 
 /* ---- URL -------------------------------------------------------------------- */
 
@@ -437,6 +468,7 @@ struct queue *queue_new(struct loop *l, const struct config *cfg, const struct q
 	q->k_hb = xasprintf("{%s}:heartbeat:%s", p, id);
 	q->k_cancel = xasprintf("{%s}:cancel", p);
 	q->k_sweep = xasprintf("{%s}:sweep", p);
+	q->k_reconcile = xasprintf("{%s}:reconcile", p);
 	for (int i = 0; i < C_N; i++) {
 		q->c[i].q = q;
 		q->c[i].kind = i;
@@ -470,6 +502,7 @@ void queue_free(struct queue *q)
 	free(q->k_hb);
 	free(q->k_cancel);
 	free(q->k_sweep);
+	free(q->k_reconcile);
 	free(q);
 }
 
@@ -650,6 +683,37 @@ int queue_beat(struct queue *q, const char *doc, int64_t now, bool may_sweep, qu
 	snprintf(t, sizeof(t), "%lld", (long long)now);
 	snprintf(iv, sizeof(iv), "%lld", (long long)q->cfg->heartbeat_ms);
 	return eval(q, cb, arg, beat_lua, 8, keys, 7, args, NULL);
+}
+
+int queue_reconcile_lock(struct queue *q, int64_t period_ms, queue_cb cb, void *arg)
+{
+	char px[32];
+	const char *argv[] = { "SET", q->k_reconcile, q->cfg->executor_id, "NX", "PX", px };
+
+	snprintf(px, sizeof(px), "%lld", (long long)period_ms);
+	return send_argv(q, cb, arg, ARRAY_SIZE(argv), argv, NULL);
+}
+
+int queue_reconcile(struct queue *q, char *const *entries, int n, queue_cb cb, void *arg)
+{
+	int argc = 3 + 6 + 1 + n, k = 0, r;
+	const char **argv = xcalloc((size_t)argc, sizeof(*argv));
+
+	argv[k++] = "EVAL";
+	argv[k++] = reconcile_lua;
+	argv[k++] = "6";
+	argv[k++] = q->k_high;
+	argv[k++] = q->k_normal;
+	argv[k++] = q->k_low;
+	argv[k++] = q->k_delayed;
+	argv[k++] = q->k_execs;
+	argv[k++] = q->k_wake;
+	argv[k++] = q->prefix_tag;
+	for (int i = 0; i < n; i++)
+		argv[k++] = entries[i];
+	r = send_argv(q, cb, arg, argc, argv, NULL);
+	free(argv);
+	return r;
 }
 
 int queue_ping(struct queue *q, queue_cb cb, void *arg)

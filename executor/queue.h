@@ -49,6 +49,12 @@ int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
  * per interval), promote due retries.  Reply: [entries
  * recovered, next due ms or -1, depth high, normal, low, delayed]. */
 int queue_beat(struct queue *q, const char *doc, int64_t now_ms, bool may_sweep, queue_cb cb, void *arg);
+/* The reconciliation sweep: one executor per period takes the lock (reply
+ * OK, else nil), then sends the QUEUED rows PostgreSQL holds as entries
+ * "<priority>|<payload>"; those Redis has nowhere are pushed again.  Reply:
+ * the 1-based indices of the entries pushed. */
+int queue_reconcile_lock(struct queue *q, int64_t period_ms, queue_cb cb, void *arg);
+int queue_reconcile(struct queue *q, char *const *entries, int n, queue_cb cb, void *arg);
 int queue_ping(struct queue *q, queue_cb cb, void *arg);
 /* Remove our heartbeat and membership (clean exit). */
 int queue_leave(struct queue *q, queue_cb cb, void *arg);

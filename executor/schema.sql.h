@@ -358,7 +358,26 @@ static const char *const schema_migrations[] = {
 "    ON CONFLICT (job_id, attempt) DO NOTHING;\n"
 "  RETURN QUERY SELECT 'run'::text, j.attempts, NULL::bigint;\n"
 "END $$;\n"
-"\n",
+"\n"
+"-- taskexec retry: a FAILED job with a fresh budget of retries, or a QUEUED one\n"
+"-- whose entry Redis lost, is sent again from its stored payload.  Any other\n"
+"-- status is left as it is; requeue says which happened.\n"
+"CREATE FUNCTION taskexec.retry(p_job_id text)\n"
+"  RETURNS TABLE (status text, priority text, payload text, requeue boolean) LANGUAGE plpgsql AS $$\n"
+"#variable_conflict use_column\n"
+"DECLARE j taskexec.jobs;\n"
+"BEGIN\n"
+"  SELECT * INTO j FROM taskexec.jobs WHERE job_id = p_job_id FOR UPDATE;\n"
+"  IF NOT FOUND THEN RETURN; END IF;\n"
+"  IF j.payload IS NOT NULL AND j.status = 'FAILED' THEN\n"
+"    UPDATE taskexec.jobs SET status = 'QUEUED', queued_at = now(), finished_at = NULL, error = NULL,\n"
+"        traceback = NULL, next_attempt_at = NULL, lost_count = 0, cancel_requested = false,\n"
+"        retry_base = attempts WHERE job_id = p_job_id RETURNING * INTO j;\n"
+"  ELSIF j.payload IS NULL OR j.status <> 'QUEUED' THEN\n"
+"    RETURN QUERY SELECT j.status, j.priority, NULL::text, false; RETURN;\n"
+"  END IF;\n"
+"  RETURN QUERY SELECT j.status, j.priority, j.payload, true;\n"
+"END $$;\n",
 };
 
 #endif

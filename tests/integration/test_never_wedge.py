@@ -389,3 +389,29 @@ def test_liveness_answers_while_a_table_lock_stalls_readiness(ctx, daemon, db, s
     finally:
         conn.rollback()
         conn.close()
+
+
+# ------------------------------------------------------------------ 7. Redis lost its data
+
+def test_queued_jobs_redis_lost_are_pushed_again_from_postgres(ctx, daemon, submit, wait_terminal, db, rds):
+    jobs = [submit("itasks.basic:noop") for _ in range(3)]
+    rds.delete(ctx.key("queue", "normal"), ctx.key("wake"))         # as a restart without persistence
+    # Older than the sweep's bound (10 heartbeats), as rows left from before a loss are.
+    db.query("UPDATE taskexec.jobs SET queued_at = now() - interval '1 hour' WHERE job_id = ANY(%s)", (jobs,))
+    d = daemon()
+    rows = wait_terminal(jobs, 30)
+    assert all(r["status"] == "COMPLETED" for r in rows.values()), [describe(db, j) for j in jobs]
+    swept = [e for e in d.log_lines() if e.get("event") == "queue.reconciled"]
+    assert swept and sorted(sum((e["job_ids"] for e in swept), [])) == sorted(jobs), swept
+
+
+def test_retry_sends_a_stuck_queued_job_again(ctx, daemon, submit, cli, wait_terminal, db, rds):
+    job = submit("itasks.basic:noop")
+    rds.delete(ctx.key("queue", "normal"))
+    r = cli("retry", job)
+    assert r.returncode == 0 and r.stdout.strip() == "%s QUEUED" % job, r.stderr
+    assert rds.llen(ctx.key("queue", "normal")) == 1
+    daemon()
+    assert wait_terminal(job, 20)[job]["status"] == "COMPLETED", describe(db, job)
+    r = cli("retry", job)
+    assert r.returncode == 1 and "is COMPLETED" in r.stderr, r.stderr

@@ -152,9 +152,14 @@ static int parse(const char *payload, size_t len, struct job *j, char **ret_err)
 	if (len > JOB_MAX_BYTES)
 		return fail(ret_err, "payload: %zu bytes is over the limit of %d", len, JOB_MAX_BYTES);
 	j->doc = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j->doc)
-		return fail(ret_err, "payload: invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-			    jerr.text);
+	if (!j->doc) {
+		/* jansson quotes the input near the error, bytes that are not UTF-8 too. */
+		char *text = utf8_clean(jerr.text, strlen(jerr.text));
+
+		fail(ret_err, "payload: invalid JSON at line %d column %d: %s", jerr.line, jerr.column, text);
+		free(text);
+		return -1;
+	}
 	if (!json_is_object(j->doc))
 		return fail(ret_err, "payload: must be a JSON object");
 	if (depth_of(j->doc) > JOB_MAX_DEPTH)

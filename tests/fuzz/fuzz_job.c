@@ -1,6 +1,8 @@
 /* fuzz_job — libFuzzer harness for the job wire format (taskexec-protocol(7)).
  *
- * Each input goes to job_parse; a payload it accepts also goes through
+ * Each input goes to job_parse; a payload it refuses goes through what the
+ * daemon's reject path does with it (job_id_of, a storable message); one it
+ * accepts also goes through
  * job_canonical (what signatures cover) and job_prepare against the policies of
  * the source tree and two task roots, one of them a scratch tree with symlinks
  * that lead outside it.  The same bytes, as a C string, go to entry_parse, and
@@ -253,7 +255,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_canonical(&j);
 		check_prepare(&j);
 	} else {
+		/* What the daemon's reject path relies on: *ret untouched (so
+		 * nothing of the half-parsed payload leaks, under LSan), a message
+		 * PostgreSQL can store, and the id, when there is one, recovered. */
+		char *id = job_id_of((const char *)data, size);
+
 		FUZZ_CHECK(err && *err, "job_parse failed without a message");
+		FUZZ_CHECK(!j.doc && !j.parameters && !j.job_id, "job_parse filled *ret and failed");
+		FUZZ_CHECK(utf8_prefix(err, strlen(err)) == strlen(err), "rejection message is not UTF-8: %s", err);
+		FUZZ_CHECK(!id || job_id_valid(id), "job_id_of returned an invalid id");
+		free(id);
 		free(err);
 	}
 	job_free(&j);

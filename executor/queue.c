@@ -36,6 +36,8 @@ struct rconn {
 	bool connected;
 	int64_t backoff_ms;
 	struct timer *retry;
+	bool refused;                   /* the handshake failed: reconnect quietly */
+	struct hs_step { struct rconn *c; int step; } hs[REDIS_HS_N];
 };
 
 struct queue {
@@ -49,6 +51,10 @@ struct queue {
 		*prefix_tag;
 	bool waiting, checked_config;
 	struct timer *wait_guard;
+	/* The last Redis failure logged: the same cause is not logged again until
+	 * a connection has come up, so an outage or a refusal is one line, not
+	 * one a connection and attempt. */
+	char *last_cause;
 	bool closing;
 };
 
@@ -222,6 +228,94 @@ void redis_target_free(struct redis_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* ---- handshake (shared with the command-line tool) --------------------------- */
+
+int redis_handshake_step(const struct redis_target *t, int step, const char **ret_argv, char ret_db[16])
+{
+	switch (step) {
+	case REDIS_HS_AUTH:
+		if (!t->password)
+			return 0;
+		ret_argv[0] = "AUTH";
+		if (!t->user) {
+			ret_argv[1] = t->password;
+			return 2;
+		}
+		ret_argv[1] = t->user;
+		ret_argv[2] = t->password;
+		return 3;
+	case REDIS_HS_SELECT:
+		if (!t->db)
+			return 0;
+		snprintf(ret_db, 16, "%d", t->db);
+		ret_argv[0] = "SELECT";
+		ret_argv[1] = ret_db;
+		return 2;
+	case REDIS_HS_PING:
+		ret_argv[0] = "PING";
+		return 1;
+	default:
+		return -ENOENT;
+	}
+}
+
+/* Redis error text, with the password cut out should a server ever echo it. */
+static char *scrub(const struct redis_target *t, const char *text)
+{
+	char *out = xstrdup(text), *at;
+
+	while (t->password && *t->password && (at = strstr(out, t->password)))
+		memset(at, '*', strlen(t->password));
+	out[strcspn(out, "\r\n")] = '\0';
+	return out;
+}
+
+char *redis_handshake_check(const struct redis_target *t, int step, const redisReply *reply)
+{
+	char *why, *msg;
+
+	if (reply && reply->type != REDIS_REPLY_ERROR)
+		return NULL;
+	why = scrub(t, reply ? reply->str : "no reply");
+	if (step == REDIS_HS_AUTH)
+		msg = xasprintf("Redis: authentication failed%s%s: %s", t->user ? " for user " : "",
+				t->user ? t->user : "", why);
+	else if (step == REDIS_HS_SELECT)
+		msg = xasprintf("Redis: SELECT %d: %s", t->db, why);
+	else if (!strncmp(why, "NOAUTH", 6))
+		msg = xasprintf("Redis: authentication required, and TASKEXEC_REDIS_URL carries no password: %s", why);
+	else
+		msg = xasprintf("Redis: %s", why);
+	free(why);
+	return msg;
+}
+
+int redis_handshake(redisContext *r, const struct redis_target *t, char **ret_err)
+{
+	for (int step = 0; step < REDIS_HS_N; step++) {
+		const char *argv[3];
+		char db[16];
+		int argc = redis_handshake_step(t, step, argv, db);
+		redisReply *reply;
+		char *err;
+
+		if (argc <= 0)
+			continue;
+		reply = redisCommandArgv(r, argc, argv, NULL);
+		if (!reply) {
+			*ret_err = xasprintf("Redis: %s", r->errstr);
+			return -EIO;
+		}
+		err = redis_handshake_check(t, step, reply);
+		freeReplyObject(reply);
+		if (err) {
+			*ret_err = err;
+			return -EACCES;
+		}
+	}
+	return 0;
+}
+
 /* ---- loop adapter ----------------------------------------------------------- */
 
 static void on_fd(struct loop *l, int fd, uint32_t events, void *arg)
@@ -257,6 +351,15 @@ static void ev_cleanup(void *p) { struct rconn *c = p; update(c, 0); }
 /* ---- connections ------------------------------------------------------------ */
 
 static void connect_one(struct rconn *c);
+
+static void note_failure(struct queue *q, enum log_level level, const char *event, const char *cause)
+{
+	if (q->last_cause && !strcmp(q->last_cause, cause))
+		return;
+	free(q->last_cause);
+	q->last_cause = xstrdup(cause);
+	log_msg(level, event, "%s", cause);
+}
 
 static void on_retry(struct loop *l, void *arg)
 {
@@ -313,19 +416,70 @@ static void on_config(redisAsyncContext *ac, void *r, void *priv)
 			"Redis restart loses every queued job; enable appendonly");
 }
 
+static void on_ready(struct rconn *c);
+
+/* Every reply of the handshake is checked: a wrong password, a database
+ * that does not exist or a Redis that wants a password we do not have is
+ * named once, and the connection is dropped and tried again later. */
+static void on_handshake(redisAsyncContext *ac, void *r, void *priv)
+{
+	const struct hs_step *h = priv;
+	struct rconn *c = h->c;
+	int step = h->step;
+	char *err;
+
+	if (!r || c->refused)
+		return;         /* the connection went: on_disconnected tries again */
+	err = redis_handshake_check(&c->q->target, step, r);
+	if (err) {
+		c->refused = true;
+		note_failure(c->q, LOG_ERROR, "redis.refused", err);
+		free(err);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	if (step == REDIS_HS_PING)
+		on_ready(c);
+}
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct rconn *c = ac->data;
 
 	if (status != REDIS_OK) {
-		log_msg(LOG_WARN, "redis.down", "redis %s connection failed: %s", conn_names[c->kind], ac->errstr);
+		char *cause = xasprintf("redis connection failed: %s", ac->errstr);
+
+		note_failure(c->q, LOG_WARN, "redis.down", cause);
+		free(cause);
 		c->ac = NULL;   /* hiredis frees it */
 		schedule_reconnect(c);
 		return;
 	}
+	/* Commands on one connection run in order: the handshake precedes
+	 * everything, and the connection counts as up only once all of it
+	 * succeeded. */
+	c->refused = false;
+	for (int step = 0; step < REDIS_HS_N; step++) {
+		const char *argv[3];
+		char db[16];
+		int argc = redis_handshake_step(&c->q->target, step, argv, db);
+
+		if (argc <= 0)
+			continue;
+		c->hs[step].c = c;
+		c->hs[step].step = step;
+		redisAsyncCommandArgv(c->ac, on_handshake, &c->hs[step], argc, argv, NULL);
+	}
+}
+
+static void on_ready(struct rconn *c)
+{
 	c->connected = true;
-	if (c->backoff_ms)
+	if (c->q->last_cause) {
 		log_msg(LOG_INFO, "redis.up", "redis %s connection restored", conn_names[c->kind]);
+		free(c->q->last_cause);
+		c->q->last_cause = NULL;
+	}
 	c->backoff_ms = 0;
 	if (c->kind == C_SUB)
 		redisAsyncCommand(c->ac, on_message, c, "SUBSCRIBE %s", c->q->k_cancel);
@@ -349,8 +503,13 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
 	c->connected = false;
 	if (c->q->closing)
 		return;
-	log_msg(LOG_WARN, "redis.down", "redis %s connection lost: %s", conn_names[c->kind],
-		status == REDIS_OK ? "closed" : ac->errstr);
+	if (!c->refused) {
+		char *cause = xasprintf("redis %s connection lost: %s", conn_names[c->kind],
+					status == REDIS_OK ? "closed" : ac->errstr);
+
+		note_failure(c->q, LOG_WARN, "redis.down", cause);
+		free(cause);
+	}
 	if (c->kind == C_BLOCK) {
 		c->q->waiting = false;
 		if (c->q->wait_guard) {
@@ -372,7 +531,10 @@ static void connect_one(struct rconn *c)
 	ac = q->target.path ? redisAsyncConnectUnix(q->target.path)
 			    : redisAsyncConnect(q->target.host, q->target.port);
 	if (!ac || ac->err) {
-		log_msg(LOG_WARN, "redis.down", "redis connect: %s", ac ? ac->errstr : "out of memory");
+		char *cause = xasprintf("redis connection failed: %s", ac ? ac->errstr : "out of memory");
+
+		note_failure(q, LOG_WARN, "redis.down", cause);
+		free(cause);
 		if (ac)
 			redisAsyncFree(ac);
 		schedule_reconnect(c);
@@ -399,13 +561,6 @@ static void connect_one(struct rconn *c)
 	ac->ev.cleanup = ev_cleanup;
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, on_disconnected);
-	/* Commands on one connection run in order: these precede everything else. */
-	if (q->target.password && q->target.user)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", q->target.user, q->target.password);
-	else if (q->target.password)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", q->target.password);
-	if (q->target.db)
-		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", q->target.db);
 	/* hiredis 0.14 only reports the connect once the socket is writable. */
 	ev_add_write(c);
 }
@@ -470,6 +625,7 @@ void queue_free(struct queue *q)
 	free(q->k_hb);
 	free(q->k_cancel);
 	free(q->k_sweep);
+	free(q->last_cause);
 	free(q);
 }
 

@@ -65,4 +65,21 @@ struct redis_target {
 int redis_url_parse(const char *url, struct redis_target *ret, char **ret_err);
 void redis_target_free(struct redis_target *t);
 
+/* What every connection sends first, daemon and command-line tool alike:
+ * AUTH when the URL carries a password, SELECT when it names a database
+ * other than 0, then PING, so that a Redis that wants a password we lack
+ * says so before any real command. */
+enum { REDIS_HS_AUTH, REDIS_HS_SELECT, REDIS_HS_PING, REDIS_HS_N };
+/* The command of STEP into ret_argv (3 slots; ret_db holds the number):
+ * its argc, 0 when the step does not apply, -ENOENT past the last. */
+int redis_handshake_step(const struct redis_target *t, int step, const char **ret_argv, char ret_db[16]);
+/* NULL when REPLY is what STEP wants, else the one-line error naming what
+ * failed ("Redis: authentication failed …", "Redis: SELECT 99: …"), with no
+ * password in it; the caller frees it. */
+char *redis_handshake_check(const struct redis_target *t, int step, const redisReply *reply);
+/* The whole handshake on a blocking context: 0, or -EIO / -EACCES with the
+ * error line in *ret_err. */
+int redis_handshake(redisContext *r, const struct redis_target *t, char **ret_err);
+
+
 #endif

@@ -16,12 +16,21 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg2
 import pytest
 
 from testlib import spare_port
 from ithelpers import describe, wait_for
 
 TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", Path(__file__).resolve().parents[2] / "build" / "taskexecd"))
+
+
+def jobs_with_key(db, key):
+    """Rows of jobs with this idempotency key (none yet when no daemon made the schema)."""
+    try:
+        return db.query("SELECT status FROM taskexec.jobs WHERE idempotency_key = %s", (key,))
+    except psycopg2.errors.UndefinedTable:
+        return []
 
 
 def events(d, name):
@@ -100,6 +109,7 @@ def test_a_daemon_restarted_after_a_crash_takes_back_its_id_once_the_lease_lapse
     marker_dir = ctx.marker_dir()
     job = submit("itasks.basic:sleep_once", "marker_dir=%s" % marker_dir, "seconds=60")
     wait_status(job, "RUNNING")
+    wait_for(lambda: os.path.exists(os.path.join(marker_dir, "run-0")), 10, "the first run to start")
     a.kill()
     # Same explicit id at once, while the crashed one's lease is still live.
     b = daemon(executor_id=a.executor_id, wait_ready=False)
@@ -203,7 +213,7 @@ def test_cli_with_a_wrong_redis_password_fails_naming_authentication(ctx, cli, d
     r = cli("submit", "itasks.basic:noop", "--task-type", "ad_hoc", "--idempotency-key", key,
             env={"TASKEXEC_REDIS_URL": bad})
     assert r.returncode != 0 and "Redis: authentication failed" in r.stderr, r.stdout + r.stderr
-    assert db.query("SELECT 1 FROM taskexec.jobs WHERE idempotency_key = %s", (key,)) == []
+    assert jobs_with_key(db, key) == []
     good = redis_url_with(services.redis_url, password=password, user=user)
     r = cli("queues", env={"TASKEXEC_REDIS_URL": good})
     assert r.returncode == 0, r.stderr
@@ -215,7 +225,7 @@ def test_cli_submit_to_a_missing_redis_database_fails_and_queues_nothing(ctx, cl
             env={"TASKEXEC_REDIS_URL": redis_url_with(services.redis_url, db=99)})
     assert r.returncode != 0, r.stdout
     assert "Redis: SELECT 99:" in r.stderr, r.stderr
-    assert db.query("SELECT status FROM taskexec.jobs WHERE idempotency_key = %s", (key,)) == []
+    assert jobs_with_key(db, key) == []
     assert rds.llen(ctx.key("queue", "normal")) == 0
     r = cli("queues", env={"TASKEXEC_REDIS_URL": redis_url_with(services.redis_url, db=99)})
     assert r.returncode != 0 and "Redis: SELECT 99:" in r.stderr, r.stdout + r.stderr

@@ -24,14 +24,16 @@ struct metrics {
 	uint64_t jobs[MAX_TYPES][N_EVENTS];
 	uint64_t attempts[OUT_CANCELLED + 1];
 	struct histogram queue_latency, run_time;
-	double slots_busy, slots_total, redis_up, postgres_up, last_heartbeat, depth[4];
+	double slots_busy, slots_total, redis_up, postgres_up, last_heartbeat, redis_bad_keys, depth[4];
+	double redis_malformed;
 };
 
 static const char *const gauges[] = { "slots_busy", "slots_total", "redis_up", "postgres_up",
-				       "last_heartbeat_timestamp_seconds" };
+				       "last_heartbeat_timestamp_seconds", "redis_bad_keys" };
 static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCURRENCY",
-					  "1 while the Redis command connection is up",
-					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat" };
+					  "1 while the Redis command connection is up (connected and authenticated)",
+					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat",
+					  "Keys of ours in Redis holding a value of the wrong type, skipped" };
 
 struct metrics *metrics_new(const char *executor_id)
 {
@@ -92,11 +94,14 @@ void metrics_queue_latency(struct metrics *m, double seconds)
 
 void metrics_set(struct metrics *m, const char *gauge, double v)
 {
-	double *slots[] = { &m->slots_busy, &m->slots_total, &m->redis_up, &m->postgres_up, &m->last_heartbeat };
+	double *slots[] = { &m->slots_busy, &m->slots_total, &m->redis_up, &m->postgres_up, &m->last_heartbeat,
+			    &m->redis_bad_keys };
 
 	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
 		if (!strcmp(gauges[i], gauge))
 			*slots[i] = v;
+	if (!strcmp(gauge, "redis_malformed_total"))
+		m->redis_malformed = v;
 }
 
 void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed)
@@ -144,11 +149,15 @@ char *metrics_render(const struct metrics *m)
 	put_histogram(f, "taskexec_queue_to_running_seconds", "From enqueued_at to RUNNING", &m->queue_latency);
 	put_histogram(f, "taskexec_attempt_run_seconds", "Wall time of an attempt", &m->run_time);
 	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++) {
-		double v[] = { m->slots_busy, m->slots_total, m->redis_up, m->postgres_up, m->last_heartbeat };
+		double v[] = { m->slots_busy, m->slots_total, m->redis_up, m->postgres_up, m->last_heartbeat,
+			       m->redis_bad_keys };
 
 		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s gauge\ntaskexec_%s %.3f\n", gauges[i], gauge_help[i],
 			gauges[i], gauges[i], v[i]);
 	}
+	fprintf(f, "# HELP taskexec_redis_malformed_total Entries without a priority moved to {P}:garbage\n"
+		   "# TYPE taskexec_redis_malformed_total counter\ntaskexec_redis_malformed_total %.0f\n",
+		m->redis_malformed);
 	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);

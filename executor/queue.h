@@ -39,18 +39,28 @@ int queue_delay(struct queue *q, const char *entry, size_t len, int64_t due_ms, 
 /* Drop it and put it back at the head of its queue (shutdown). */
 int queue_requeue(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg);
 /* Put every entry of EXECUTOR's processing list back at the head of its queue
- * (only when its heartbeat lapsed, unless force). */
+ * (only when its heartbeat lapsed; with force, also while the heartbeat is
+ * our own lease, never while another daemon's). */
 int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb, void *arg);
 /* Move due retries to their queues; reply: [next due time in ms or -1,
- * depth high, normal, low, delayed]. */
+ * depth high, normal, low, delayed, entries moved to {P}:garbage, [keys of
+ * the wrong type]]. */
 int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
 /* The heartbeat in one script: refresh our key and membership, recover
  * executors whose heartbeat lapsed (when may_sweep, and only one executor
- * per interval), promote due retries.  Reply: [entries
- * recovered, next due ms or -1, depth high, normal, low, delayed]. */
+ * per interval), promote due retries.  Reply: [entries recovered, then as
+ * queue_promote]; or, when another daemon holds our executor id's lease, a
+ * string: that lease.  DOC must carry "token": queue_token(). */
 int queue_beat(struct queue *q, const char *doc, int64_t now_ms, bool may_sweep, queue_cb cb, void *arg);
+/* Take the lease on our executor id ({P}:heartbeat:<id>) unless another
+ * daemon holds it.  Reply: integer 1 when it is ours, else the string value
+ * of the lease that is not. */
+int queue_claim_id(struct queue *q, const char *doc, queue_cb cb, void *arg);
+/* Random for each start: whose lease {P}:heartbeat:<id> is. */
+const char *queue_token(const struct queue *q);
 int queue_ping(struct queue *q, queue_cb cb, void *arg);
-/* Remove our heartbeat and membership (clean exit). */
+/* Clean exit: put back our processing list, remove our heartbeat and
+ * membership, all only while the lease is ours.  Reply: entries put back. */
 int queue_leave(struct queue *q, queue_cb cb, void *arg);
 
 /* Split "<priority>|<payload>". */
@@ -80,6 +90,5 @@ char *redis_handshake_check(const struct redis_target *t, int step, const redisR
 /* The whole handshake on a blocking context: 0, or -EIO / -EACCES with the
  * error line in *ret_err. */
 int redis_handshake(redisContext *r, const struct redis_target *t, char **ret_err);
-
 
 #endif

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/async.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -276,14 +277,17 @@ static const char promote_lua[] = PRELUDE PROMOTE_FN
 
 int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 {
+	long db = 0;
+
 	memset(t, 0, sizeof(*t));
 	t->port = 6379;
 	if (!strncmp(url, "unix://", 7)) {
 		const char *q = strchr(url + 7, '?');
 
 		t->path = q ? strndup(url + 7, (size_t)(q - url - 7)) : xstrdup(url + 7);
-		if (q && !strncmp(q, "?db=", 4))
-			t->db = atoi(q + 4);
+		if (q && !strncmp(q, "?db=", 4) && parse_int(q + 4, 0, INT_MAX, &db) < 0)
+			goto bad;
+		t->db = (int)db;
 		return 0;
 	}
 	if (!strncmp(url, "redis://", 8)) {
@@ -302,8 +306,10 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 		t->host = strndup(p, colon ? (size_t)(colon - p) : slash ? (size_t)(slash - p) : strlen(p));
 		if (colon)
 			t->port = atoi(colon + 1);
-		if (slash && slash[1])
-			t->db = atoi(slash + 1);
+		/* A database number that is not one would quietly mean 0. */
+		if (slash && slash[1] && parse_int(slash + 1, 0, INT_MAX, &db) < 0)
+			goto bad;
+		t->db = (int)db;
 		if (!*t->host) {
 			free(t->host);
 			t->host = xstrdup("127.0.0.1");

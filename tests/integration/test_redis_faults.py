@@ -253,3 +253,9 @@ def test_daemon_with_a_wrong_redis_password_says_so_once_and_reports_redis_down(
     job = submit("itasks.basic:noop")
     good = daemon()
     assert wait_terminal(job, 15)[job]["executor_id"] == good.executor_id, describe(db, job)
+
+
+def test_a_redis_database_that_is_not_a_number_is_refused_not_read_as_0(cli, services):
+    for url in (redis_url_with(services.redis_url) + "abc", "unix:///run/redis.sock?db=one"):
+        r = cli("queues", env={"TASKEXEC_REDIS_URL": url})
+        assert r.returncode != 0 and "TASKEXEC_REDIS_URL" in r.stderr, (url, r.stdout, r.stderr)

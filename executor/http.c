@@ -160,6 +160,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 			json_object_set_new(j, "error", json_sprintf("%s did not answer", what));
 			free(what);
+			/* Say why, when the queue knows: a refused password is not an outage. */
+			if (!hc->redis_ok && queue_last_error(d->queue))
+				json_object_set_new(j, "redis_error", json_string(queue_last_error(d->queue)));
 		}
 		{
 			char *text = json_dumps(j, JSON_COMPACT);

@@ -748,6 +748,11 @@ bool queue_up(const struct queue *q)
 	return q->c[C_CMD].connected;
 }
 
+const char *queue_last_error(const struct queue *q)
+{
+	return q->c[C_CMD].connected ? NULL : q->last_cause;
+}
+
 /* ---- commands --------------------------------------------------------------- */
 
 struct call {

@@ -26,6 +26,9 @@ typedef void (*queue_cb)(void *arg, redisReply *reply);
 struct queue *queue_new(struct loop *l, const struct config *c, const struct queue_events *ev, void *arg);
 void queue_free(struct queue *q);
 bool queue_up(const struct queue *q);
+/* While a connection is not up: the last failure logged (no password in
+ * it), e.g. "Redis: authentication failed …"; else NULL. */
+const char *queue_last_error(const struct queue *q);
 
 /* Move the oldest job of the highest non-empty priority into our processing
  * list; the reply is the entry "<priority>|<payload>" or nil. */

@@ -249,6 +249,7 @@ def test_daemon_with_a_wrong_redis_password_says_so_once_and_reports_redis_down(
     assert metric(port, "redis_up") == 0
     status, body = http_get(port, "/healthz")
     assert status == 503 and json.loads(body)["redis"] == "error", (status, body)
+    assert "Redis: authentication failed" in json.loads(body).get("redis_error", ""), body
     # It claims nothing as some other Redis user.
     job = submit("itasks.basic:noop")
     good = daemon()

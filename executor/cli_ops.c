@@ -59,14 +59,29 @@ static redisContext *redis_connect(const struct config *c)
 	}
 	fcntl(r->fd, F_SETFD, FD_CLOEXEC);
 	redisSetTimeout(r, tv);
-	if (t.password && t.user)
-		freeReplyObject(redisCommand(r, "AUTH %s %s", t.user, t.password));
-	else if (t.password)
-		freeReplyObject(redisCommand(r, "AUTH %s", t.password));
-	if (t.db)
-		freeReplyObject(redisCommand(r, "SELECT %d", t.db));
+	if (redis_handshake(r, &t, &err) < 0) {
+		fprintf(stderr, "taskexec: %s\n", err);
+		free(err);
+		redisFree(r);
+		r = NULL;
+	}
 	redis_target_free(&t);
 	return r;
+}
+
+/* A reply of the type the caller expects, or NULL after saying why. */
+static redisReply *redis_expect(redisContext *r, redisReply *rep, int type)
+{
+	if (rep && rep->type == type)
+		return rep;
+	if (!rep)
+		fprintf(stderr, "taskexec: Redis: %s\n", r->errstr);
+	else if (rep->type == REDIS_REPLY_ERROR)
+		fprintf(stderr, "taskexec: Redis: %s\n", rep->str);
+	else
+		fprintf(stderr, "taskexec: Redis: unexpected reply type %d\n", rep->type);
+	freeReplyObject(rep);
+	return NULL;
 }
 
 /* A statement that names the schema: create it first if this is a new database. */
@@ -98,6 +113,7 @@ static int enqueue(redisContext *r, const struct config *c, const char *priority
 	char *queue = xasprintf("{%s}:queue:%s", c->queue_prefix, priority);
 	char *wake = xasprintf("{%s}:wake", c->queue_prefix);
 	redisReply *rep;
+	bool said = false;
 	int rc = -1;
 
 	/* The documented producer step (taskexec-protocol(7)): one MULTI block. */
@@ -110,11 +126,27 @@ static int enqueue(redisContext *r, const struct config *c, const char *priority
 			fprintf(stderr, "taskexec: Redis: %s\n", r->errstr);
 			goto out;
 		}
-		if (i == 3 && rep->type == REDIS_REPLY_ARRAY)
-			rc = 0;
+		if (rep->type == REDIS_REPLY_ERROR && !said) {
+			fprintf(stderr, "taskexec: Redis: %s\n", rep->str);
+			said = true;
+		}
+		/* Inside EXEC each command has its own reply: the job is queued
+		 * when the RPUSH took.  A failed wake-up costs the daemon at most
+		 * one heartbeat; say so and go on. */
+		if (i == 3 && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+			if (rep->element[0]->type == REDIS_REPLY_ERROR) {
+				fprintf(stderr, "taskexec: Redis: %s: %s\n", queue, rep->element[0]->str);
+				said = true;
+			} else {
+				rc = 0;
+			}
+			if (!rc && rep->element[1]->type == REDIS_REPLY_ERROR)
+				fprintf(stderr, "taskexec: warning: Redis: %s: %s (the job is queued; a daemon "
+					"finds it within a heartbeat)\n", wake, rep->element[1]->str);
+		}
 		freeReplyObject(rep);
 	}
-	if (rc < 0)
+	if (rc < 0 && !said)
 		fprintf(stderr, "taskexec: Redis refused the enqueue transaction\n");
 out:
 	free(queue);
@@ -551,7 +583,9 @@ int cli_cancel(int argc, char **argv)
 		} else if (!strcmp(s, "running")) {
 			redisContext *rd = redis_connect(&c);
 			char *chan = xasprintf("{%s}:cancel", c.queue_prefix);
-			redisReply *rep = rd ? redisCommand(rd, "PUBLISH %s %s", chan, argv[1]) : NULL;
+			redisReply *rep = rd ? redis_expect(rd, redisCommand(rd, "PUBLISH %s %s", chan, argv[1]),
+							    REDIS_REPLY_INTEGER)
+					     : NULL;
 
 			if (rep) {
 				printf("%s cancelling (running on %lld executor(s) listening)\n", argv[1],
@@ -578,7 +612,8 @@ int cli_queues(int argc, char **argv)
 	static const char *const prios[] = { "high", "normal", "low" };
 	struct config c;
 	redisContext *r;
-	redisReply *rep, *execs;
+	redisReply *rep, *execs = NULL;
+	int rc = EXIT_FAILED;
 
 	if (argc != 1)
 		return cli_usage_error("usage: taskexec queues");
@@ -589,29 +624,45 @@ int cli_queues(int argc, char **argv)
 		config_free(&c);
 		return EXIT_FAILED;
 	}
+	/* Every reply is checked: an error is not a zero. */
 	printf("%-24s %s\n", "QUEUE", "JOBS");
 	for (size_t i = 0; i < ARRAY_SIZE(prios); i++) {
-		rep = redisCommand(r, "LLEN {%s}:queue:%s", c.queue_prefix, prios[i]);
-		printf("%-24s %lld\n", prios[i], rep ? rep->integer : -1LL);
+		rep = redis_expect(r, redisCommand(r, "LLEN {%s}:queue:%s", c.queue_prefix, prios[i]),
+				   REDIS_REPLY_INTEGER);
+		if (!rep)
+			goto out;
+		printf("%-24s %lld\n", prios[i], rep->integer);
 		freeReplyObject(rep);
 	}
-	rep = redisCommand(r, "ZCARD {%s}:delayed", c.queue_prefix);
-	printf("%-24s %lld\n", "delayed retries", rep ? rep->integer : -1LL);
+	rep = redis_expect(r, redisCommand(r, "ZCARD {%s}:delayed", c.queue_prefix), REDIS_REPLY_INTEGER);
+	if (!rep)
+		goto out;
+	printf("%-24s %lld\n", "delayed retries", rep->integer);
 	freeReplyObject(rep);
-	execs = redisCommand(r, "SMEMBERS {%s}:executors", c.queue_prefix);
+	execs = redis_expect(r, redisCommand(r, "SMEMBERS {%s}:executors", c.queue_prefix), REDIS_REPLY_ARRAY);
+	if (!execs)
+		goto out;
 	printf("\n%-40s %-8s %s\n", "EXECUTOR", "HOLDING", "HEARTBEAT");
-	for (size_t i = 0; execs && execs->type == REDIS_REPLY_ARRAY && i < execs->elements; i++) {
+	for (size_t i = 0; i < execs->elements; i++) {
 		const char *id = execs->element[i]->str;
-		redisReply *n = redisCommand(r, "LLEN {%s}:processing:%s", c.queue_prefix, id);
-		redisReply *ttl = redisCommand(r, "PTTL {%s}:heartbeat:%s", c.queue_prefix, id);
+		redisReply *n = redis_expect(r, redisCommand(r, "LLEN {%s}:processing:%s", c.queue_prefix, id),
+					     REDIS_REPLY_INTEGER);
+		redisReply *ttl = n ? redis_expect(r, redisCommand(r, "PTTL {%s}:heartbeat:%s", c.queue_prefix, id),
+						   REDIS_REPLY_INTEGER)
+				    : NULL;
 
-		printf("%-40s %-8lld %s\n", id, n ? n->integer : -1LL,
-		       ttl && ttl->integer > 0 ? "live" : "lapsed (jobs are recovered by the others)");
+		if (ttl)
+			printf("%-40s %-8lld %s\n", id, n->integer,
+			       ttl->integer > 0 ? "live" : "lapsed (jobs are recovered by the others)");
 		freeReplyObject(n);
+		if (!ttl)
+			goto out;
 		freeReplyObject(ttl);
 	}
+	rc = EXIT_DONE;
+out:
 	freeReplyObject(execs);
 	redisFree(r);
 	config_free(&c);
-	return EXIT_DONE;
+	return rc;
 }

@@ -302,7 +302,12 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 			strcpy(host, "localhost");
 		host[sizeof(host) - 1] = '\0';
 		free(c->executor_id);
-		c->executor_id = xasprintf("%s-%d", host, (int)getpid());
+		/* Containers all run their daemon as pid 1 under hostnames that
+		 * may repeat: only the random part keeps two starts apart. */
+		char rnd[7];
+
+		random_hex(rnd, sizeof(rnd));
+		c->executor_id = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
 	}
 	if (!strv_len(c->allowed_modules))
 		err_add(&e, "%s: must name at least one package", "TASKEXEC_ALLOWED_MODULES");

@@ -26,6 +26,10 @@
 #define LOG_EXIT_FLUSH_MS 3000
 
 static void fill(struct daemon *d);
+static void start_drain(struct daemon *d, int sig);
+static void on_recovered_self(void *arg, redisReply *reply);
+static void redis_beat(struct daemon *d, json_t *doc);
+static void store_beat(struct daemon *d);
 
 void policies_unref(struct policies *p)
 {
@@ -171,6 +175,127 @@ void daemon_fault_cleared(struct daemon *d)
 	metrics_set(d->metrics, "executor_fault", 0);
 }
 
+/* ---- garbage in Redis ------------------------------------------------------------ */
+
+/* Keys of the wrong type are skipped by the scripts and reported here: once
+ * when the set of them changes, not every heartbeat. */
+static void report_garbage(struct daemon *d, const redisReply *moved, const redisReply *bad)
+{
+	json_t *keys = json_array();
+	char *text;
+
+	if (moved->type == REDIS_REPLY_INTEGER && moved->integer > 0) {
+		d->malformed += (uint64_t)moved->integer;
+		metrics_set(d->metrics, "redis_malformed_total", (double)d->malformed);
+		log_json(LOG_WARN, "redis.malformed",
+			 json_pack("{s:I, s:s++, s:s}", "entries", (json_int_t)moved->integer, "key", "{",
+				   d->cfg->queue_prefix, "}:garbage", "msg",
+				   "entries without a priority were moved out of the way; no job was lost"));
+	}
+	for (size_t i = 0; bad->type == REDIS_REPLY_ARRAY && i < bad->elements; i++)
+		if (bad->element[i]->type == REDIS_REPLY_STRING)
+			json_array_append_new(keys, json_string(bad->element[i]->str));
+	metrics_set(d->metrics, "redis_bad_keys", (double)json_array_size(keys));
+	text = json_dumps(keys, JSON_COMPACT);
+	if (text && strcmp(text, d->bad_keys ? d->bad_keys : "[]")) {
+		if (json_array_size(keys))
+			log_json(LOG_WARN, "redis.bad_key",
+				 json_pack("{s:O, s:s}", "keys", keys, "msg",
+					   "keys of the wrong type are skipped until they are repaired or removed"));
+		else
+			log_msg(LOG_INFO, "redis.bad_key_cleared", "no key of the wrong type is left");
+		free(d->bad_keys);
+		d->bad_keys = text;
+		text = NULL;
+	}
+	free(text);
+	json_decref(keys);
+}
+
+/* ---- executor identity ----------------------------------------------------------- */
+
+/* Another daemon holds our executor id's lease: it took it over while ours
+ * lapsed.  Stop claiming, let running jobs end, and leave its keys alone. */
+static void id_lost(struct daemon *d, const char *lease)
+{
+	if (!d->id_claimed)
+		return;
+	d->id_claimed = false;
+	d->exit_code = 1;
+	log_msg(LOG_ERROR, "executor.id_in_use", "executor id %s: another taskexecd took over its lease (%s) while "
+		"ours lapsed; stopping", d->cfg->executor_id, lease);
+	start_drain(d, SIGTERM);
+}
+
+static json_t *beat_doc(struct daemon *d);
+static void claim_id(struct daemon *d);
+
+static void on_claim_id_timer(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->id_timer = NULL;
+	claim_id(d);
+}
+
+/* A lease that changes while we wait is renewed by a live daemon; one that
+ * neither lapses nor changes within a lease's time is no lease we know.
+ * Either way the id is not ours to take. */
+static void on_claim_id(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+	int64_t lease_ms = 3 * d->cfg->heartbeat_ms;
+
+	if (!reply || d->draining)
+		return;         /* tried again when Redis is back */
+	if (reply->type == REDIS_REPLY_INTEGER) {
+		d->id_claimed = true;
+		if (d->id_seen)
+			log_msg(LOG_INFO, "executor.id_taken_over", "the lease of executor id %s lapsed: taking it over",
+				d->cfg->executor_id);
+		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
+		{
+			json_t *doc = beat_doc(d);
+
+			redis_beat(d, doc);
+			json_decref(doc);
+		}
+		store_beat(d);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_STRING)
+		return;
+	if (!d->id_seen) {
+		d->id_seen = xstrdup(reply->str);
+		d->id_seen_at = now_ms();
+		log_msg(LOG_WARN, "executor.id_waiting", "executor id %s is held by a lease that has not lapsed (a "
+			"crashed earlier run?): waiting up to %lld ms for it to lapse", d->cfg->executor_id,
+			(long long)lease_ms);
+	} else if (strcmp(d->id_seen, reply->str) || now_ms() - d->id_seen_at > lease_ms + d->cfg->heartbeat_ms) {
+		log_msg(LOG_ERROR, "executor.id_in_use", "executor id %s is in use by a live taskexecd (%s): give "
+			"each daemon its own TASKEXEC_EXECUTOR_ID", d->cfg->executor_id, reply->str);
+		d->exit_code = 1;
+		d->done = true;
+		return;
+	}
+	d->id_timer = loop_timer(d->loop, now_ms() + d->cfg->heartbeat_ms, on_claim_id_timer, d);
+}
+
+static void claim_id(struct daemon *d)
+{
+	json_t *doc;
+	char *text;
+
+	if (d->id_claimed || d->id_timer || !queue_up(d->queue))
+		return;
+	doc = beat_doc(d);
+	text = json_dumps(doc, JSON_COMPACT);
+	if (text)
+		queue_claim_id(d->queue, text, on_claim_id, d);
+	free(text);
+	json_decref(doc);
+}
+
 /* ---- recovery and retries -------------------------------------------------------- */
 
 static void on_promoted(void *arg, redisReply *reply);
@@ -197,12 +322,17 @@ static void on_promoted(void *arg, redisReply *reply)
 {
 	struct daemon *d = arg;
 
-	bool beat = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 6;
+	bool beat = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 8;
 	redisReply **e;
 
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || (reply->elements != 5 && !beat))
+	if (reply && reply->type == REDIS_REPLY_STRING) {
+		id_lost(d, reply->str);
+		return;
+	}
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || (reply->elements != 7 && !beat))
 		return;
 	e = reply->element + (beat ? 1 : 0);
+	report_garbage(d, e[5], e[6]);
 	if (beat && reply->element[0]->integer > 0)
 		log_json(LOG_WARN, "executor.recovered_jobs",
 			 json_pack("{s:I, s:s}", "jobs", (json_int_t)reply->element[0]->integer, "msg",
@@ -241,9 +371,9 @@ static json_t *beat_doc(struct daemon *d)
 	char ts[64];
 
 	iso8601_ms(wall_ms(), ts);
-	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s}", "executor_id", d->cfg->executor_id, "host", d->host,
-			 "pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency, "ts", ts,
-			 "state", d->draining ? "draining" : "running");
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s}", "executor_id", d->cfg->executor_id, "host",
+			 d->host, "pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency,
+			 "ts", ts, "state", d->draining ? "draining" : "running", "token", queue_token(d->queue));
 }
 
 /* The Redis half of a heartbeat: our lease, a sweep of lapsed executors,
@@ -254,7 +384,7 @@ static void redis_beat(struct daemon *d, json_t *doc)
 
 	/* After an outage every heartbeat key may have lapsed, ours and the live
 	 * executors' alike: sweep only once they have had a lease to come back. */
-	if (text && queue_up(d->queue))
+	if (text && queue_up(d->queue) && d->id_claimed)
 		queue_beat(d->queue, text, wall_ms(), now_ms() - d->redis_up_at >= 3 * d->cfg->heartbeat_ms, on_promoted,
 			   d);
 	free(text);
@@ -264,11 +394,16 @@ static void on_queue_state(void *arg, bool up)
 {
 	struct daemon *d = arg;
 
+	metrics_set(d->metrics, "redis_up", up);
 	if (!up)
 		return;
 	d->redis_up_at = now_ms();
-	if (!d->recovered_self)
-		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
+	/* The id first: until its lease is ours, our processing list may be a
+	 * live daemon's with the same id, not ours to put back. */
+	if (!d->id_claimed) {
+		claim_id(d);
+		return;
+	}
 	/* Renew our lease before anything is claimed: the outage may have let it
 	 * lapse, and a live executor's jobs must not look abandoned.  The beat
 	 * also promotes due retries.  (One connection: it runs before the claim.) */
@@ -287,8 +422,9 @@ static void store_beat(struct daemon *d)
 	char busy[16], total[16], pid[16];
 	const char *p[8];
 
-	/* Heartbeat rows are not worth queueing behind an outage: skip while down. */
-	if (!store_up(d->store) || store_pending(d->store) >= 64)
+	/* Heartbeat rows are not worth queueing behind an outage: skip while down.
+	 * Nor is the row ours to write before the id is. */
+	if (!d->id_claimed || !store_up(d->store) || store_pending(d->store) >= 64)
 		return;
 	snprintf(busy, sizeof(busy), "%d", d->busy);
 	snprintf(total, sizeof(total), "%ld", d->cfg->concurrency);
@@ -458,6 +594,7 @@ static void heartbeat(struct loop *l, void *arg)
 	json_object_set_new(doc, "jobs_rejected", json_integer((json_int_t)d->rejected));
 	json_object_del(doc, "executor_id");
 	json_object_del(doc, "ts");
+	json_object_del(doc, "token");
 	log_json(LOG_INFO, "heartbeat", doc);
 }
 
@@ -759,14 +896,16 @@ int daemon_run(struct config *cfg)
 	/* Leave cleanly: put back anything still in our processing list (a claim
 	 * that raced the drain, an outcome that could not be recorded) and drop
 	 * our heartbeat, so nobody waits for it to lapse. */
-	if (store_up(d.store)) {
+	if (d.id_timer)
+		loop_timer_cancel(d.loop, d.id_timer);
+	if (store_up(d.store) && d.id_claimed) {
 		const char *p[] = { cfg->executor_id };
 
 		stopped_row = false;
 		store_query(d.store, "UPDATE taskexec.executors SET state = 'stopped', slots_busy = 0, "
 			    "last_heartbeat = now() WHERE executor_id = $1", 1, p, on_row, &stopped_row);
 	}
-	if (!queue_up(d.queue) || queue_leave(d.queue, on_flag, &left) < 0)
+	if (!queue_up(d.queue) || !d.id_claimed || queue_leave(d.queue, on_flag, &left) < 0)
 		left = true;
 	{
 		int64_t until = now_ms() + 2000;
@@ -788,6 +927,8 @@ out:
 	log_detach(LOG_EXIT_FLUSH_MS);
 	loop_free(d.loop);
 	metrics_free(d.metrics);
+	free(d.id_seen);
+	free(d.bad_keys);
 	close_nointr(sfd);
 	sandbox_free(&d.sandbox);
 	policies_unref(d.policies);

@@ -37,6 +37,12 @@ struct daemon {
 	int busy;                       /* jobs holding a slot */
 	int claims;                     /* claims in flight */
 	bool recovered_self;            /* our own processing list was put back */
+	bool id_claimed;                /* the lease on our executor id is ours */
+	char *id_seen;                  /* the lease another holds, as first seen */
+	int64_t id_seen_at;
+	struct timer *id_timer;
+	char *bad_keys;                 /* keys of the wrong type last reported (JSON) */
+	uint64_t malformed;             /* entries moved to {P}:garbage */
 	bool draining;
 	bool done;
 	int64_t next_due_ms;            /* earliest delayed retry, wall clock; -1 none */

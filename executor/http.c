@@ -170,6 +170,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			json_object_set_new(j, "error", *what ? json_sprintf("%s did not answer", what)
 							      : json_sprintf("executor fault: %s", d->fault));
 			free(what);
+			/* Say why, when the queue knows: a refused password is not an outage. */
+			if (!hc->redis_ok && queue_last_error(d->queue))
+				json_object_set_new(j, "redis_error", json_string(queue_last_error(d->queue)));
 		}
 		if (d->fault)
 			json_object_set_new(j, "fault", json_string(d->fault));

@@ -20,11 +20,12 @@ struct histogram {
 };
 
 static const char *const gauges[] = { "slots_busy", "slots_total", "redis_up", "postgres_up",
-				       "last_heartbeat_timestamp_seconds", "executor_fault" };
+				       "last_heartbeat_timestamp_seconds", "executor_fault", "redis_bad_keys" };
 static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCURRENCY",
-					  "1 while the Redis command connection is up",
+					  "1 while the Redis command connection is up (connected and authenticated)",
 					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat",
-					  "1 while attempts cannot start for a fault of this executor" };
+					  "1 while attempts cannot start for a fault of this executor",
+					  "Keys of ours in Redis holding a value of the wrong type, skipped" };
 static const char *const counters[] = { "executor_faults_total", "unstorable_total", "reconciled_total" };
 static const char *const counter_help[] = {
 	"Attempts that could not start for a fault of this executor (not charged to the job)",
@@ -40,6 +41,7 @@ struct metrics {
 	struct histogram queue_latency, run_time;
 	double gauge[ARRAY_SIZE(gauges)], depth[4];
 	uint64_t counter[ARRAY_SIZE(counters)];
+	double redis_malformed;
 };
 
 
@@ -105,6 +107,8 @@ void metrics_set(struct metrics *m, const char *gauge, double v)
 	for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
 		if (!strcmp(gauges[i], gauge))
 			m->gauge[i] = v;
+	if (!strcmp(gauge, "redis_malformed_total"))
+		m->redis_malformed = v;
 }
 
 void metrics_count(struct metrics *m, const char *counter)
@@ -167,6 +171,9 @@ char *metrics_render(const struct metrics *m)
 	fprintf(f, "# HELP taskexec_log_lines_dropped_total Log lines dropped: standard output was not read fast enough\n"
 		   "# TYPE taskexec_log_lines_dropped_total counter\ntaskexec_log_lines_dropped_total %llu\n",
 		(unsigned long long)log_lines_dropped());
+	fprintf(f, "# HELP taskexec_redis_malformed_total Entries without a priority moved to {P}:garbage\n"
+		   "# TYPE taskexec_redis_malformed_total counter\ntaskexec_redis_malformed_total %.0f\n",
+		m->redis_malformed);
 	fprintf(f, "# HELP taskexec_queue_depth Jobs waiting, as of the last heartbeat\n# TYPE taskexec_queue_depth gauge\n");
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "taskexec_queue_depth{priority=\"%s\"} %.0f\n", prios[i], m->depth[i]);

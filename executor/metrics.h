@@ -13,7 +13,9 @@ void metrics_free(struct metrics *m);
 void metrics_job(struct metrics *m, const char *task_type, const char *what); /* started, completed, failed, retried, rejected */
 void metrics_attempt(struct metrics *m, enum outcome_kind k, double run_seconds);
 void metrics_queue_latency(struct metrics *m, double seconds);
-void metrics_set(struct metrics *m, const char *gauge, double v);   /* slots_busy, redis_up, … */
+/* Gauges: slots_busy, redis_up, redis_bad_keys, …; also the running total
+ * redis_malformed_total, which the daemon counts. */
+void metrics_set(struct metrics *m, const char *gauge, double v);
 void metrics_count(struct metrics *m, const char *counter);         /* executor_faults_total, … */
 void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed);
 /* The exposition text (caller frees). */

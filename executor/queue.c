@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/async.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@ struct rconn {
 	bool connected;
 	int64_t backoff_ms;
 	struct timer *retry;
+	bool refused;                   /* the handshake failed: reconnect quietly */
+	struct hs_step { struct rconn *c; int step; } hs[REDIS_HS_N];
 };
 
 struct queue {
@@ -46,126 +49,229 @@ struct queue {
 	struct redis_target target;
 	struct rconn c[C_N];
 	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *k_sweep,
-		*k_reconcile, *prefix_tag;
+		*k_reconcile, *k_garbage, *prefix_tag;
+	char token[33];                 /* this start's claim on the executor id */
 	bool waiting, checked_config;
-	struct timer *wait_guard;
+	int64_t wait_ms;
+	struct timer *wait_guard, *wait_retry;
+	/* The last Redis failure logged: the same cause is not logged again until
+	 * a connection has come up, so an outage or a refusal is one line, not
+	 * one a connection and attempt. */
+	char *last_cause;
 	bool closing;
 };
 
 /* ---- scripts ---------------------------------------------------------------- */
 
+/* Every script starts from these helpers.  Keys are shared with producers and
+ * operators, so any of them may hold a value of the wrong type; a command on
+ * it would fail the whole script, every time, for every job.  is() checks a
+ * key before it is used and remembers the ones to report (the heartbeat
+ * returns them); target() picks the list a priority goes to, falling back to
+ * a usable one, so an entry is never popped with nowhere to go. */
+#define PRELUDE \
+	"local bad, seen = {}, {}\n" \
+	"local function is(k, t)\n" \
+	"  local ty = redis.call('TYPE', k).ok\n" \
+	"  if ty == t or ty == 'none' then return true end\n" \
+	"  if not seen[k] then seen[k] = true; bad[#bad + 1] = k end\n" \
+	"  return false\n" \
+	"end\n" \
+	"local function target(p, high, normal, low)\n" \
+	"  local k = normal\n" \
+	"  if p == 'high' then k = high elseif p == 'low' then k = low end\n" \
+	"  if is(k, 'list') then return k end\n" \
+	"  for _, o in ipairs({normal, high, low}) do if is(o, 'list') then return o end end\n" \
+	"  return nil\n" \
+	"end\n" \
+	"local function owner(hb, token)\n" \
+	"  local ty = redis.call('TYPE', hb).ok\n" \
+	"  if ty == 'none' then return true end\n" \
+	"  if ty ~= 'string' then return false end\n" \
+	"  local ok, d = pcall(cjson.decode, redis.call('GET', hb))\n" \
+	"  return ok and type(d) == 'table' and d.token == token\n" \
+	"end\n" \
+	"local moved = 0\n" \
+	"local function aside(garbage, e)\n" \
+	"  if is(garbage, 'list') then redis.call('LPUSH', garbage, e) end\n" \
+	"  moved = moved + 1\n" \
+	"end\n"
+
 /* KEYS: high normal low processing wake executors; ARGV: id
  * Whoever holds a processing list is in the executors set, which is where the
  * sweep looks: an executor swept while it was cut off from Redis, that claims
  * on reconnecting and dies before its next heartbeat, still has its job put
- * back once its heartbeat lapses. */
-static const char claim_lua[] =
+ * back once its heartbeat lapses.  Nothing is popped unless it can be kept:
+ * with our processing list or the executors set of the wrong type, nothing is
+ * claimed (the heartbeat reports the key); a queue of the wrong type is
+ * skipped and the others are served. */
+static const char claim_lua[] = PRELUDE
+	"if not (is(KEYS[4], 'list') and is(KEYS[6], 'set')) then return false end\n"
 	"local prios = {'high', 'normal', 'low'}\n"
+	"local usable = {is(KEYS[1], 'list'), is(KEYS[2], 'list'), is(KEYS[3], 'list')}\n"
 	"for i = 1, 3 do\n"
-	"  local v = redis.call('LPOP', KEYS[i])\n"
+	"  local v = usable[i] and redis.call('LPOP', KEYS[i])\n"
 	"  if v then\n"
 	"    local e = prios[i] .. '|' .. v\n"
 	"    redis.call('RPUSH', KEYS[4], e)\n"
 	"    redis.call('SADD', KEYS[6], ARGV[1])\n"
-	"    if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) > 0 then\n"
-	"      redis.call('ZADD', KEYS[5], 0, 'w')\n"
-	"    end\n"
+	"    local more = 0\n"
+	"    for j = 1, 3 do if usable[j] then more = more + redis.call('LLEN', KEYS[j]) end end\n"
+	"    if more > 0 and is(KEYS[5], 'zset') then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
 	"    return e\n"
 	"  end\n"
 	"end\n"
 	"return false\n";
 
-/* KEYS: processing delayed; ARGV: entry due */
-static const char delay_lua[] =
+/* KEYS: processing delayed; ARGV: entry due
+ * The entry stays where it is when the delayed set cannot take it. */
+static const char delay_lua[] = PRELUDE
+	"if not is(KEYS[2], 'zset') then return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is not a sorted set') end\n"
 	"if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then\n"
 	"  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
 	"end\n"
 	"return 1\n";
 
 /* KEYS: processing high normal low wake; ARGV: entry */
-static const char requeue_lua[] =
+static const char requeue_lua[] = PRELUDE
+	"local sep = string.find(ARGV[1], '|', 1, true)\n"
+	"local k = sep and target(string.sub(ARGV[1], 1, sep - 1), KEYS[2], KEYS[3], KEYS[4])\n"
+	"if not k then return redis.error_reply('no queue list of the right type to put the entry back on') end\n"
 	"if redis.call('LREM', KEYS[1], 1, ARGV[1]) > 0 then\n"
-	"  local sep = string.find(ARGV[1], '|', 1, true)\n"
-	"  local p = string.sub(ARGV[1], 1, sep - 1)\n"
-	"  local k = KEYS[3]\n"
-	"  if p == 'high' then k = KEYS[2] elseif p == 'low' then k = KEYS[4] end\n"
 	"  redis.call('LPUSH', k, string.sub(ARGV[1], sep + 1))\n"
-	"  redis.call('ZADD', KEYS[5], 0, 'w')\n"
+	"  if is(KEYS[5], 'zset') then redis.call('ZADD', KEYS[5], 0, 'w') end\n"
 	"end\n"
 	"return 1\n";
 
 /* Shared body: move every entry of one processing list back to the head of
- * its queue, oldest claim first in line. */
+ * its queue, oldest claim first in line.  An entry without a priority is
+ * moved aside, never dropped silently. */
 #define RECOVER_FN \
-	"local function recover(proc, high, normal, low)\n" \
+	"local function recover(proc, high, normal, low, garbage)\n" \
 	"  local n = 0\n" \
+	"  if not is(proc, 'list') then return 0 end\n" \
 	"  while true do\n" \
-	"    local e = redis.call('RPOP', proc)\n" \
+	"    local e = redis.call('LINDEX', proc, -1)\n" \
 	"    if not e then break end\n" \
 	"    local sep = string.find(e, '|', 1, true)\n" \
 	"    if sep then\n" \
-	"      local p = string.sub(e, 1, sep - 1)\n" \
-	"      local k = normal\n" \
-	"      if p == 'high' then k = high elseif p == 'low' then k = low end\n" \
+	"      local k = target(string.sub(e, 1, sep - 1), high, normal, low)\n" \
+	"      if not k then break end\n" \
 	"      redis.call('LPUSH', k, string.sub(e, sep + 1))\n" \
 	"      n = n + 1\n" \
+	"    else\n" \
+	"      aside(garbage, e)\n" \
 	"    end\n" \
+	"    redis.call('RPOP', proc)\n" \
 	"  end\n" \
 	"  return n\n" \
 	"end\n"
 
-/* KEYS: processing:<id> heartbeat:<id> high normal low wake executors; ARGV: id force */
-static const char recover_lua[] = RECOVER_FN
+/* KEYS: processing:<id> heartbeat:<id> high normal low wake executors garbage;
+ * ARGV: id force token
+ * Forced (our own list at start), it still leaves alone a list whose
+ * heartbeat is another live daemon's: a second daemon started with the same
+ * id must not take the first one's running jobs. */
+static const char recover_lua[] = PRELUDE RECOVER_FN
 	"if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
-	"local n = recover(KEYS[1], KEYS[3], KEYS[4], KEYS[5])\n"
-	"if n > 0 then redis.call('ZADD', KEYS[6], 0, 'w') end\n"
-	"if ARGV[2] ~= '1' then redis.call('SREM', KEYS[7], ARGV[1]) end\n"
+	"if ARGV[2] == '1' and not owner(KEYS[2], ARGV[3]) then return 0 end\n"
+	"local n = recover(KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[8])\n"
+	"if n > 0 and is(KEYS[6], 'zset') then redis.call('ZADD', KEYS[6], 0, 'w') end\n"
+	"if ARGV[2] ~= '1' and is(KEYS[7], 'set') then redis.call('SREM', KEYS[7], ARGV[1]) end\n"
 	"return n\n";
 
+/* KEYS: processing:<id> heartbeat:<id> high normal low wake executors garbage;
+ * ARGV: id token
+ * A clean exit: put our jobs back, drop our lease and membership, all only
+ * while the lease is ours. */
+static const char leave_lua[] = PRELUDE RECOVER_FN
+	"if not owner(KEYS[2], ARGV[2]) then return 0 end\n"
+	"local n = recover(KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[8])\n"
+	"if n > 0 and is(KEYS[6], 'zset') then redis.call('ZADD', KEYS[6], 0, 'w') end\n"
+	"redis.call('DEL', KEYS[2])\n"
+	"if is(KEYS[7], 'set') then redis.call('SREM', KEYS[7], ARGV[1]) end\n"
+	"return n\n";
+
+/* KEYS: heartbeat:<id>; ARGV: token doc ttl
+ * The executor id is claimed, not assumed: 1 when the lease is now ours,
+ * else the value of the lease someone else holds. */
+static const char claim_id_lua[] = PRELUDE
+	"if not owner(KEYS[1], ARGV[1]) then\n"
+	"  if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 'a ' .. redis.call('TYPE', KEYS[1]).ok end\n"
+	"  return redis.call('GET', KEYS[1])\n"
+	"end\n"
+	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+	"return 1\n";
+
+/* Due retries to their queues; a member without a priority goes aside. */
 #define PROMOTE_FN \
-	"local function promote(delayed, high, normal, low, wake, now)\n" \
+	"local function promote(delayed, high, normal, low, wake, garbage, now)\n" \
+	"  if not is(delayed, 'zset') then return -1 end\n" \
 	"  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)\n" \
+	"  local n = 0\n" \
 	"  for _, e in ipairs(due) do\n" \
 	"    local sep = string.find(e, '|', 1, true)\n" \
-	"    local p = string.sub(e, 1, sep - 1)\n" \
-	"    local k = normal\n" \
-	"    if p == 'high' then k = high elseif p == 'low' then k = low end\n" \
-	"    redis.call('RPUSH', k, string.sub(e, sep + 1))\n" \
+	"    if sep then\n" \
+	"      local k = target(string.sub(e, 1, sep - 1), high, normal, low)\n" \
+	"      if not k then break end\n" \
+	"      redis.call('RPUSH', k, string.sub(e, sep + 1))\n" \
+	"      n = n + 1\n" \
+	"    else\n" \
+	"      aside(garbage, e)\n" \
+	"    end\n" \
 	"    redis.call('ZREM', delayed, e)\n" \
 	"  end\n" \
-	"  if #due > 0 then redis.call('ZADD', wake, 0, 'w') end\n" \
+	"  if n > 0 and is(wake, 'zset') then redis.call('ZADD', wake, 0, 'w') end\n" \
 	"  local nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')\n" \
 	"  local due_next = -1\n" \
 	"  if nxt[2] then due_next = tonumber(nxt[2]) end\n" \
 	"  return due_next\n" \
+	"end\n" \
+	"local function depth(k, t)\n" \
+	"  if not is(k, t) then return 0 end\n" \
+	"  if t == 'zset' then return redis.call('ZCARD', k) end\n" \
+	"  return redis.call('LLEN', k)\n" \
 	"end\n"
 
-/* KEYS: heartbeat executors delayed high normal low wake sweep-lock;
- * ARGV: prefix id doc ttl now may-sweep interval.
+/* KEYS: heartbeat executors delayed high normal low wake sweep-lock garbage;
+ * ARGV: prefix id doc ttl now may-sweep interval token.
  * One executor an interval sweeps (the lock), so the cost of sweeping stays
- * linear in the number of executors rather than quadratic. */
-static const char beat_lua[] = RECOVER_FN PROMOTE_FN
+ * linear in the number of executors rather than quadratic.  A lease another
+ * daemon holds is not overwritten: the reply is then that lease's value.
+ * Otherwise: [recovered, next due, depth high, normal, low, delayed, entries
+ * moved aside, keys of the wrong type]. */
+static const char beat_lua[] = PRELUDE RECOVER_FN PROMOTE_FN
+	"if not owner(KEYS[1], ARGV[8]) then\n"
+	"  if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 'a ' .. redis.call('TYPE', KEYS[1]).ok end\n"
+	"  return redis.call('GET', KEYS[1])\n"
+	"end\n"
 	"redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])\n"
-	"redis.call('SADD', KEYS[2], ARGV[2])\n"
+	"local execs = is(KEYS[2], 'set')\n"
+	"if execs then redis.call('SADD', KEYS[2], ARGV[2]) end\n"
 	"local total = 0\n"
-	"if ARGV[6] == '1' and redis.call('SET', KEYS[8], ARGV[2], 'NX', 'PX', ARGV[7]) then\n"
+	"if execs and ARGV[6] == '1' and is(KEYS[8], 'string') and\n"
+	"   redis.call('SET', KEYS[8], ARGV[2], 'NX', 'PX', ARGV[7]) then\n"
 	"  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
 	"    if redis.call('EXISTS', ARGV[1] .. 'heartbeat:' .. id) == 0 then\n"
-	"      total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[4], KEYS[5], KEYS[6])\n"
+	"      total = total + recover(ARGV[1] .. 'processing:' .. id, KEYS[4], KEYS[5], KEYS[6], KEYS[9])\n"
 	"      redis.call('SREM', KEYS[2], id)\n"
 	"    end\n"
 	"  end\n"
 	"end\n"
-	"if total > 0 then redis.call('ZADD', KEYS[7], 0, 'w') end\n"
-	"local due_next = promote(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[5])\n"
-	"return {total, due_next, redis.call('LLEN', KEYS[4]), redis.call('LLEN', KEYS[5]),\n"
-	"        redis.call('LLEN', KEYS[6]), redis.call('ZCARD', KEYS[3])}\n";
+	"if total > 0 and is(KEYS[7], 'zset') then redis.call('ZADD', KEYS[7], 0, 'w') end\n"
+	"local due_next = promote(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], ARGV[5])\n"
+	"is(KEYS[7], 'zset')\n"
+	"is(ARGV[1] .. 'processing:' .. ARGV[2], 'list')\n"
+	"return {total, due_next, depth(KEYS[4], 'list'), depth(KEYS[5], 'list'), depth(KEYS[6], 'list'),\n"
+	"        depth(KEYS[3], 'zset'), moved, bad}\n";
 
-/* KEYS: delayed high normal low wake; ARGV: now */
-static const char promote_lua[] = PROMOTE_FN
-	"local due_next = promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1])\n"
-	"return {due_next, redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),\n"
-	"        redis.call('ZCARD', KEYS[1])}\n";
+/* KEYS: delayed high normal low wake garbage; ARGV: now
+ * Reply: [next due, depth high, normal, low, delayed, entries moved aside,
+ * keys of the wrong type]. */
+static const char promote_lua[] = PRELUDE PROMOTE_FN
+	"local due_next = promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1])\n"
+	"return {due_next, depth(KEYS[2], 'list'), depth(KEYS[3], 'list'), depth(KEYS[4], 'list'),\n"
+	"        depth(KEYS[1], 'zset'), moved, bad}\n";
 
 /* KEYS: high normal low delayed executors wake; ARGV: prefix, then entries
  * "<priority>|<payload>" of jobs PostgreSQL holds QUEUED.  Each that is in
@@ -202,14 +308,17 @@ static const char reconcile_lua[] =
 
 int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 {
+	long db = 0;
+
 	memset(t, 0, sizeof(*t));
 	t->port = 6379;
 	if (!strncmp(url, "unix://", 7)) {
 		const char *q = strchr(url + 7, '?');
 
 		t->path = q ? strndup(url + 7, (size_t)(q - url - 7)) : xstrdup(url + 7);
-		if (q && !strncmp(q, "?db=", 4))
-			t->db = atoi(q + 4);
+		if (q && !strncmp(q, "?db=", 4) && parse_int(q + 4, 0, INT_MAX, &db) < 0)
+			goto bad;
+		t->db = (int)db;
 		return 0;
 	}
 	if (!strncmp(url, "redis://", 8)) {
@@ -228,8 +337,10 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 		t->host = strndup(p, colon ? (size_t)(colon - p) : slash ? (size_t)(slash - p) : strlen(p));
 		if (colon)
 			t->port = atoi(colon + 1);
-		if (slash && slash[1])
-			t->db = atoi(slash + 1);
+		/* A database number that is not one would quietly mean 0. */
+		if (slash && slash[1] && parse_int(slash + 1, 0, INT_MAX, &db) < 0)
+			goto bad;
+		t->db = (int)db;
 		if (!*t->host) {
 			free(t->host);
 			t->host = xstrdup("127.0.0.1");
@@ -251,6 +362,94 @@ void redis_target_free(struct redis_target *t)
 	free(t->password);
 	free(t->user);
 	memset(t, 0, sizeof(*t));
+}
+
+/* ---- handshake (shared with the command-line tool) --------------------------- */
+
+int redis_handshake_step(const struct redis_target *t, int step, const char **ret_argv, char ret_db[16])
+{
+	switch (step) {
+	case REDIS_HS_AUTH:
+		if (!t->password)
+			return 0;
+		ret_argv[0] = "AUTH";
+		if (!t->user) {
+			ret_argv[1] = t->password;
+			return 2;
+		}
+		ret_argv[1] = t->user;
+		ret_argv[2] = t->password;
+		return 3;
+	case REDIS_HS_SELECT:
+		if (!t->db)
+			return 0;
+		snprintf(ret_db, 16, "%d", t->db);
+		ret_argv[0] = "SELECT";
+		ret_argv[1] = ret_db;
+		return 2;
+	case REDIS_HS_PING:
+		ret_argv[0] = "PING";
+		return 1;
+	default:
+		return -ENOENT;
+	}
+}
+
+/* Redis error text, with the password cut out should a server ever echo it. */
+static char *scrub(const struct redis_target *t, const char *text)
+{
+	char *out = xstrdup(text), *at;
+
+	while (t->password && *t->password && (at = strstr(out, t->password)))
+		memset(at, '*', strlen(t->password));
+	out[strcspn(out, "\r\n")] = '\0';
+	return out;
+}
+
+char *redis_handshake_check(const struct redis_target *t, int step, const redisReply *reply)
+{
+	char *why, *msg;
+
+	if (reply && reply->type != REDIS_REPLY_ERROR)
+		return NULL;
+	why = scrub(t, reply ? reply->str : "no reply");
+	if (step == REDIS_HS_AUTH)
+		msg = xasprintf("Redis: authentication failed%s%s: %s", t->user ? " for user " : "",
+				t->user ? t->user : "", why);
+	else if (step == REDIS_HS_SELECT)
+		msg = xasprintf("Redis: SELECT %d: %s", t->db, why);
+	else if (!strncmp(why, "NOAUTH", 6))
+		msg = xasprintf("Redis: authentication required, and TASKEXEC_REDIS_URL carries no password: %s", why);
+	else
+		msg = xasprintf("Redis: %s", why);
+	free(why);
+	return msg;
+}
+
+int redis_handshake(redisContext *r, const struct redis_target *t, char **ret_err)
+{
+	for (int step = 0; step < REDIS_HS_N; step++) {
+		const char *argv[3];
+		char db[16];
+		int argc = redis_handshake_step(t, step, argv, db);
+		redisReply *reply;
+		char *err;
+
+		if (argc <= 0)
+			continue;
+		reply = redisCommandArgv(r, argc, argv, NULL);
+		if (!reply) {
+			*ret_err = xasprintf("Redis: %s", r->errstr);
+			return -EIO;
+		}
+		err = redis_handshake_check(t, step, reply);
+		freeReplyObject(reply);
+		if (err) {
+			*ret_err = err;
+			return -EACCES;
+		}
+	}
+	return 0;
 }
 
 /* ---- loop adapter ----------------------------------------------------------- */
@@ -288,6 +487,15 @@ static void ev_cleanup(void *p) { struct rconn *c = p; update(c, 0); }
 /* ---- connections ------------------------------------------------------------ */
 
 static void connect_one(struct rconn *c);
+
+static void note_failure(struct queue *q, enum log_level level, const char *event, const char *cause)
+{
+	if (q->last_cause && !strcmp(q->last_cause, cause))
+		return;
+	free(q->last_cause);
+	q->last_cause = xstrdup(cause);
+	log_msg(level, event, "%s", cause);
+}
 
 static void on_retry(struct loop *l, void *arg)
 {
@@ -344,19 +552,70 @@ static void on_config(redisAsyncContext *ac, void *r, void *priv)
 			"Redis restart loses every queued job; enable appendonly");
 }
 
+static void on_ready(struct rconn *c);
+
+/* Every reply of the handshake is checked: a wrong password, a database
+ * that does not exist or a Redis that wants a password we do not have is
+ * named once, and the connection is dropped and tried again later. */
+static void on_handshake(redisAsyncContext *ac, void *r, void *priv)
+{
+	const struct hs_step *h = priv;
+	struct rconn *c = h->c;
+	int step = h->step;
+	char *err;
+
+	if (!r || c->refused)
+		return;         /* the connection went: on_disconnected tries again */
+	err = redis_handshake_check(&c->q->target, step, r);
+	if (err) {
+		c->refused = true;
+		note_failure(c->q, LOG_ERROR, "redis.refused", err);
+		free(err);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	if (step == REDIS_HS_PING)
+		on_ready(c);
+}
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct rconn *c = ac->data;
 
 	if (status != REDIS_OK) {
-		log_msg(LOG_WARN, "redis.down", "redis %s connection failed: %s", conn_names[c->kind], ac->errstr);
+		char *cause = xasprintf("redis connection failed: %s", ac->errstr);
+
+		note_failure(c->q, LOG_WARN, "redis.down", cause);
+		free(cause);
 		c->ac = NULL;   /* hiredis frees it */
 		schedule_reconnect(c);
 		return;
 	}
+	/* Commands on one connection run in order: the handshake precedes
+	 * everything, and the connection counts as up only once all of it
+	 * succeeded. */
+	c->refused = false;
+	for (int step = 0; step < REDIS_HS_N; step++) {
+		const char *argv[3];
+		char db[16];
+		int argc = redis_handshake_step(&c->q->target, step, argv, db);
+
+		if (argc <= 0)
+			continue;
+		c->hs[step].c = c;
+		c->hs[step].step = step;
+		redisAsyncCommandArgv(c->ac, on_handshake, &c->hs[step], argc, argv, NULL);
+	}
+}
+
+static void on_ready(struct rconn *c)
+{
 	c->connected = true;
-	if (c->backoff_ms)
+	if (c->q->last_cause) {
 		log_msg(LOG_INFO, "redis.up", "redis %s connection restored", conn_names[c->kind]);
+		free(c->q->last_cause);
+		c->q->last_cause = NULL;
+	}
 	c->backoff_ms = 0;
 	if (c->kind == C_SUB)
 		redisAsyncCommand(c->ac, on_message, c, "SUBSCRIBE %s", c->q->k_cancel);
@@ -380,13 +639,22 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
 	c->connected = false;
 	if (c->q->closing)
 		return;
-	log_msg(LOG_WARN, "redis.down", "redis %s connection lost: %s", conn_names[c->kind],
-		status == REDIS_OK ? "closed" : ac->errstr);
+	if (!c->refused) {
+		char *cause = xasprintf("redis %s connection lost: %s", conn_names[c->kind],
+					status == REDIS_OK ? "closed" : ac->errstr);
+
+		note_failure(c->q, LOG_WARN, "redis.down", cause);
+		free(cause);
+	}
 	if (c->kind == C_BLOCK) {
 		c->q->waiting = false;
 		if (c->q->wait_guard) {
 			loop_timer_cancel(c->q->loop, c->q->wait_guard);
 			c->q->wait_guard = NULL;
+		}
+		if (c->q->wait_retry) {
+			loop_timer_cancel(c->q->loop, c->q->wait_retry);
+			c->q->wait_retry = NULL;
 		}
 	}
 	if (was && c->kind == C_CMD && c->q->ev->state)
@@ -403,7 +671,10 @@ static void connect_one(struct rconn *c)
 	ac = q->target.path ? redisAsyncConnectUnix(q->target.path)
 			    : redisAsyncConnect(q->target.host, q->target.port);
 	if (!ac || ac->err) {
-		log_msg(LOG_WARN, "redis.down", "redis connect: %s", ac ? ac->errstr : "out of memory");
+		char *cause = xasprintf("redis connection failed: %s", ac ? ac->errstr : "out of memory");
+
+		note_failure(q, LOG_WARN, "redis.down", cause);
+		free(cause);
 		if (ac)
 			redisAsyncFree(ac);
 		schedule_reconnect(c);
@@ -430,13 +701,6 @@ static void connect_one(struct rconn *c)
 	ac->ev.cleanup = ev_cleanup;
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, on_disconnected);
-	/* Commands on one connection run in order: these precede everything else. */
-	if (q->target.password && q->target.user)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", q->target.user, q->target.password);
-	else if (q->target.password)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", q->target.password);
-	if (q->target.db)
-		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", q->target.db);
 	/* hiredis 0.14 only reports the connect once the socket is writable. */
 	ev_add_write(c);
 }
@@ -469,6 +733,8 @@ struct queue *queue_new(struct loop *l, const struct config *cfg, const struct q
 	q->k_cancel = xasprintf("{%s}:cancel", p);
 	q->k_sweep = xasprintf("{%s}:sweep", p);
 	q->k_reconcile = xasprintf("{%s}:reconcile", p);
+	q->k_garbage = xasprintf("{%s}:garbage", p);
+	random_hex(q->token, sizeof(q->token));
 	for (int i = 0; i < C_N; i++) {
 		q->c[i].q = q;
 		q->c[i].kind = i;
@@ -484,6 +750,8 @@ void queue_free(struct queue *q)
 	q->closing = true;
 	if (q->wait_guard)
 		loop_timer_cancel(q->loop, q->wait_guard);
+	if (q->wait_retry)
+		loop_timer_cancel(q->loop, q->wait_retry);
 	for (int i = 0; i < C_N; i++) {
 		if (q->c[i].retry)
 			loop_timer_cancel(q->loop, q->c[i].retry);
@@ -503,12 +771,19 @@ void queue_free(struct queue *q)
 	free(q->k_cancel);
 	free(q->k_sweep);
 	free(q->k_reconcile);
+	free(q->k_garbage);
+	free(q->last_cause);
 	free(q);
 }
 
 bool queue_up(const struct queue *q)
 {
 	return q->c[C_CMD].connected;
+}
+
+const char *queue_last_error(const struct queue *q)
+{
+	return q->c[C_CMD].connected ? NULL : q->last_cause;
 }
 
 /* ---- commands --------------------------------------------------------------- */
@@ -579,17 +854,35 @@ int queue_claim(struct queue *q, queue_cb cb, void *arg)
 	return eval(q, cb, arg, claim_lua, 6, keys, 1, args, NULL);
 }
 
+static void on_wait_retry(struct loop *l, void *arg)
+{
+	struct queue *q = arg;
+
+	q->wait_retry = NULL;
+	q->waiting = false;
+	if (!q->closing && q->ev->woken)
+		q->ev->woken(q->arg, false);
+}
+
 static void on_woken(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct queue *q = priv;
+	const redisReply *reply = r;
 
-	q->waiting = false;
 	if (q->wait_guard) {
 		loop_timer_cancel(q->loop, q->wait_guard);
 		q->wait_guard = NULL;
 	}
-	if (!q->closing && r && q->ev->woken)
-		q->ev->woken(q->arg, ((redisReply *)r)->type == REDIS_REPLY_ARRAY);
+	/* A wake marker of the wrong type fails the wait at once; waiting again
+	 * at once would spin.  Sit out the bound instead (the heartbeat reports
+	 * the key and claims while jobs wait). */
+	if (reply && reply->type == REDIS_REPLY_ERROR && !q->closing) {
+		q->wait_retry = loop_timer(q->loop, now_ms() + q->wait_ms, on_wait_retry, q);
+		return;
+	}
+	q->waiting = false;
+	if (!q->closing && reply && q->ev->woken)
+		q->ev->woken(q->arg, reply->type == REDIS_REPLY_ARRAY);
 }
 
 static void on_wait_guard(struct loop *l, void *arg)
@@ -615,6 +908,7 @@ void queue_wait(struct queue *q, int64_t timeout_ms)
 	if (redisAsyncCommand(c->ac, on_woken, q, "BZPOPMIN %s %s", q->k_wake, secs) != REDIS_OK)
 		return;
 	q->waiting = true;
+	q->wait_ms = timeout_ms;
 	/* Never wait on a reply that cannot come: past its bound the connection is dead. */
 	q->wait_guard = loop_timer(q->loop, now_ms() + timeout_ms + 2 * q->cfg->heartbeat_ms + 1000,
 				   on_wait_guard, q);
@@ -653,9 +947,9 @@ int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb
 {
 	char *proc = xasprintf("%sprocessing:%s", q->prefix_tag, executor);
 	char *hb = xasprintf("%sheartbeat:%s", q->prefix_tag, executor);
-	const char *keys[] = { proc, hb, q->k_high, q->k_normal, q->k_low, q->k_wake, q->k_execs };
-	const char *args[] = { executor, force ? "1" : "0" };
-	int r = eval(q, cb, arg, recover_lua, 7, keys, 2, args, NULL);
+	const char *keys[] = { proc, hb, q->k_high, q->k_normal, q->k_low, q->k_wake, q->k_execs, q->k_garbage };
+	const char *args[] = { executor, force ? "1" : "0", q->token };
+	int r = eval(q, cb, arg, recover_lua, 8, keys, 3, args, NULL);
 
 	free(proc);
 	free(hb);
@@ -664,25 +958,40 @@ int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb
 
 int queue_promote(struct queue *q, int64_t now, queue_cb cb, void *arg)
 {
-	const char *keys[] = { q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake };
+	const char *keys[] = { q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake, q->k_garbage };
 	char t[32];
 	const char *args[] = { t };
 
 	snprintf(t, sizeof(t), "%lld", (long long)now);
-	return eval(q, cb, arg, promote_lua, 5, keys, 1, args, NULL);
+	return eval(q, cb, arg, promote_lua, 6, keys, 1, args, NULL);
 }
 
 int queue_beat(struct queue *q, const char *doc, int64_t now, bool may_sweep, queue_cb cb, void *arg)
 {
 	const char *keys[] = { q->k_hb, q->k_execs, q->k_delayed, q->k_high, q->k_normal, q->k_low, q->k_wake,
-			       q->k_sweep };
+			       q->k_sweep, q->k_garbage };
 	char ttl[32], t[32], iv[32];
-	const char *args[] = { q->prefix_tag, q->cfg->executor_id, doc, ttl, t, may_sweep ? "1" : "0", iv };
+	const char *args[] = { q->prefix_tag, q->cfg->executor_id, doc, ttl, t, may_sweep ? "1" : "0", iv, q->token };
 
 	snprintf(ttl, sizeof(ttl), "%lld", (long long)(3 * q->cfg->heartbeat_ms));
 	snprintf(t, sizeof(t), "%lld", (long long)now);
 	snprintf(iv, sizeof(iv), "%lld", (long long)q->cfg->heartbeat_ms);
-	return eval(q, cb, arg, beat_lua, 8, keys, 7, args, NULL);
+	return eval(q, cb, arg, beat_lua, 9, keys, 8, args, NULL);
+}
+
+int queue_claim_id(struct queue *q, const char *doc, queue_cb cb, void *arg)
+{
+	const char *keys[] = { q->k_hb };
+	char ttl[32];
+	const char *args[] = { q->token, doc, ttl };
+
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)(3 * q->cfg->heartbeat_ms));
+	return eval(q, cb, arg, claim_id_lua, 1, keys, 3, args, NULL);
+}
+
+const char *queue_token(const struct queue *q)
+{
+	return q->token;
 }
 
 int queue_reconcile_lock(struct queue *q, int64_t period_ms, queue_cb cb, void *arg)
@@ -725,14 +1034,11 @@ int queue_ping(struct queue *q, queue_cb cb, void *arg)
 
 int queue_leave(struct queue *q, queue_cb cb, void *arg)
 {
-	const char *del[] = { "DEL", q->k_hb };
-	const char *srem[] = { "SREM", q->k_execs, q->cfg->executor_id };
-	int r = queue_recover(q, q->cfg->executor_id, true, NULL, NULL);
+	const char *keys[] = { q->k_proc, q->k_hb, q->k_high, q->k_normal, q->k_low, q->k_wake, q->k_execs,
+			       q->k_garbage };
+	const char *args[] = { q->cfg->executor_id, q->token };
 
-	/* One connection runs commands in order: these follow the recovery. */
-	if (r < 0 || (r = send_argv(q, NULL, NULL, 2, del, NULL)) < 0)
-		return r;
-	return send_argv(q, cb, arg, 3, srem, NULL);
+	return eval(q, cb, arg, leave_lua, 8, keys, 2, args, NULL);
 }
 
 int queue_entry_split(const char *entry, size_t len, const char **ret_prio, size_t *ret_prio_len,

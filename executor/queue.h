@@ -26,6 +26,9 @@ typedef void (*queue_cb)(void *arg, redisReply *reply);
 struct queue *queue_new(struct loop *l, const struct config *c, const struct queue_events *ev, void *arg);
 void queue_free(struct queue *q);
 bool queue_up(const struct queue *q);
+/* While a connection is not up: the last failure logged (no password in
+ * it), e.g. "Redis: authentication failed …"; else NULL. */
+const char *queue_last_error(const struct queue *q);
 
 /* Move the oldest job of the highest non-empty priority into our processing
  * list; the reply is the entry "<priority>|<payload>" or nil. */
@@ -39,15 +42,18 @@ int queue_delay(struct queue *q, const char *entry, size_t len, int64_t due_ms, 
 /* Drop it and put it back at the head of its queue (shutdown). */
 int queue_requeue(struct queue *q, const char *entry, size_t len, queue_cb cb, void *arg);
 /* Put every entry of EXECUTOR's processing list back at the head of its queue
- * (only when its heartbeat lapsed, unless force). */
+ * (only when its heartbeat lapsed; with force, also while the heartbeat is
+ * our own lease, never while another daemon's). */
 int queue_recover(struct queue *q, const char *executor, bool force, queue_cb cb, void *arg);
 /* Move due retries to their queues; reply: [next due time in ms or -1,
- * depth high, normal, low, delayed]. */
+ * depth high, normal, low, delayed, entries moved to {P}:garbage, [keys of
+ * the wrong type]]. */
 int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
 /* The heartbeat in one script: refresh our key and membership, recover
  * executors whose heartbeat lapsed (when may_sweep, and only one executor
- * per interval), promote due retries.  Reply: [entries
- * recovered, next due ms or -1, depth high, normal, low, delayed]. */
+ * per interval), promote due retries.  Reply: [entries recovered, then as
+ * queue_promote]; or, when another daemon holds our executor id's lease, a
+ * string: that lease.  DOC must carry "token": queue_token(). */
 int queue_beat(struct queue *q, const char *doc, int64_t now_ms, bool may_sweep, queue_cb cb, void *arg);
 /* The reconciliation sweep: one executor per period takes the lock (reply
  * OK, else nil), then sends the QUEUED rows PostgreSQL holds as entries
@@ -55,8 +61,15 @@ int queue_beat(struct queue *q, const char *doc, int64_t now_ms, bool may_sweep,
  * the 1-based indices of the entries pushed. */
 int queue_reconcile_lock(struct queue *q, int64_t period_ms, queue_cb cb, void *arg);
 int queue_reconcile(struct queue *q, char *const *entries, int n, queue_cb cb, void *arg);
+/* Take the lease on our executor id ({P}:heartbeat:<id>) unless another
+ * daemon holds it.  Reply: integer 1 when it is ours, else the string value
+ * of the lease that is not. */
+int queue_claim_id(struct queue *q, const char *doc, queue_cb cb, void *arg);
+/* Random for each start: whose lease {P}:heartbeat:<id> is. */
+const char *queue_token(const struct queue *q);
 int queue_ping(struct queue *q, queue_cb cb, void *arg);
-/* Remove our heartbeat and membership (clean exit). */
+/* Clean exit: put back our processing list, remove our heartbeat and
+ * membership, all only while the lease is ours.  Reply: entries put back. */
 int queue_leave(struct queue *q, queue_cb cb, void *arg);
 
 /* Split "<priority>|<payload>". */
@@ -70,5 +83,21 @@ struct redis_target {
 };
 int redis_url_parse(const char *url, struct redis_target *ret, char **ret_err);
 void redis_target_free(struct redis_target *t);
+
+/* What every connection sends first, daemon and command-line tool alike:
+ * AUTH when the URL carries a password, SELECT when it names a database
+ * other than 0, then PING, so that a Redis that wants a password we lack
+ * says so before any real command. */
+enum { REDIS_HS_AUTH, REDIS_HS_SELECT, REDIS_HS_PING, REDIS_HS_N };
+/* The command of STEP into ret_argv (3 slots; ret_db holds the number):
+ * its argc, 0 when the step does not apply, -ENOENT past the last. */
+int redis_handshake_step(const struct redis_target *t, int step, const char **ret_argv, char ret_db[16]);
+/* NULL when REPLY is what STEP wants, else the one-line error naming what
+ * failed ("Redis: authentication failed …", "Redis: SELECT 99: …"), with no
+ * password in it; the caller frees it. */
+char *redis_handshake_check(const struct redis_target *t, int step, const redisReply *reply);
+/* The whole handshake on a blocking context: 0, or -EIO / -EACCES with the
+ * error line in *ret_err. */
+int redis_handshake(redisContext *r, const struct redis_target *t, char **ret_err);
 
 #endif

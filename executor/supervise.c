@@ -306,9 +306,10 @@ static void claim_db(struct job_run *jr)
 	snprintf(retries, sizeof(retries), "%ld", jr->plan.max_retries);
 	snprintf(timeout, sizeof(timeout), "%lld", (long long)(jr->plan.timeout_ms / 1000));
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* Unique to this start, not to id and pid: containers repeat both. */
 	if (!jr->token[0])
-		snprintf(jr->token, sizeof(jr->token), "%.24s-%d-%lld", d->cfg->executor_id, (int)getpid(),
-			 (long long)++d->claim_token);
+		snprintf(jr->token, sizeof(jr->token), "%.16s-%.8s-%lld", d->cfg->executor_id,
+			 queue_token(d->queue), (long long)++d->claim_token);
 	p[0] = jr->job_id;
 	p[1] = j->task_type;
 	p[2] = j->module_path;

@@ -322,6 +322,18 @@ void seed_json(void)
 	json_object_seed(seed);
 }
 
+void random_hex(char *buf, size_t size)
+{
+	uint8_t b[32];
+	size_t n = (size - 1) / 2;
+
+	if (!size || n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		snprintf(buf + 2 * i, 3, "%02x", b[i]);
+	buf[2 * n] = '\0';
+}
+
 void make_job_id(char buf[37])
 {
 	uint8_t b[16];

@@ -42,6 +42,8 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Seed jansson's hash tables (first thing in main). */
 void seed_json(void);
 
+/* (size - 1) / 2 random bytes in hex, NUL-terminated; size at most 65. */
+void random_hex(char *buf, size_t size);
 /* A random UUIDv7-style identifier (time-ordered). */
 void make_job_id(char buf[37]);
 

@@ -119,11 +119,14 @@ static void defaults_without_environment(void **state)
 	assert_int_equal(c->tasks_path[0][0], '/');
 	assert_false(c->dev_layout);
 	assert_null(c->config_file);
-	/* executor id: <hostname>-<pid> */
+	/* executor id: <hostname>-<pid>-<6 random hex digits>, so that daemons
+	 * that all run as pid 1 in their containers still differ */
 	assert_int_equal(gethostname(host, sizeof(host)), 0);
 	host[sizeof(host) - 1] = '\0';
-	assert_true(asprintf(&id, "%s-%d", host, (int)getpid()) > 0);
-	assert_string_equal(c->executor_id, id);
+	assert_true(asprintf(&id, "%s-%d-", host, (int)getpid()) > 0);
+	assert_int_equal(strncmp(c->executor_id, id, strlen(id)), 0);
+	assert_int_equal(strlen(c->executor_id), strlen(id) + 6);
+	assert_int_equal(strspn(c->executor_id + strlen(id), "0123456789abcdef"), 6);
 	free(id);
 }
 

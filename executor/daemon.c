@@ -491,8 +491,9 @@ static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_
  * Redis may lose what PostgreSQL holds: a restart without persistence, a
  * failover that dropped the last writes.  Every RECONCILE_BEATS heartbeats
  * one executor (a lock in Redis) reads the QUEUED rows older than that
- * period, oldest first, and pushes again those Redis has nowhere; a second
- * copy would be harmless anyway, as the claim runs a job once. */
+ * period (and RUNNING rows of executors silent that long), oldest first,
+ * and pushes again those Redis has nowhere; a second copy would be
+ * harmless anyway, as the claim runs a job once. */
 
 #define RECONCILE_BEATS 10
 #define RECONCILE_ROWS "100"
@@ -551,10 +552,16 @@ static void on_reconcile_lock(void *arg, redisReply *reply)
 	if (!reply || reply->type != REDIS_REPLY_STATUS || !store_up(d->store))
 		return;         /* another executor reconciles this period */
 	snprintf(age, sizeof(age), "%lld", (long long)(RECONCILE_BEATS * d->cfg->heartbeat_ms));
+	/* QUEUED rows, and RUNNING rows whose executor stopped heartbeating:
+	 * if Redis lost that executor's processing list too, nothing else
+	 * would ever put them back. */
 	store_query(d->store,
-		    "SELECT job_id, priority, payload FROM taskexec.jobs WHERE status = 'QUEUED' "
-		    "AND payload IS NOT NULL AND queued_at < now() - $1::bigint * interval '1 millisecond' "
-		    "AND (next_attempt_at IS NULL OR next_attempt_at < now() - $1::bigint * interval '1 millisecond') "
+		    "SELECT job_id, priority, payload FROM taskexec.jobs j WHERE payload IS NOT NULL AND ("
+		    "(status = 'QUEUED' AND queued_at < now() - $1::bigint * interval '1 millisecond' "
+		    "AND (next_attempt_at IS NULL OR next_attempt_at < now() - $1::bigint * interval '1 millisecond')) "
+		    "OR (status = 'RUNNING' AND NOT EXISTS (SELECT 1 FROM taskexec.executors e "
+		    "WHERE e.executor_id = j.executor_id "
+		    "AND e.last_heartbeat > now() - $1::bigint * interval '1 millisecond'))) "
 		    "ORDER BY queued_at LIMIT " RECONCILE_ROWS,
 		    1, p, on_queued_rows, d);
 }

@@ -9,12 +9,18 @@ with the documented producer MULTI (taskexec-protocol(7)):
   slow     sleeps 1-3 s                                    -> COMPLETED
   flaky    raises on attempts 1..K (K = 1 or 2), then ok   -> COMPLETED
   timeout  sleeps 5 s with timeout_seconds = 1             -> FAILED after max_retries + 1 timeouts
+  poison   a payload whose rejection quotes a field cut
+           inside a UTF-8 character                         -> FAILED, rejected, never run
+  unstorable  sends back a result jsonb cannot hold          -> FAILED, outcome unstorable
 
-(tests/chaos/chaostasks/work.py).  Meanwhile a driver SIGKILLs a random daemon
-every few seconds and starts it again, with the same executor id half the
-time and a new one otherwise; restarts Redis once (2 s down) and PostgreSQL
-once (2 s down).  When every job is terminal it stops the daemons with SIGTERM
-and checks:
+(tests/chaos/chaostasks/work.py).  The producer writes each job's QUEUED row
+before its Redis entry, as taskexec submit does.  Meanwhile a driver
+SIGKILLs a random daemon every few seconds and starts it again, with the same
+executor id half the time and a new one otherwise; restarts Redis once (2 s
+down) and PostgreSQL once (2 s down); stops reading one daemon's standard
+output for 15 s; fills the scratch file system for 5 s (as root: it is a
+tmpfs then); and restarts Redis once more without its data.  When every job
+is terminal it stops the daemons with SIGTERM and checks:
 
   * lost = 0: every pushed job has a COMPLETED or FAILED row;
   * no attempt row is left with outcome NULL;
@@ -48,6 +54,7 @@ import platform
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -67,7 +74,13 @@ SHUTDOWN_S = 5
 MAX_RETRIES = 3                  # chaos.policy
 SERVICE_PAUSE_S = 2
 # kind -> share of the jobs
-MIX = (("quick", 0.55), ("slow", 0.15), ("flaky", 0.25), ("timeout", 0.05))
+MIX = (("quick", 0.51), ("slow", 0.15), ("flaky", 0.25), ("timeout", 0.05), ("poison", 0.02),
+       ("unstorable", 0.02))
+MEANT_TO_SUCCEED = ("quick", "slow", "flaky")
+# Outcomes that are not the job's failure: they never use up its retries.
+UNCHARGED = (None, "completed", "executor_lost", "shutdown", "executor_fault")
+LOG_STALL_S = 15
+SCRATCH_FULL_S = 5
 PRIORITIES = (("high", 0.1), ("normal", 0.8), ("low", 0.1))
 SUCCESS_TARGET = 0.999
 
@@ -105,6 +118,7 @@ class Chaos:
         self.progress = 0.0
         self.stop = threading.Event()
         self.redis_gate = threading.Lock()   # the producer pauses while Redis restarts
+        self.scratch_fs = False
         self.slots_lock = threading.Lock()
 
     # ---- setup ---------------------------------------------------------------
@@ -117,6 +131,11 @@ class Chaos:
         self.db = DB(self.services.db_url)
         self.rds = redis.Redis.from_url(self.services.redis_url, decode_responses=True, socket_timeout=10)
         policy_dir = make_policy_dir(self.root)
+        # As root the scratch dir is a small tmpfs the driver can fill.
+        if os.geteuid() == 0:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,nr_inodes=4096,mode=0755", "tmpfs",
+                            str(self.root / "scratch")], check=True)
+            self.scratch_fs = True
         compile_tasks()
         self.env = daemon_env(self.root, self.services, policy_dir, self.prefix, CONCURRENCY, HEARTBEAT)
         for i in range(DAEMONS):
@@ -128,7 +147,7 @@ class Chaos:
 
     def start_daemon(self, executor_id):
         self.incarnation_n[executor_id] += 1
-        d = Daemon(self.root, self.env, executor_id, self.incarnation_n[executor_id])
+        d = Daemon(self.root, self.env, executor_id, self.incarnation_n[executor_id], piped=True)
         self.incarnations.append(d)
         return d
 
@@ -146,13 +165,24 @@ class Chaos:
             elif kind == "timeout":
                 p["parameters"]["seconds"] = 5
                 p["timeout_seconds"] = 1
+            elif kind == "poison":
+                p["module_path"] = "chaostasks." + "\u00e9" * 200
             self.jobs.append(p)
 
     # ---- producer -------------------------------------------------------------
 
+    def queued_row(self, db, p, payload):
+        """The QUEUED row taskexec submit writes before its Redis entry: what
+        the reconciliation sweep puts back when Redis loses the entry."""
+        db.query("INSERT INTO taskexec.jobs (job_id, task_type, module_path, class_name, method_name, parameters, "
+                 "priority, payload) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (job_id) DO NOTHING",
+                 (p["job_id"], p["task_type"], p["module_path"], p["class_name"], p["method_name"],
+                  json.dumps(p["parameters"]), p["priority"], payload))
+
     def producer(self):
         rate = self.args.rate
         t0 = time.monotonic()
+        db = DB(self.services.db_url)
         try:
             for i, p in enumerate(self.jobs):
                 if self.stop.is_set():
@@ -163,6 +193,7 @@ class Chaos:
                         time.sleep(delay)
                 p["enqueued_at"] = iso_now()
                 payload = json.dumps(p)
+                self.queued_row(db, p, payload)
                 for tries in range(100):
                     try:
                         with self.redis_gate:
@@ -179,12 +210,14 @@ class Chaos:
         except Exception as e:
             self.harness_errors.append("producer: %r" % e)
             self.stop.set()
+        finally:
+            db.close()
 
     # ---- chaos driver -----------------------------------------------------------
 
     def driver(self):
         a = self.args
-        redis_done = pg_done = False
+        redis_done = pg_done = stall_done = scratch_done = empty_done = False
         next_kill = time.monotonic() + self.rng.uniform(*a.kill_interval)
         try:
             while not self.stop.is_set():
@@ -205,11 +238,39 @@ class Chaos:
                     self.service_events.append(("postgresql", t, time.time()))
                     log("driver", "PostgreSQL is back after %.1fs" % (time.time() - t))
                     continue
+                if not stall_done and self.progress >= 0.30:
+                    stall_done = True
+                    with self.slots_lock:
+                        d = self.slots[0]
+                    t = time.time()
+                    log("driver", "not reading the output of %s for %ds" % (d.executor_id, LOG_STALL_S))
+                    d.stall_reader(LOG_STALL_S)
+                    self.service_events.append(("log stall", t, time.time()))
+                    continue
+                if not scratch_done and self.progress >= 0.55:
+                    scratch_done = True
+                    if self.scratch_fs:
+                        t = time.time()
+                        log("driver", "scratch file system full for %ds" % SCRATCH_FULL_S)
+                        filler = fill_inodes(self.root / "scratch")
+                        time.sleep(SCRATCH_FULL_S)
+                        shutil.rmtree(filler)
+                        self.service_events.append(("scratch full", t, time.time()))
+                    continue
+                if not empty_done and self.progress >= 0.70:
+                    empty_done = True
+                    t = time.time()
+                    log("driver", "restarting Redis without its data (%ds down)" % SERVICE_PAUSE_S)
+                    with self.redis_gate:
+                        self.services.restart_redis_empty(SERVICE_PAUSE_S)
+                    self.service_events.append(("redis data lost", t, time.time()))
+                    continue
                 if (a.kills == 0 or len(self.kills) < a.kills) and time.monotonic() >= next_kill:
                     self.kill_one()
                     next_kill = time.monotonic() + self.rng.uniform(*a.kill_interval)
                     continue
-                if redis_done and pg_done and a.kills and len(self.kills) >= a.kills:
+                if (redis_done and pg_done and stall_done and scratch_done and empty_done and a.kills
+                        and len(self.kills) >= a.kills):
                     return
                 time.sleep(0.1)
         except Exception as e:
@@ -365,6 +426,22 @@ class Chaos:
 
     # ---- analysis ---------------------------------------------------------------
 
+    def log_count(self, event, field):
+        """FIELD of every EVENT line in every incarnation's log."""
+        out = []
+        for d in self.incarnations:
+            try:
+                text = d.log_path.read_text(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if '"%s"' % event in line:
+                    try:
+                        out.append(int(json.loads(line).get(field, 0)))
+                    except (ValueError, TypeError):
+                        pass
+        return out
+
     def markers(self):
         runs = defaultdict(list)
         d = self.root / "state" / "chaos"
@@ -459,7 +536,7 @@ class Chaos:
             if j not in jobs:
                 continue
             row, kind = jobs[j], kind_of[j]
-            fails = [a for a in atts[j] if a["outcome"] not in (None, "completed", "executor_lost", "shutdown")]
+            fails = [a for a in atts[j] if a["outcome"] not in UNCHARGED]
             failures_of[j] = len(fails)
             if len(fails) > row["max_retries"] + 1:
                 retry_viol.append("%s: %d failed attempts, max_retries %d" % (j, len(fails), row["max_retries"]))
@@ -468,9 +545,10 @@ class Chaos:
             k = payload_of[j]["parameters"].get("fail_first", 0)
             for a in atts[j]:
                 o = a["outcome"]
-                if o in (None, "executor_lost"):
+                if o in (None, "executor_lost", "executor_fault"):
                     continue
-                want = {"quick": "completed", "slow": "completed", "timeout": "timeout",
+                want = {"quick": "completed", "slow": "completed", "timeout": "timeout", "poison": "no attempt",
+                        "unstorable": "unstorable",
                         "flaky": "exception" if a["attempt"] <= k else "completed"}[kind]
                 if o != want:
                     outcome_viol.append("%s attempt %d: outcome %s (%s), expected %s"
@@ -481,7 +559,15 @@ class Chaos:
                     status_viol.append("%s: FAILED 'executor lost repeatedly' with lost_count %d"
                                        % (j, row["lost_count"]))
                 continue
-            if kind == "timeout":
+            if kind == "poison":
+                if row["status"] != "FAILED" or "module_path" not in (row["error"] or ""):
+                    status_viol.append("%s: %s, error %r (expected FAILED naming module_path)"
+                                       % (j, row["status"], row["error"]))
+            elif kind == "unstorable":
+                if row["status"] != "FAILED" or "not storable" not in (row["error"] or ""):
+                    status_viol.append("%s: %s, error %r (expected FAILED, not storable)"
+                                       % (j, row["status"], row["error"]))
+            elif kind == "timeout":
                 if row["status"] != "FAILED" or len(fails) != row["max_retries"] + 1:
                     status_viol.append("%s: %s after %d failed attempts (expected FAILED after %d): %s"
                                        % (j, row["status"], len(fails), row["max_retries"] + 1, row["error"]))
@@ -496,7 +582,7 @@ class Chaos:
         check("every attempt ended as its task planned (or executor_lost)", outcome_viol)
         check("every job ended as its kind says", status_viol)
 
-        meant = [j for j in ids if kind_of[j] != "timeout"]
+        meant = [j for j in ids if kind_of[j] in MEANT_TO_SUCCEED]
         ok = sum(1 for j in meant if j in jobs and jobs[j]["status"] == "COMPLETED")
         rate = ok / len(meant) if meant else 1.0
         check("success rate of jobs meant to succeed >= %.1f%%" % (100 * SUCCESS_TARGET),
@@ -526,8 +612,8 @@ class Chaos:
                         double_unflagged.append("%s: %d successful runs %s, is_duplicate false; attempts %s"
                                                 % (j, len(r), sorted(r), [(a["attempt"], a["executor_id"],
                                                                           a["outcome"]) for a in atts[j]]))
-            elif kind_of[j] == "timeout" and r:
-                marker_viol.append("%s: a timeout job completed a run: %s" % (j, r))
+            elif kind_of[j] not in MEANT_TO_SUCCEED and r:
+                marker_viol.append("%s: a %s job completed a run: %s" % (j, kind_of[j], r))
         check("no COMPLETED job executed twice unless flagged is_duplicate", double_unflagged)
         check("run markers agree with the recorded attempts", marker_viol)
 
@@ -549,8 +635,10 @@ class Chaos:
         check("every daemon exits 0 on SIGTERM", stop_problems)
         check("no daemon died on its own", self.crashes)
         done_events = {e[0] for e in self.service_events}
-        check("Redis and PostgreSQL were each restarted once",
-              [] if done_events == {"redis", "postgresql"} else ["restarted: %s" % sorted(done_events)])
+        planned = {"redis", "postgresql", "log stall", "redis data lost"} | ({"scratch full"} if self.scratch_fs
+                                                                             else set())
+        check("every fault was injected once: %s" % ", ".join(sorted(planned)),
+              [] if done_events == planned else ["injected: %s" % sorted(done_events)])
         check("the harness ran as planned", list(self.harness_errors))
 
         # ---- summary ----
@@ -572,6 +660,11 @@ class Chaos:
             ("Redis / PostgreSQL restarts", "%d / %d (%ds down each)"
              % (sum(e[0] == "redis" for e in self.service_events),
                 sum(e[0] == "postgresql" for e in self.service_events), SERVICE_PAUSE_S)),
+            ("other faults", ", ".join("%s (%.1fs)" % (e[0], e[2] - e[1]) for e in self.service_events
+                                       if e[0] not in ("redis", "postgresql")) +
+             ("" if self.scratch_fs else "; scratch full not injected: needs root")),
+            ("jobs pushed again by the reconciliation sweep", sum(self.log_count("queue.reconciled", "jobs"))),
+            ("log lines dropped for a slow reader", sum(self.log_count("log.dropped", "lines"))),
             ("recoveries (executor_lost attempts)", "%d (%d not explained by a kill)"
              % (len(lost_atts), len(spurious))),
             ("duplicates flagged (is_duplicate)", len(flagged)),
@@ -635,6 +728,19 @@ class Chaos:
         return self.analyse(wall, finished, before, after, stop_problems)
 
 
+def fill_inodes(d):
+    """Use up every inode of the file system of D: making a scratch dir fails."""
+    filler = d / "filler"
+    filler.mkdir()
+    n = 0
+    while True:
+        try:
+            (filler / str(n)).touch()
+        except OSError:
+            return filler
+        n += 1
+
+
 def interval(text):
     a, _, b = text.partition("-")
     lo, hi = float(a), float(b or a)
@@ -685,6 +791,8 @@ def main():
         if c.db:
             c.db.close()
         c.services.stop()
+        if c.scratch_fs:
+            subprocess.run(["umount", "-l", str(c.root / "scratch")], check=False)
         if ok and not args.keep:
             shutil.rmtree(c.root, ignore_errors=True)
         else:

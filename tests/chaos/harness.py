@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,6 +108,10 @@ class Services:
     def restart_redis(self, pause=0):
         self._run("restart-redis", pause)
 
+    def restart_redis_empty(self, pause=0):
+        """Restart Redis without its data, as after a restart without persistence."""
+        self._run("restart-redis-empty", pause)
+
     def restart_pg(self, pause=0):
         self._run("restart-pg", pause)
 
@@ -189,18 +194,41 @@ def daemon_env(root, services, policy_dir, prefix, concurrency, heartbeat, log_l
 class Daemon:
     """One build/taskexecd process (one incarnation of an executor id)."""
 
-    def __init__(self, root, env, executor_id, incarnation=1):
+    def __init__(self, root, env, executor_id, incarnation=1, piped=False):
+        """piped: standard output is a pipe that a thread copies to the log
+        file, and that stall_reader() can stop reading for a while."""
         self.executor_id = executor_id
         self.incarnation = incarnation
         self.log_path = root / "logs" / ("%s.%d.log" % (executor_id, incarnation))
+        self.reading = threading.Event()
+        self.reading.set()
         e = dict(env, TASKEXEC_EXECUTOR_ID=executor_id)
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen([str(TASKEXECD)], env=e, cwd=str(root), stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+                                         stdout=subprocess.PIPE if piped else out, stderr=subprocess.STDOUT)
+        if piped:
+            threading.Thread(target=self._copy, daemon=True).start()
         self.pid = self.proc.pid
         self.started = time.time()
         self.killed_at = None
         self.exit_status = None
+
+    def _copy(self):
+        fd = self.proc.stdout.fileno()
+        with open(self.log_path, "ab") as out:
+            while True:
+                self.reading.wait()
+                data = os.read(fd, 65536)
+                if not data:
+                    return
+                out.write(data)
+                out.flush()
+
+    def stall_reader(self, seconds):
+        """Stop reading its standard output for SECONDS, as a stuck log shipper would."""
+        self.reading.clear()
+        time.sleep(seconds)
+        self.reading.set()
 
     def alive(self):
         return self.proc.poll() is None

@@ -51,3 +51,10 @@ def timeout(n, seconds):
     time.sleep(seconds)
     _mark()   # never reached when seconds > timeout_seconds
     return {"n": n}
+
+
+def unstorable(n):
+    """Send back, past the shim, a result jansson accepts and PostgreSQL's
+    jsonb cannot hold: the attempt must end 'unstorable', never wedge a slot."""
+    os.write(3, b'{"ok":true,"result":1E-20000}')
+    os._exit(0)

@@ -32,9 +32,9 @@ static const char *const conn_keys[] = {
 };
 #define STR_(x) #x
 #define STR(x) STR_(x)
+static const char statement_timeout[] = "-c statement_timeout=" STR(STORE_STATEMENT_TIMEOUT_MS);
 static const char *const conn_values[] = {
-	"10", "1", "5", "2", "3", "10000", "taskexecd", "-c statement_timeout=" STR(STORE_STATEMENT_TIMEOUT_MS),
-	NULL /* the conninfo */, NULL,
+	"10", "1", "5", "2", "3", "10000", "taskexecd", statement_timeout, NULL /* the conninfo */, NULL,
 };
 
 static PGconn *connect_start(const char *conninfo, bool async)

@@ -39,7 +39,7 @@ B ?= build
 # Point every suite at the binaries of this build.
 TEST_ENV := SANDBOX_SUITE_TASKEXEC=$(CURDIR)/$(B)/taskexec ITEST_TASKEXECD=$(CURDIR)/$(B)/taskexecd \
             ITEST_TASKEXEC=$(CURDIR)/$(B)/taskexec CHAOS_TASKEXECD=$(CURDIR)/$(B)/taskexecd
-COMMON := util log outbuf config job policy sandbox attempt loop
+COMMON := util log outbuf config job policy domain sandbox attempt loop
 DAEMON := queue store supervise daemon http metrics
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
@@ -67,7 +67,7 @@ $(B)/sandbox_gen.o: executor/sandbox.c executor/*.h | $(B)
 	@echo "  CC      $< (filter generator)"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/gen_filter: $(B)/gen_filter.o $(B)/sandbox_gen.o $(B)/util.o $(B)/log.o $(B)/outbuf.o $(B)/loop.o $(B)/config.o $(B)/policy.o
+$(B)/gen_filter: $(B)/gen_filter.o $(B)/sandbox_gen.o $(B)/domain.o $(B)/util.o $(B)/log.o $(B)/outbuf.o $(B)/loop.o $(B)/config.o $(B)/policy.o
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

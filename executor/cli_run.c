@@ -341,12 +341,19 @@ int cli_run(int argc, char **argv)
 	loop_add(loop, sfd, EPOLLIN, on_signal, &rc);
 	errout_open(loop);
 	envelope = job_envelope(&j, 1, &c, plan.policy, &envelope_len);
-	launch = (struct launch){ .policy = plan.policy, .roots = c.tasks_path, .input = envelope,
+	launch = (struct launch){ .policy = plan.policy, .roots = c.tasks_path, .packages = c.allowed_modules, .input = envelope,
 				  .input_len = envelope_len, .job_id = j.job_id };
 	rc.attempt = attempt_start(loop, &sb, &launch, plan.timeout_ms, c.result_max, &run_ops, &rc, &err);
 	if (!rc.attempt) {
+		/* The summary says it too: a launch refused before the child
+		 * existed is the executor's fault, like one that failed after. */
+		struct outcome *o = outcome_new(OUT_EXECUTOR_FAULT, NULL);
+
 		errout_close();
+		o->error = xasprintf("launch failed: %s", err);
 		fprintf(stderr, "taskexec: launch: %s\n", err);
+		print_summary(o, j.job_id);
+		outcome_free(o);
 		r = EXIT_FAILED;
 	} else {
 		while (!rc.outcome)

@@ -44,6 +44,8 @@ static const struct setting settings[] = {
 	S("TASKEXEC_LOG_LEVEL", K_STR, log_level, "info", 0, 0),
 	S("TASKEXEC_STATE_DIR", K_STR, state_dir, TASKEXEC_STATEDIR, 0, 0),
 	S("TASKEXEC_SCRATCH_DIR", K_STR, scratch_dir, "/tmp", 0, 0),
+	S("TASKEXEC_ISOLATION", K_STR, isolation, "domain", 0, 0),
+	S("TASKEXEC_JOB_UIDS", K_STR, job_uids, "2100000000-2100000999", 0, 0),
 };
 #undef S
 
@@ -319,6 +321,19 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 	if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
 		err_add(&e, "%s: bad value: expected debug, info, warn or error", "TASKEXEC_LOG_LEVEL");
+	if (strcmp(c->isolation, "domain") && strcmp(c->isolation, "weak"))
+		err_add(&e, "%s: bad value: expected domain or weak", "TASKEXEC_ISOLATION");
+	{
+		unsigned long a = 0, b = 0;
+		int used = 0;
+
+		if (sscanf(c->job_uids, "%lu-%lu%n", &a, &b, &used) != 2 || c->job_uids[used] || a == 0 ||
+		    b < a || b - a >= 65536 || b >= 0xfffffffeUL)
+			err_add(&e, "%s: bad value: '%s' (expected FIRST-LAST, 1 to 65536 ids above 0)",
+				"TASKEXEC_JOB_UIDS", c->job_uids);
+		c->job_uid_first = (uid_t)a;
+		c->job_uid_count = b >= a ? (unsigned)(b - a + 1) : 0;
+	}
 	if (c->require_signature && !strv_len(c->verify_keys))
 		err_add(&e, "%s: TASKEXEC_REQUIRE_SIGNATURE=1 needs at least one key file",
 			"TASKEXEC_VERIFY_KEYS");

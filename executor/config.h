@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct config {
 	char *redis_url;
@@ -27,10 +28,14 @@ struct config {
 	char *log_level;
 	char *state_dir;
 	char *scratch_dir;
+	char *isolation;                /* "domain", or "weak" where the kernel refuses namespaces */
+	char *job_uids;                 /* FIRST-LAST: one uid and gid per running job */
 	/* Derived, not settable: where the shim lives and which file was read. */
 	char *shim_dir;
 	char *config_file;
 	bool dev_layout;
+	uid_t job_uid_first;            /* parsed from job_uids */
+	unsigned job_uid_count;
 };
 
 /* Where config_load may look besides FILE and the environment.  The programs

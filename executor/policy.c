@@ -126,6 +126,7 @@ static const struct key keys[] = {
 	K("limits", "file_size", V_SIZE, file_size, 0, 0),
 	K("limits", "processes", V_INT, processes, 1, 100000),
 	K("limits", "output_bytes", V_SIZE, output_bytes, 0, 0),
+	K("limits", "scratch_size", V_SIZE, scratch_size, 1 << 20, 0),
 	K("network", "mode", V_NET, network, 0, 0),
 	K("paths", "read", V_PATHS, read_paths, 0, 0),
 	K("paths", "write", V_PATHS, write_paths, 0, 0),
@@ -274,6 +275,7 @@ static void policy_defaults(struct policy *p)
 	p->file_size = 64ULL << 20;
 	p->processes = 64;
 	p->output_bytes = 4ULL << 20;
+	p->scratch_size = 64ULL << 20;
 	p->network = NET_NONE;
 	p->read_paths = xcalloc(1, sizeof(char *));
 	p->write_paths = xcalloc(1, sizeof(char *));
@@ -427,9 +429,10 @@ void policy_print(const struct policy *p, FILE *out)
 	fprintf(out, "backoff_base = %lldms\nbackoff_max = %lldms\n", (long long)p->backoff_base_ms,
 		(long long)p->backoff_max_ms);
 	fprintf(out, "\n[limits]\nmemory = %lluK\ncpu_time = %llds\nopen_files = %ld\nfile_size = %lluK\nprocesses = %ld\n"
-		"output_bytes = %llu\n",
+		"output_bytes = %llu\nscratch_size = %lluK\n",
 		(unsigned long long)(p->memory >> 10), (long long)p->cpu_ms / 1000, p->open_files,
-		(unsigned long long)(p->file_size >> 10), p->processes, (unsigned long long)p->output_bytes);
+		(unsigned long long)(p->file_size >> 10), p->processes, (unsigned long long)p->output_bytes,
+		(unsigned long long)(p->scratch_size >> 10));
 	fprintf(out, "\n[network]\nmode = %s\n\n[paths]\n", p->network == NET_NONE ? "none" : "outbound");
 	print_list(out, "read", p->read_paths);
 	print_list(out, "write", p->write_paths);

@@ -21,6 +21,7 @@ struct policy {
 	int64_t cpu_ms;
 	long open_files, processes;
 	uint64_t output_bytes;          /* of an attempt's output forwarded to the daemon's log */
+	uint64_t scratch_size;          /* the tmpfs that is the job's /tmp in its domain */
 	enum net_mode network;
 	char **read_paths, **write_paths, **python_path;
 	char **env;             /* "NAME=value", expanded */

@@ -9,6 +9,7 @@
  * or lock in the parent can never deadlock a child. */
 
 #include "sandbox.h"
+#include "domain.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -429,15 +431,30 @@ static int landlock_build(struct sandbox *sb, const struct launch *l, const char
 		r = ll_allow_cached(sb, fd, fs, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE);
 	if (!r)
 		r = ll_allow(fd, fs, sb->shim_dir, LL_READ);
-	for (char *const *p = l->roots; p && *p && !r; p++)
+	/* Landlock follows the path as the job sees it: in a domain a root is a
+	 * directory of the domain's own, and only its packages are the host's. */
+	for (char *const *p = l->roots; p && *p && !r; p++) {
+		if (!scratch) {
+			for (char *const *pkg = l->packages; pkg && *pkg && !r; pkg++) {
+				char *dir = xasprintf("%s/%s", *p, *pkg), *file = xasprintf("%s/%s.py", *p, *pkg);
+
+				r = ll_allow(fd, fs, dir, LL_READ);
+				if (!r)
+					r = ll_allow(fd, fs, file, LL_READ);
+				free(dir);
+				free(file);
+			}
+			continue;
+		}
 		r = ll_allow(fd, fs, *p, LL_READ);
+	}
 	for (char **p = l->policy->read_paths; p && *p && !r; p++)
 		r = ll_allow(fd, fs, *p, LL_READ);
 	for (char **p = l->policy->python_path; p && *p && !r; p++)
 		r = ll_allow(fd, fs, *p, LL_READ);
 	for (char **p = l->policy->write_paths; p && *p && !r; p++)
 		r = ll_allow(fd, fs, *p, LL_WRITE);
-	if (!r)
+	if (!r && scratch)
 		r = ll_allow(fd, fs, scratch, LL_WRITE);
 	if (r) {
 		*ret_err = xasprintf("landlock_add_rule: %s", strerror(-r));
@@ -477,6 +494,41 @@ static void use_compiled_shim(struct sandbox *sb)
 	free(path);
 }
 
+/* Where the uids of running domains are locked, host-wide. */
+#define UID_LOCK_DIR "/run/taskexec/uids"
+
+/* The range must be ours alone: an id some user or group has would give a
+ * job that user's files. */
+static int uid_range_free(const struct config *c, char **ret_err)
+{
+	uid_t first = c->job_uid_first, last = c->job_uid_first + c->job_uid_count - 1;
+	struct passwd *pw;
+	struct group *gr;
+	int r = 0;
+
+	if (c->job_uid_count < 2) {
+		*ret_err = xasprintf("TASKEXEC_JOB_UIDS: %s: at least two ids (a group and one job)", c->job_uids);
+		return -1;
+	}
+	setpwent();
+	while (!r && (pw = getpwent()))
+		if (pw->pw_uid >= first && pw->pw_uid <= last) {
+			*ret_err = xasprintf("TASKEXEC_JOB_UIDS: %s: uid %u belongs to user %s", c->job_uids,
+					     (unsigned)pw->pw_uid, pw->pw_name);
+			r = -1;
+		}
+	endpwent();
+	setgrent();
+	while (!r && (gr = getgrent()))
+		if (gr->gr_gid >= first && gr->gr_gid <= last) {
+			*ret_err = xasprintf("TASKEXEC_JOB_UIDS: %s: gid %u belongs to group %s", c->job_uids,
+					     (unsigned)gr->gr_gid, gr->gr_name);
+			r = -1;
+		}
+	endgrent();
+	return r;
+}
+
 int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 {
 	char real[PATH_MAX];
@@ -500,7 +552,28 @@ int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 	use_compiled_shim(sb);
 	if (realpath("/lib64/ld-linux-x86-64.so.2", real))
 		sb->loader_real = xstrdup(real);
-	if (geteuid() == 0) {
+	sb->domains = !strcmp(c->isolation, "domain");
+	if (sb->domains) {
+		sb->userns = geteuid() != 0;
+		if (domain_probe(sb->userns, ret_err) < 0)
+			goto fail;
+	}
+	if (sb->domains && !sb->userns) {
+		if (uid_range_free(c, ret_err) < 0)
+			goto fail;
+		sb->drop_uid = true;
+		sb->uid_first = c->job_uid_first;
+		sb->uid = sb->gid = c->job_uid_first;
+		sb->uid_slots = c->job_uid_count - 1;
+		if ((mkdir("/run/taskexec", 0755) < 0 && errno != EEXIST) ||
+		    (mkdir(UID_LOCK_DIR, 0700) < 0 && errno != EEXIST)) {
+			*ret_err = xasprintf("%s: %s", UID_LOCK_DIR, strerror(errno));
+			goto fail;
+		}
+	} else if (sb->domains) {
+		sb->uid = getuid();
+		sb->gid = getgid();
+	} else if (geteuid() == 0) {
 		struct passwd *pw = getpwnam(c->job_user);
 
 		if (!pw) {
@@ -591,7 +664,8 @@ static int make_scratch(const struct sandbox *sb, const char *job_id, char **ret
 		free(path);
 		return -1;
 	}
-	if (sb->drop_uid && chown(dir, sb->uid, sb->gid) < 0) {
+	/* In a domain this is only where its root is mounted: ours, empty. */
+	if (sb->drop_uid && !sb->domains && chown(dir, sb->uid, sb->gid) < 0) {
 		*ret_err = xasprintf("chown %s: %s", dir, strerror(errno));
 		rmdir(dir);
 		free(path);
@@ -601,35 +675,53 @@ static int make_scratch(const struct sandbox *sb, const char *job_id, char **ret
 	return 0;
 }
 
-/* Policy write paths must exist for Landlock to name them; create them owned
- * by the job user. */
+/* Policy write paths must exist for Landlock (and a domain) to name them.
+ * Missing ones are made here, one component at a time, each opened with
+ * O_NOFOLLOW: a component that is a symbolic link stops it, so nobody can
+ * swap one in to have root create the leaf elsewhere.  The parents stay
+ * root's; the leaf is the job user's (weak mode), or, in domains, root's
+ * with the jobs' shared group and set-gid, so that every job of the type
+ * may write there (the child's umask is 002). */
 static int make_write_paths(const struct sandbox *sb, const struct policy *p, char **ret_err)
 {
 	for (char **w = p->write_paths; w && *w; w++) {
 		struct stat st;
-		char *dup, *s;
+		char *dup, *comp, *save = NULL;
+		int fd, r = 0;
+		bool created = false;
 
 		if (stat(*w, &st) == 0)
-			continue;
+			continue;       /* the operator's, as the operator made it */
+		fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			r = -errno;
 		dup = xstrdup(*w);
-		for (s = dup + 1;; s++) {
-			if (*s != '/' && *s)
-				continue;
-			char c = *s;
+		for (comp = strtok_r(dup, "/", &save); comp && fd >= 0; comp = strtok_r(NULL, "/", &save)) {
+			int nfd;
 
-			*s = '\0';
-			if (mkdir(dup, 0755) == 0 && sb->drop_uid && chown(dup, sb->uid, sb->gid) < 0) {
-				*ret_err = xasprintf("chown %s: %s", dup, strerror(errno));
-				free(dup);
-				return -1;
-			}
-			*s = c;
-			if (!c)
+			created = mkdirat(fd, comp, 0755) == 0;
+			if (!created && errno != EEXIST) {
+				r = -errno;
 				break;
+			}
+			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (nfd < 0) {
+				r = errno == ELOOP || errno == ENOTDIR ? -ELOOP : -errno;
+				break;
+			}
+			close(fd);
+			fd = nfd;
 		}
+		if (!r && created && sb->drop_uid &&
+		    (sb->domains ? fchown(fd, 0, sb->gid) < 0 || fchmod(fd, 02770) < 0
+				 : fchown(fd, sb->uid, sb->gid) < 0))
+			r = -errno;
+		close_nointr(fd);
 		free(dup);
-		if (stat(*w, &st) < 0) {
-			*ret_err = xasprintf("write path %s: %s", *w, strerror(errno));
+		if (r) {
+			*ret_err = r == -ELOOP ? xasprintf("write path %s: a component is a symbolic link or not a "
+							   "directory", *w)
+					       : xasprintf("write path %s: %s", *w, strerror(-r));
 			return -1;
 		}
 	}
@@ -643,9 +735,11 @@ struct child_args {
 	int interp_fd, ruleset_fd, status_fd;
 	pid_t parent;
 	const char *scratch;
+	const struct domain_plan *domain;       /* NULL in weak mode */
+	uint64_t tmp_access;                    /* the Landlock rights on a domain's /tmp */
 	bool drop_uid;
 	uid_t uid;
-	gid_t gid;
+	gid_t gid, group;                       /* group: the jobs' shared group, in domains */
 	int cap_last;
 	struct rlimit rl_as, rl_cpu, rl_nofile, rl_fsize, rl_nproc;
 	struct sock_filter *bpf;
@@ -712,8 +806,18 @@ static int child(void *arg)
 	if (syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		child_fail(st, "close_range");
 
-	if (chdir(a->scratch) < 0)
+	/* 3b. The isolation domain, while we may still mount: it leaves us in
+	 *     the domain's /tmp.  Files made there and in the write paths are
+	 *     group-writable, for the other jobs of the shared group. */
+	if (a->domain) {
+		const char *step = domain_enter(a->domain);
+
+		if (step)
+			child_fail(st, step);
+		umask(002);
+	} else if (chdir(a->scratch) < 0) {
 		child_fail(st, "chdir scratch");
+	}
 
 	/* 4. Resource limits.  NOFILE stays below SANDBOX_EXEC_FD (see the filter).
 	 *    NPROC comes after the uid switch: set before, execve would fail while
@@ -733,7 +837,7 @@ static int child(void *arg)
 		for (int c = 0; c <= a->cap_last; c++)
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 				child_fail(st, "drop bounding caps");
-		if (syscall(SYS_setgroups, 0, NULL) < 0)
+		if (syscall(SYS_setgroups, a->domain ? 1 : 0, &a->group) < 0)
 			child_fail(st, "setgroups");
 		if (syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0)
 			child_fail(st, "setresgid");
@@ -762,7 +866,24 @@ static int child(void *arg)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(st, "no_new_privs");
 
-	/* 8. Landlock before seccomp: the filter does not allow landlock_* calls. */
+	/* 8. Landlock before seccomp: the filter does not allow landlock_* calls.
+	 *    A domain's /tmp exists only now, in our mount namespace: its rule is
+	 *    added here. */
+	if (a->ruleset_fd >= 0 && a->domain) {
+		/* Listing the domain's own directories shows nothing but what it
+		 * mounted, and the import system lists every sys.path entry. */
+		struct landlock_path_beneath_attr tmp = { .allowed_access = a->tmp_access },
+						  dirs = { .allowed_access = LANDLOCK_ACCESS_FS_READ_DIR };
+
+		tmp.parent_fd = open("/tmp", O_PATH | O_CLOEXEC);
+		dirs.parent_fd = open("/", O_PATH | O_CLOEXEC);
+		if (tmp.parent_fd < 0 || dirs.parent_fd < 0 ||
+		    syscall(SYS_landlock_add_rule, a->ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &tmp, 0) < 0 ||
+		    syscall(SYS_landlock_add_rule, a->ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &dirs, 0) < 0)
+			child_fail(st, "landlock rules of the domain");
+		close(tmp.parent_fd);
+		close(dirs.parent_fd);
+	}
 	if (a->ruleset_fd >= 0 && syscall(SYS_landlock_restrict_self, a->ruleset_fd, 0) < 0)
 		child_fail(st, "landlock_restrict_self");
 
@@ -909,6 +1030,68 @@ static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char *
 	}
 }
 
+/* What a domain shows of the host: the interpreter's /usr (and the links to
+ * it), the system files of system_read, the shim, the allowed packages of
+ * each task root, the policy's paths; the job's /tmp and /dev of its own. */
+static void plan_domain(const struct sandbox *sb, const struct launch *l, const char *root, uid_t uid, gid_t gid,
+			struct domain_plan *dp)
+{
+	const struct policy *p = l->policy;
+	uint64_t size = p->scratch_size;
+	char *opts = xasprintf("size=%llu,nr_inodes=%llu,mode=0700,uid=%u,gid=%u", (unsigned long long)size,
+			       (unsigned long long)(size / 4096 > 1024 ? size / 4096 : 1024), (unsigned)uid,
+			       (unsigned)gid);
+
+	domain_plan_init(dp, root, p->network == NET_NONE, sb->userns, uid, gid);
+	domain_tmpfs(dp, "/tmp", opts);
+	free(opts);
+	domain_dev(dp);
+	for (size_t i = 0; i < ARRAY_SIZE(system_read); i++)
+		if (strncmp(system_read[i], "/dev/", 5))
+			domain_bind(dp, system_read[i], false);
+	domain_bind(dp, sb->shim_dir, false);
+	for (char *const *r = l->roots; r && *r; r++)
+		for (char *const *pkg = l->packages; pkg && *pkg; pkg++) {
+			char *dir = xasprintf("%s/%s", *r, *pkg), *file = xasprintf("%s/%s.py", *r, *pkg);
+
+			domain_bind(dp, dir, false);
+			domain_bind(dp, file, false);
+			free(dir);
+			free(file);
+		}
+	for (char **q = p->read_paths; q && *q; q++)
+		domain_bind(dp, *q, false);
+	for (char **q = p->python_path; q && *q; q++)
+		domain_bind(dp, *q, false);
+	for (char **q = p->write_paths; q && *q; q++)
+		domain_bind(dp, *q, true);
+}
+
+/* A uid of the range no job on this host runs as (root, domains): its lock
+ * file, held while the attempt lives, says so to every daemon and every
+ * `taskexec run` of the host, whatever their settings.  The uid's processes
+ * are gone when the lock is released: the job can make no process that
+ * outlives it.  Returns the lock fd and the uid, or -1. */
+static int take_uid(const struct sandbox *sb, uid_t *ret_uid)
+{
+	for (unsigned i = 0; i < sb->uid_slots; i++) {
+		uid_t uid = sb->uid_first + 1 + i;
+		char path[64];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%u", UID_LOCK_DIR, (unsigned)uid);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			*ret_uid = uid;
+			return fd;
+		}
+		close(fd);
+	}
+	return -1;
+}
+
 static char **build_env(const struct policy *p, const char *scratch)
 {
 	size_t n = strv_len(p->env), k = 0;
@@ -930,21 +1113,34 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	int pipes[4][2], status[2] = { -1, -1 }, in_fd = -1, ruleset = -1;
 	char *scratch = NULL, **envp = NULL;
 	struct sock_filter *bpf = NULL;
-	int pidfd = -1;
+	struct domain_plan plan = { 0 };
+	int pidfd = -1, uid_lock = -1;
 	char *argv[] = { sb->python, "-I", "-S", "-B", sb->shim_path, NULL };
+	uid_t uid = sb->uid;
+	gid_t gid = sb->gid;
 	pid_t pid;
 	int r = -1;
 
 	for (int i = 0; i < 4; i++)
 		pipes[i][0] = pipes[i][1] = -1;
 	memset(ret, 0, sizeof(*ret));
-	ret->pidfd = ret->listener = -1;
+	ret->pidfd = ret->listener = ret->uid_lock = -1;
 	for (int i = 0; i < 4; i++)
 		ret->fd[i] = -1;
 
 	if (filter_for(sb, p->network, ret_err) < 0 || make_write_paths(sb, p, ret_err) < 0 ||
 	    make_scratch(sb, l->job_id, &scratch, ret_err) < 0)
 		goto out;
+	if (sb->domains && sb->drop_uid) {
+		uid_lock = take_uid(sb, &uid);
+		if (uid_lock < 0) {
+			*ret_err = xasprintf("no free uid in TASKEXEC_JOB_UIDS: all %u run a job", sb->uid_slots);
+			goto out;
+		}
+		gid = (gid_t)uid;
+	}
+	if (sb->domains)
+		plan_domain(sb, l, scratch, uid, gid, &plan);
 	/* The job arrives on a sealed memfd: a payload of any size is ready to
 	 * read at once, and nobody can change it after the fact. */
 	in_fd = memfd_create("taskexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -962,9 +1158,9 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 		*ret_err = xasprintf("socketpair: %s", strerror(errno));
 		goto out;
 	}
-	if (landlock_build(sb, l, scratch, &ruleset, ret_err) < 0)
+	if (landlock_build(sb, l, sb->domains ? NULL : scratch, &ruleset, ret_err) < 0)
 		goto out;
-	envp = build_env(p, scratch);
+	envp = build_env(p, sb->domains ? "/tmp" : scratch);
 
 	a.in_fd = in_fd;
 	for (int i = 0; i < 4; i++)
@@ -974,9 +1170,12 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	a.status_fd = status[1];
 	a.parent = getpid();
 	a.scratch = scratch;
+	a.domain = sb->domains ? &plan : NULL;
+	a.tmp_access = ll_fs_handled(sb->landlock_abi) & LL_WRITE;
 	a.drop_uid = sb->drop_uid;
-	a.uid = sb->uid;
-	a.gid = sb->gid;
+	a.uid = uid;
+	a.gid = gid;
+	a.group = sb->gid;
 	a.cap_last = sb->cap_last;
 	a.rl_as = (struct rlimit){ p->memory, p->memory };
 	a.rl_cpu = (struct rlimit){ (rlim_t)((p->cpu_ms + 999) / 1000), (rlim_t)((p->cpu_ms + 999) / 1000 + 2) };
@@ -1000,12 +1199,15 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	 * program), and some emulators refuse the flags with EINVAL: a plain
 	 * fork does the same there, only slower. */
 	errno = EINVAL;
-	pid = UNDER_VALGRIND() ? -1 : clone(child, (char *)sb->stack + CHILD_STACK, CLONE_VM | CLONE_PIDFD | SIGCHLD,
-					     &a, &pidfd);
+	pid = UNDER_VALGRIND() ? -1 : clone(child, (char *)sb->stack + CHILD_STACK,
+					     CLONE_VM | CLONE_PIDFD | SIGCHLD | plan.clone_flags, &a, &pidfd);
 	if (pid < 0 && errno == EINVAL) {
 		pid = fork();
-		if (pid == 0)
+		if (pid == 0) {
+			if (plan.clone_flags && unshare(plan.clone_flags) < 0)
+				child_fail(a.status_fd, "unshare");
 			_exit(child(&a));
+		}
 		if (pid > 0 && (pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
@@ -1030,8 +1232,13 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	ret->scratch = scratch;
 	scratch = NULL;
 	ret->landlock = ruleset >= 0;
+	ret->domain = sb->domains;
+	ret->uid_lock = uid_lock;
+	uid_lock = -1;
 	r = 0;
 out:
+	close_nointr(uid_lock);
+	domain_plan_free(&plan);
 	for (int i = 0; i < 4; i++) {
 		close_nointr(pipes[i][0]);
 		close_nointr(pipes[i][1]);
@@ -1111,6 +1318,8 @@ int proc_cleanup_async(struct proc *p)
 
 void proc_cleanup(struct proc *p)
 {
+	close_nointr(p->uid_lock);
+	p->uid_lock = -1;
 	for (int i = 0; i < 4; i++) {
 		close_nointr(p->fd[i]);
 		p->fd[i] = -1;

@@ -25,8 +25,13 @@ struct sandbox {
 	int interp_fd;                  /* O_PATH of the interpreter */
 	char *python, *interp_real, *loader_real, *shim_path, *shim_dir, *scratch_dir;
 	bool drop_uid;                  /* running as root: switch to the job user */
-	uid_t uid;
+	uid_t uid;                      /* weak mode: the job user; domains: the jobs' shared group */
 	gid_t gid;
+	/* Isolation domains (domain.h): as root each running job takes its own
+	 * uid and gid from TASKEXEC_JOB_UIDS; unprivileged, a user namespace. */
+	bool domains, userns;
+	uid_t uid_first;                /* the shared group; slot i is uid_first + 1 + i */
+	unsigned uid_slots;
 	int landlock_abi;               /* 0 = not available */
 	int cap_last;                   /* highest capability number the kernel knows */
 	struct sock_filter *bpf[2];     /* per enum net_mode, built on first use */
@@ -40,6 +45,7 @@ struct sandbox {
 struct launch {
 	const struct policy *policy;
 	char *const *roots;             /* task roots (read-only, on sys.path) */
+	char *const *packages;          /* the allowed top-level packages: all a domain shows of the roots */
 	const char *input;              /* the job envelope for fd 0 */
 	size_t input_len;
 	const char *job_id;             /* names the scratch dir */
@@ -54,6 +60,8 @@ struct proc {
 	char *launch_err;               /* "step: error" when the child failed before its exec */
 	char *scratch;                  /* removed by proc_cleanup */
 	bool landlock;
+	bool domain;                    /* ran in an isolation domain */
+	int uid_lock;                   /* the flock that makes its uid ours, or -1 */
 };
 enum { PROC_STDOUT, PROC_STDERR, PROC_RESULT, PROC_EVENTS };
 

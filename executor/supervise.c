@@ -543,7 +543,8 @@ static void run(struct job_run *jr)
 	json_t *f;
 
 	envelope = job_envelope(&jr->job, jr->attempt, d->cfg, jr->plan.policy, &len);
-	launch = (struct launch){ .policy = jr->plan.policy, .roots = d->cfg->tasks_path, .input = envelope,
+	launch = (struct launch){ .policy = jr->plan.policy, .roots = d->cfg->tasks_path,
+				  .packages = d->cfg->allowed_modules, .input = envelope,
 				  .input_len = len, .job_id = jr->job_id };
 	d->started++;
 	metrics_job(d->metrics, jr->job.task_type, "started");

@@ -227,8 +227,15 @@ def unique_dir(base_dir):
 # --------------------------------------------------------------------------
 # Assertion helpers
 
+# TASKEXEC_JOB_UIDS, as the suite runs taskexec: the first id is the jobs'
+# shared group, each running job takes one of the others as uid and gid.
+JOB_UIDS = (2100000000, 2100000999)
+
+
 def job_uid():
-    return pwd.getpwnam(JOB_USER).pw_uid
+    """The uid a lone `taskexec run` job runs as: as root, the first job id
+    of the range (each running job takes its own); else the caller's."""
+    return JOB_UIDS[0] + 1 if os.geteuid() == 0 else os.geteuid()
 
 
 def assert_failed_with(run, *outcomes):
@@ -449,7 +456,7 @@ def test_kill_minus_one_is_refused_and_kills_nobody_else():
     uid = job_uid()
     # A process of the job's own user: the one kill(-1) could reach.  (Not
     # root, the runner's user is the job's user and no switch is needed.)
-    as_job_user = {"user": uid, "group": pwd.getpwuid(uid).pw_gid} if os.geteuid() == 0 else {}
+    as_job_user = {"user": uid, "group": uid} if os.geteuid() == 0 else {}
     victim = subprocess.Popen(["/bin/sleep", "30"], start_new_session=True, **as_job_user)
     try:
         run = run_task("abuse.procs:kill_everyone")
@@ -463,7 +470,7 @@ def test_kill_minus_one_is_refused_and_kills_nobody_else():
 
 def test_fcntl_cannot_aim_io_signals_at_another_process():
     uid = job_uid() if os.geteuid() == 0 else os.geteuid()
-    as_job_user = {"user": uid, "group": pwd.getpwuid(uid).pw_gid} if os.geteuid() == 0 else {}
+    as_job_user = {"user": uid, "group": uid} if os.geteuid() == 0 else {}
     victim = subprocess.Popen(["/bin/sleep", "30"], start_new_session=True, **as_job_user)
     try:
         run = run_task("abuse.procs:sigio_owner", f"victim={victim.pid}")
@@ -551,7 +558,9 @@ def test_writes_outside_the_scratch_dir_are_refused(unique_dir):
         run = run_task("abuse.files:write_paths", "paths=" + json.dumps([str(t) for t in targets]))
         assert run.summary is not None, run.explain()
         if run.summary["outcome"] == "completed":
-            written = [p for p, r in run.result.items() if r["ok"]]
+            # /tmp in an isolation domain is the job's own scratch tmpfs:
+            # writing there is allowed, and nothing of it reaches the host.
+            written = [p for p, r in run.result.items() if r["ok"] and not p.startswith("/tmp/")]
             assert written == [], f"the job wrote {written}"
         else:
             assert_denied(run)
@@ -572,8 +581,8 @@ def test_writing_inside_the_scratch_dir_works_and_it_is_removed_afterwards():
     assert run.rc == 0
     result = run.result
     assert result["read_back"] == "hello scratch\n"
-    assert Path(result["cwd"]).parent == scratch_parent or \
-        str(result["cwd"]).startswith(str(scratch_parent) + "/"), result
+    # The scratch dir is the domain's /tmp, a tmpfs of its own.
+    assert result["cwd"] == "/tmp", result
     assert result["tmpdir"] == result["cwd"] and result["mkstemp_dir"] == result["cwd"], result
     assert "note.txt" in result["listing"]
     assert wait_until(lambda: not os.listdir(scratch_parent), 2), \
@@ -600,14 +609,22 @@ def test_concurrent_jobs_cannot_see_each_others_scratch_dirs():
     job_a = start_task("abuse.files:hold_secret", f"secret={secret}", "seconds=3")
 
     def a_scratch():
-        for root, _dirs, files in os.walk(scratch_parent):
-            if "secret.txt" in files:
-                return Path(root)
+        # Job A's scratch is the /tmp of its own mount namespace: only root
+        # on the host reaches it, through /proc/PID/root.
+        for pid in descendants(job_a.proc.pid):
+            t = Path(f"/proc/{pid}/root/tmp")
+            try:
+                if (t / "secret.txt").exists():
+                    return t
+            except OSError:
+                pass
         return None
 
     try:
         target = wait_until(a_scratch, 5)
         assert target is not None, "job A never wrote its secret"
+        # Nothing of it is on the host's scratch dir, where the old layout kept it.
+        assert not any("secret.txt" in files for _r, _d, files in os.walk(scratch_parent))
         run_b = run_task("abuse.files:peek_scratch", f"target={target}", f"parent={scratch_parent}")
     finally:
         run_a = job_a.finish(15)
@@ -882,10 +899,11 @@ def test_the_job_runs_as_the_job_user_without_capabilities():
     assert run.summary is not None and run.summary["outcome"] == "completed", run.explain()
     got = run.result
     if os.getuid() == 0:
-        assert got["uid"] == got["euid"] == uid, got
-        assert set(got["resuid"]) == {uid}, got
-        assert got["gid"] != 0 and got["egid"] != 0 and 0 not in got["resgid"], got
-        assert 0 not in got["groups"], got
+        first, last = JOB_UIDS
+        assert first < got["uid"] == got["euid"] <= last, got
+        assert set(got["resuid"]) == {got["uid"]}, got
+        assert got["gid"] == got["uid"] and set(got["resgid"]) == {got["gid"]}, got
+        assert got["groups"] == [first], got
     assert got["uid"] != 0
     assert got["sid"] == got["pid"] or got["pgid"] == got["pid"], "job not in its own process group"
     if got["status"] is not None:

@@ -467,3 +467,28 @@ def test_job_whose_executor_is_lost_three_times_ends_failed(daemon, submit, wait
     assert row["status"] == "FAILED" and row["error"] == "executor lost repeatedly", describe(db, job)
     assert [a["outcome"] for a in db.attempts(job)] == ["executor_lost"] * 3, describe(db, job)
     assert row["is_duplicate"] is True
+
+
+# ------------------------------------------------ entry points (issue 8 item 9)
+
+def test_an_imported_function_named_as_entry_fails_once_without_running(daemon, push, wait_terminal, db, ctx):
+    """tasks.f5portalupdate.main imports os: method_name "os.remove" and a
+    module function of that name must not reach os.remove."""
+    victim = os.path.join(ctx.marker_dir("victim"), "keep-me")
+    with open(victim, "w") as f:
+        f.write("x")
+    os.chmod(victim, 0o666)
+    daemon()
+    dotted = push(job_payload("tasks.f5portalupdate.main", "os.remove", {"path": victim}, task_type="etl",
+                              max_retries=2))
+    imported = push(job_payload("itasks.imports", "remove", {"path": victim}, max_retries=2))
+    rows = wait_terminal([json.loads(dotted)["job_id"], json.loads(imported)["job_id"]], 40)
+    for job, origin in ((json.loads(dotted)["job_id"], None), (json.loads(imported)["job_id"], "posix")):
+        row = rows[job]
+        assert row["status"] == "FAILED", describe(db, job)
+        assert row["attempts"] == 1 and outcomes(db, job) == ["exception"], describe(db, job)
+        assert row["error"].startswith("PermissionError: method_name: "), row["error"]
+        assert "only functions and classes the task module defines are entry points" in row["error"], row["error"]
+        if origin:
+            assert f"(it comes from '{origin}')" in row["error"], row["error"]
+    assert os.path.exists(victim), "the job ran os.remove"

@@ -260,6 +260,20 @@ int cli_sign(int argc, char **argv)
 	return EXIT_DONE;
 }
 
+/* ---- printing job-controlled text -------------------------------------------------------- */
+
+/* Results, errors, tracebacks, tails and even ids come from jobs and
+ * producers: printed through term_escape() so none of it reaches the
+ * operator's terminal as a control sequence.  PostgreSQL's JSON escapes
+ * only U+0000..U+001F; TERM_JSON escapes DEL and C1 as equal JSON. */
+static void print_safe(const char *prefix, const char *text, unsigned flags)
+{
+	char *safe = term_escape_str(text, flags);
+
+	printf("%s%s\n", prefix, safe);
+	free(safe);
+}
+
 /* ---- submit ------------------------------------------------------------------------------- */
 
 static bool terminal(const char *status)
@@ -285,9 +299,9 @@ static int wait_terminal(PGconn *db, const struct config *c, const char *job_id)
 
 			printf("%s\n", PQgetvalue(r, 0, 0));
 			if (ok)
-				printf("%s\n", PQgetvalue(r, 0, 1));
+				print_safe("", PQgetvalue(r, 0, 1), TERM_JSON);
 			else
-				printf("error: %s\n", PQgetvalue(r, 0, 2));
+				print_safe("error: ", PQgetvalue(r, 0, 2), 0);
 			PQclear(r);
 			return ok ? EXIT_DONE : EXIT_FAILED;
 		}
@@ -449,11 +463,15 @@ int cli_status(int argc, char **argv, bool full)
 	if (r && PQntuples(r) == 0)
 		fprintf(stderr, "taskexec: no job %s\n", argv[1]);
 	else if (r && full) {
-		printf("%s\n", PQgetvalue(r, 0, 0));
+		print_safe("", PQgetvalue(r, 0, 0), TERM_JSON | TERM_KEEP_NL);
 		rc = EXIT_DONE;
 	} else if (r) {
-		printf("%s %s attempts=%s%s%s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
-		       *PQgetvalue(r, 0, 3) ? " error=" : "", PQgetvalue(r, 0, 3));
+		char *id = term_escape_str(PQgetvalue(r, 0, 0), 0), *err = term_escape_str(PQgetvalue(r, 0, 3), 0);
+
+		printf("%s %s attempts=%s%s%s\n", id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), *err ? " error=" : "",
+		       err);
+		free(id);
+		free(err);
 		rc = EXIT_DONE;
 	}
 	PQclear(r);
@@ -502,9 +520,15 @@ int cli_list(int argc, char **argv)
 	if (r) {
 		printf("%-38s %-9s %-16s %-8s %-19s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ATTEMPTS", "CREATED",
 		       "ERROR");
-		for (int i = 0; i < PQntuples(r); i++)
-			printf("%-38s %-9s %-16s %-8s %-19s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
+		for (int i = 0; i < PQntuples(r); i++) {
+			char *f[6];
+
+			for (int k = 0; k < 6; k++)
+				f[k] = term_escape_str(PQgetvalue(r, i, k), 0);
+			printf("%-38s %-9s %-16s %-8s %-19s %s\n", f[0], f[1], f[2], f[3], f[4], f[5]);
+			for (int k = 0; k < 6; k++)
+				free(f[k]);
+		}
 	}
 	rc = r ? EXIT_DONE : EXIT_FAILED;
 	PQclear(r);
@@ -651,9 +675,13 @@ int cli_queues(int argc, char **argv)
 						   REDIS_REPLY_INTEGER)
 				    : NULL;
 
-		if (ttl)
-			printf("%-40s %-8lld %s\n", id, n->integer,
+		if (ttl) {
+			char *safe = term_escape_str(id, 0);    /* anyone with Redis access can add one */
+
+			printf("%-40s %-8lld %s\n", safe, n->integer,
 			       ttl->integer > 0 ? "live" : "lapsed (jobs are recovered by the others)");
+			free(safe);
+		}
 		freeReplyObject(n);
 		if (!ttl)
 			goto out;

@@ -204,20 +204,20 @@ static void errout_close(void)
 			(unsigned long long)dropped);
 }
 
+/* Every line of job-controlled text goes out with a prefix of its own ("job: ",
+ * "log: ", "trace: ") and its control characters escaped: no job line can
+ * start with "taskexec: ", redraw the operator's terminal or hide behind a
+ * carriage return, so the summary line cannot be forged (taskexec(1)). */
 static void print_prefixed(const char *prefix, const char *line, size_t len)
 {
-	size_t plen = strlen(prefix);
-	char *text;
+	char *safe = term_escape(line, len, 0);
+	char *text = xasprintf("%s%s\n", prefix, safe);
 
-	if (!errout) {
-		fprintf(stderr, "%s%.*s\n", prefix, (int)len, line);
-		return;
-	}
-	text = xmalloc(plen + len + 2);
-	snprintf(text, plen + 1, "%s", prefix);
-	memcpy(text + plen, line, len);         /* as the job wrote it, NULs and all */
-	text[plen + len] = '\n';
-	(void)outbuf_put(errout, text, plen + len + 1);
+	free(safe);
+	if (errout)
+		(void)outbuf_put(errout, text, strlen(text));
+	else
+		fputs(text, stderr);
 	free(text);
 }
 
@@ -244,6 +244,18 @@ static void on_event(void *ctx, const char *line, size_t len)
 	json_decref(ev);
 }
 
+/* A traceback quotes the exception's message, which may hold newlines:
+ * each of its lines gets the prefix. */
+static void print_traceback(const char *tb)
+{
+	while (*tb) {
+		size_t n = strcspn(tb, "\n");
+
+		print_prefixed("trace: ", tb, n);
+		tb += n + (tb[n] == '\n');
+	}
+}
+
 static void on_done(void *ctx, struct outcome *o)
 {
 	struct run_ctx *rc = ctx;
@@ -264,12 +276,16 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
 		attempt_stop(rc->attempt, OUT_CANCELLED);
 }
 
+/* jansson escapes only U+0000..U+001F; DEL and the C1 controls in the
+ * job's error or traceback are escaped here, as equal JSON. */
 static void print_summary(const struct outcome *o, const char *job_id)
 {
 	json_t *s = outcome_json(o, job_id);
 	char *text = json_dumps(s, JSON_COMPACT);
+	char *safe = term_escape_str(text, TERM_JSON);
 
-	fprintf(stderr, "taskexec: summary %s\n", text);
+	fprintf(stderr, "taskexec: summary %s\n", safe);
+	free(safe);
 	free(text);
 	json_decref(s);
 }
@@ -277,9 +293,12 @@ static void print_summary(const struct outcome *o, const char *job_id)
 static int reject(const char *job_id, const char *msg)
 {
 	struct outcome *o = outcome_new(OUT_REJECTED, NULL);
+	char *safe;
 
 	o->error = xasprintf("rejected: %s", msg);
-	fprintf(stderr, "taskexec: %s\n", o->error);
+	safe = term_escape_str(o->error, 0);
+	fprintf(stderr, "taskexec: %s\n", safe);
+	free(safe);
 	print_summary(o, job_id);
 	outcome_free(o);
 	return EXIT_USAGE;
@@ -360,12 +379,20 @@ int cli_run(int argc, char **argv)
 			loop_run_once(loop, -1);
 		errout_close();
 		if (rc.outcome->kind == OUT_COMPLETED) {
-			printf("%s\n", rc.outcome->result);
+			char *safe = term_escape_str(rc.outcome->result, TERM_JSON);
+
+			printf("%s\n", safe);
+			free(safe);
 			r = EXIT_DONE;
 		} else {
+			/* "error: " first: an exception type or message is the job's
+			 * text and could otherwise read "summary {...}". */
+			char *safe = term_escape_str(rc.outcome->error, 0);
+
 			if (rc.outcome->traceback)
-				fputs(rc.outcome->traceback, stderr);
-			fprintf(stderr, "taskexec: %s\n", rc.outcome->error);
+				print_traceback(rc.outcome->traceback);
+			fprintf(stderr, "taskexec: error: %s\n", safe);
+			free(safe);
 			r = EXIT_FAILED;
 		}
 		print_summary(rc.outcome, j.job_id);

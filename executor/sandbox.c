@@ -86,8 +86,7 @@ static const char *const allow_always[] = {
 	"pwritev2", "lseek", "close", "close_range", "openat", "open", "creat", "newfstatat", "fstat",
 	"stat", "lstat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
 	"getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "unlink", "unlinkat", "rename",
-	"renameat", "renameat2", "rmdir", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod",
-	"fchmodat", "utimensat", "futimesat", "utime", "utimes", "fsync", "fdatasync", "sync_file_range",
+	"renameat", "renameat2", "rmdir", "link", "linkat", "symlink", "symlinkat", "utimensat", "futimesat", "utime", "utimes", "fsync", "fdatasync", "sync_file_range",
 	"ftruncate", "truncate", "fallocate", "fadvise64", "flock", "dup", "dup2", "dup3",
 	"pipe", "pipe2", "copy_file_range", "sendfile", "statfs", "fstatfs", "umask",
 	"getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
@@ -161,7 +160,7 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 	static const unsigned long ioctls[] = { TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX };
 	static const int fcntls[] = { F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK,
 				      F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_GETOWN,
-				      F_GETOWN_EX, F_GETSIG, F_GETLEASE, F_SETLEASE, F_NOTIFY, F_GETPIPE_SZ,
+				      F_GETOWN_EX, F_GETSIG, F_GETLEASE, F_NOTIFY, F_GETPIPE_SZ,
 				      F_SETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS };
 	static const int prctls[] = { PR_GET_NAME, PR_SET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS,
 				      PR_CAPBSET_READ, PR_GET_SECCOMP };
@@ -206,12 +205,43 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 	/* fcntl commands from a list, compared on their low 32 bits.  Refused:
 	 * those that make the kernel signal another process on I/O (F_SETOWN +
 	 * F_SETSIG + O_ASYNC could SIGKILL any process of the job's uid: the
-	 * other jobs, a non-root daemon).  Any other command is a violation. */
+	 * other jobs, a non-root daemon), and F_SETLEASE: a lease on a file in
+	 * a write path other jobs share makes their open() of it wait for the
+	 * holder (up to lease-break-time, again and again).  F_NOTIFY stays: its
+	 * signal goes to the caller itself (F_SETSIG is refused) and it shows
+	 * no more than inotify.  Any other command is a violation. */
 	for (size_t i = 0; i < ARRAY_SIZE(fcntls); i++)
 		r |= rule(ctx, SCMP_ACT_ALLOW, "fcntl", 1, A32(1, fcntls[i]));
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETOWN));
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETOWN_EX));
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETSIG));
+	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "fcntl", 1, A32(1, F_SETLEASE));
+
+	/* No set-uid or set-gid file: a job's copy of python3 made 06755 in its
+	 * scratch would run as the job user for anyone on the host.  The mode
+	 * is tested bit by bit, so the three rules of a call cover every mode.
+	 * S_ISVTX stays allowed: it only limits who may delete.  Files created
+	 * with those bits (open, creat, mkdir) are left to the kernel: the first
+	 * write, truncate or fallocate by a caller without CAP_FSETID clears
+	 * them, so such a file stays empty; mkdir keeps neither bit.  fchmodat2 is unknown to an older
+	 * libseccomp: rule() skips it and the default action, a violation,
+	 * stops it instead of letting it pass. */
+	{
+		static const struct { const char *name; unsigned arg; } chmods[] = {
+			{ "chmod", 1 }, { "fchmod", 1 }, { "fchmodat", 2 }, { "fchmodat2", 2 },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(chmods); i++) {
+			unsigned a = chmods[i].arg;
+
+			r |= rule(ctx, SCMP_ACT_ALLOW, chmods[i].name, 1,
+				  SCMP_CMP(a, SCMP_CMP_MASKED_EQ, S_ISUID | S_ISGID, 0));
+			r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), chmods[i].name, 1,
+				  SCMP_CMP(a, SCMP_CMP_MASKED_EQ, S_ISUID, S_ISUID));
+			r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), chmods[i].name, 1,
+				  SCMP_CMP(a, SCMP_CMP_MASKED_EQ, S_ISGID, S_ISGID));
+		}
+	}
 
 	/* Signals only to itself (its pid is patched in at launch); any other
 	 * target is a violation the supervisor names. */

@@ -473,3 +473,45 @@ char *utf8_clean(const char *p, size_t n)
 	*o = '\0';
 	return out;
 }
+
+/* ESC, CSI (also as the C1 byte U+009B), OSC and a bare CR are how a job
+ * would rewrite an operator's screen, set the window title or make its own
+ * line look like ours; a tab cannot. */
+static bool term_control(uint32_t cp, unsigned flags)
+{
+	if (cp == '\t' || (cp == '\n' && (flags & TERM_KEEP_NL)))
+		return false;
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+char *term_escape(const char *p, size_t n, unsigned flags)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	char *out = xmalloc(n * 6 + 1), *o = out;       /* worst case: \u00NN or \ufffd per byte */
+
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq(s + i, n - i);
+		uint32_t cp = k == 1 ? s[i] : k == 2 ? (uint32_t)((s[i] & 0x1f) << 6 | (s[i + 1] & 0x3f)) : 0x100;
+
+		if (!k) {
+			o += flags & TERM_JSON ? sprintf(o, "\\ufffd") : sprintf(o, "\\x%02x", s[i]);
+			i++;
+			continue;
+		}
+		if (term_control(cp, flags)) {
+			o += sprintf(o, flags & TERM_JSON ? "\\u%04x" : "\\x%02x", (unsigned)cp);
+			i += k;
+			continue;
+		}
+		memcpy(o, s + i, k);
+		o += k;
+		i += k;
+	}
+	*o = '\0';
+	return out;
+}
+
+char *term_escape_str(const char *s, unsigned flags)
+{
+	return s ? term_escape(s, strlen(s), flags) : xstrdup("");
+}

@@ -69,4 +69,18 @@ char *utf8_clean(const char *p, size_t n);
  * ends on a character boundary and is valid UTF-8: for quoting with "%.*s". */
 size_t utf8_prefix(const char *p, size_t max);
 
+/* Job-controlled text on its way to an operator's terminal (taskexec run's
+ * standard error, status, show, list, submit --wait).  Returns a copy of
+ * p[0..n) in which no byte can be a terminal command: C0 controls but tab
+ * (and newline with TERM_KEEP_NL), DEL and the C1 controls U+0080..U+009F
+ * become \xNN, invalid UTF-8 bytes become \xNN.  With TERM_JSON the text is
+ * JSON and stays equal JSON: controls become \u00NN, invalid bytes \ufffd. */
+enum {
+	TERM_KEEP_NL = 1 << 0,
+	TERM_JSON = 1 << 1,
+};
+char *term_escape(const char *p, size_t n, unsigned flags);
+/* term_escape() of a NUL-terminated string (NULL gives ""). */
+char *term_escape_str(const char *s, unsigned flags);
+
 #endif

@@ -174,29 +174,61 @@ def configure_logging(logging):
     root.setLevel(logging.INFO)
 
 
+def origin(obj):
+    """Where obj says it was defined: its __module__ (an instance: its class's)."""
+    where = getattr(obj, "__module__", None)
+    return where if isinstance(where, str) else None
+
+
+def refuse(field, value, what, module_name, where):
+    raise PermissionError("%s: %r is %s, not defined in module %r; only functions and classes the task "
+                          "module defines are entry points" % (field, value, what, module_name)
+                          + (" (it comes from %r)" % where if where else ""))
+
+
 def resolve(job):
-    """module[.Class].method -> a callable.  Instance methods get a fresh instance."""
-    module = __import__(job["module_path"])
-    module = sys.modules[job["module_path"]]
-    target = module
+    """module[.Class].method -> a callable.  Instance methods get a fresh instance.
+
+    Only what the task module defines may be an entry: every class on the way
+    and the callable itself must have the job's module as __module__, and a
+    method must come from the named class or a base class of that module.
+    Otherwise `tasks.x:remove` (or method_name "os.remove") would run
+    os.remove just because tasks.x imported os.
+    """
+    name = job["module_path"]
+    __import__(name)
+    module = sys.modules[name]
     cls_name = job.get("class_name")
-    if cls_name:
-        for part in cls_name.split("."):
-            target = getattr(target, part)
-        method = job["method_name"]
-        raw = None
-        for klass in getattr(target, "__mro__", ()):
-            if method in vars(klass):
-                raw = vars(klass)[method]
-                break
-        if raw is None:
-            raise AttributeError("%s has no method %r" % (cls_name, method))
-        if not isinstance(raw, (staticmethod, classmethod)):
-            target = target()
-        return module, getattr(target, method)
-    for part in job["method_name"].split("."):
+    path = (cls_name.split(".") if cls_name else []) + job["method_name"].split(".")
+    *classes, method = path
+    field = "class_name" if cls_name else "method_name"
+    target = module
+    for i, part in enumerate(classes):
         target = getattr(target, part)
-    return module, target
+        if not isinstance(target, type) or origin(target) != name:
+            refuse(field, ".".join(classes[:i + 1]), "an imported class" if isinstance(target, type)
+                   else "not a class", name, origin(target))
+    if not classes:
+        fn = getattr(module, method)
+        if origin(fn) != name:
+            refuse("method_name", method, "imported", name, origin(fn))
+        return module, fn
+    qualified = ".".join(path)
+    owner = raw = None
+    for klass in getattr(target, "__mro__", ()):
+        if method in vars(klass):
+            owner, raw = klass, vars(klass)[method]
+            break
+    if owner is None:
+        raise AttributeError("%s has no method %r" % (".".join(classes), method))
+    if origin(owner) != name:
+        refuse("method_name", qualified, "inherited from %s" % owner.__qualname__, name, origin(owner))
+    if origin(getattr(raw, "__func__", raw)) != name:
+        refuse("method_name", qualified, "an imported function stored on the class", name,
+               origin(getattr(raw, "__func__", raw)))
+    if not isinstance(raw, (staticmethod, classmethod)):
+        target = target()
+    return module, getattr(target, method)
 
 
 def bind_error(fn, params):

@@ -467,3 +467,76 @@ def test_job_whose_executor_is_lost_three_times_ends_failed(daemon, submit, wait
     assert row["status"] == "FAILED" and row["error"] == "executor lost repeatedly", describe(db, job)
     assert [a["outcome"] for a in db.attempts(job)] == ["executor_lost"] * 3, describe(db, job)
     assert row["is_duplicate"] is True
+
+
+# ------------------------------------------------ entry points (issue 8 item 9)
+
+def test_an_imported_function_named_as_entry_fails_once_without_running(daemon, push, wait_terminal, db, ctx):
+    """tasks.f5portalupdate.main imports os: method_name "os.remove" and a
+    module function of that name must not reach os.remove."""
+    victim = os.path.join(ctx.marker_dir("victim"), "keep-me")
+    with open(victim, "w") as f:
+        f.write("x")
+    os.chmod(victim, 0o666)
+    daemon()
+    dotted = push(job_payload("tasks.f5portalupdate.main", "os.remove", {"path": victim}, task_type="etl",
+                              max_retries=2))
+    imported = push(job_payload("itasks.imports", "remove", {"path": victim}, max_retries=2))
+    rows = wait_terminal([json.loads(dotted)["job_id"], json.loads(imported)["job_id"]], 40)
+    for job, origin in ((json.loads(dotted)["job_id"], None), (json.loads(imported)["job_id"], "posix")):
+        row = rows[job]
+        assert row["status"] == "FAILED", describe(db, job)
+        assert row["attempts"] == 1 and outcomes(db, job) == ["exception"], describe(db, job)
+        assert row["error"].startswith("PermissionError: method_name: "), row["error"]
+        assert "only functions and classes the task module defines are entry points" in row["error"], row["error"]
+        if origin:
+            assert f"(it comes from '{origin}')" in row["error"], row["error"]
+    assert os.path.exists(victim), "the job ran os.remove"
+
+
+# ------------------------------------------ job text on the terminal (issue 8 item 10)
+
+RAW_CONTROLS = ("\x1b", "\x07", "\r", "\x9b", "\x7f")
+
+
+def assert_no_raw_controls(what, text):
+    found = [c for c in RAW_CONTROLS if c in text]
+    assert not found, "%s printed raw control characters %r: %r" % (what, found, text)
+
+
+def test_status_show_list_and_wait_print_job_text_escaped(daemon, submit, cli, wait_terminal, db):
+    daemon()
+    job = submit("itasks.forgery:fail_evil", max_retries=0)
+    row = wait_terminal(job, 30)[job]
+    assert row["status"] == "FAILED" and "\x1b]0;pwned" in row["error"], describe(db, job)
+
+    status = cli("status", job)
+    assert status.returncode == 0, status.stderr
+    assert_no_raw_controls("status", status.stdout + status.stderr)
+    assert status.stdout.count("\n") == 1, "the error's newline split the status line: %r" % status.stdout
+    assert "error=ValueError: \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\x0dFAKE\\x7f\\x0aCOMPLETED" in status.stdout, \
+        status.stdout
+
+    show = cli("show", job)
+    assert show.returncode == 0, show.stderr
+    assert_no_raw_controls("show", show.stdout + show.stderr)
+    shown = json.loads(show.stdout)    # still JSON, with the same text
+    assert shown["error"] == row["error"], shown["error"]
+    assert "stdout " in shown["attempts"][0]["stdout_tail"] and "\x9b31m" in shown["attempts"][0]["stdout_tail"]
+
+    listed = cli("list", "--limit", "5")
+    assert listed.returncode == 0, listed.stderr
+    assert_no_raw_controls("list", listed.stdout + listed.stderr)
+    assert "\\x1b]0;pwned" in listed.stdout, listed.stdout
+
+    waited = cli("submit", "itasks.forgery:fail_evil", "--task-type", TASK_TYPE, "--max-retries", "0", "--wait")
+    assert waited.returncode == 1, waited.stderr
+    assert_no_raw_controls("submit --wait", waited.stdout + waited.stderr)
+    assert waited.stdout.splitlines()[1:] == ["FAILED", "error: ValueError: \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m"
+                                              "\\x0dFAKE\\x7f\\x0aCOMPLETED"], waited.stdout
+
+    done = cli("submit", "itasks.forgery:return_evil", "--task-type", TASK_TYPE, "--wait")
+    assert done.returncode == 0, done.stderr
+    assert_no_raw_controls("submit --wait", done.stdout + done.stderr)
+    assert done.stdout.splitlines()[1] == "COMPLETED", done.stdout
+    assert json.loads(done.stdout.splitlines()[2]) == {"text": "\x1b]0;pwned\x07\x1b[2J\x9b31m\rFAKE\x7f"}

@@ -919,3 +919,42 @@ def test_the_job_runs_as_the_job_user_without_capabilities():
         assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", (pid, st)
         if os.getuid() == 0:
             assert set(st["Uid"].split()) == {str(uid)}, (pid, st)
+
+
+# --------------------------------------------------------------------------
+# What a job may leave for other users and jobs (issue 8)
+
+def test_a_lease_that_would_stall_other_jobs_open_is_refused():
+    run = run_task("abuse.modes:write_lease")
+    assert run.summary is not None and run.summary["outcome"] == "completed", run.explain()
+    assert run.result["F_SETLEASE_WR"] == "EPERM", run.result
+    assert run.result["F_SETLEASE_RD"] == "EPERM", run.result
+    assert run.result["F_GETLEASE"] == fcntl.F_UNLCK, run.result
+
+
+@pytest.mark.parametrize("mode", ["4755", "2755", "6755"])
+def test_a_set_uid_or_set_gid_copy_of_python_cannot_be_made(mode):
+    run = run_task("abuse.modes:setuid_copy", f"mode={mode}", wall=60)
+    assert run.summary is not None and run.summary["outcome"] == "completed", run.explain()
+    got = run.result
+    for call in ("chmod", "fchmod", "fchmodat", "chmod_nofollow", "fchmodat2"):
+        assert got[call] in ("EPERM", "NotImplementedError", "EOPNOTSUPP"), f"{call}: {got}"
+        assert got[call + "_mode"] == "0o755", f"{call} left mode {got[call + '_mode']}: {got}"
+    assert got["chmod"] == got["fchmod"] == got["fchmodat"] == got["fchmodat2"] == "EPERM", got
+    assert got["suid_left"] is False, got
+
+
+@pytest.mark.parametrize("mode", ["755", "1755", "700"])
+def test_plain_chmod_still_works(mode):
+    run = run_task("abuse.modes:setuid_copy", f"mode={mode}", wall=60)
+    assert run.summary is not None and run.summary["outcome"] == "completed", run.explain()
+    got = run.result
+    for call in ("chmod", "fchmod", "fchmodat", "fchmodat2"):
+        assert got[call] == "ok", f"{call}: {got}"
+        assert got[call + "_mode"] == oct(int(mode, 8)), f"{call}: {got}"
+
+
+def test_a_file_created_set_uid_loses_the_bits_when_it_is_filled():
+    run = run_task("abuse.modes:setuid_by_create")
+    assert run.summary is not None and run.summary["outcome"] == "completed", run.explain()
+    assert run.result["after_write"] == "0o755", run.result

@@ -94,7 +94,7 @@ def failed(r, outcome, error, error_type, retryable):
     assert r.rc == 1, r.explain()
     assert r.stdout == "", "a failed run writes nothing on stdout" + r.explain()
     # the error is also shown just before the summary
-    assert f"taskexec: {s['error']}" in r.lines[-2:], r.explain()
+    assert f"taskexec: error: {s['error']}" in r.lines[-2:], r.explain()
     return s
 
 

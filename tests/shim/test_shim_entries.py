@@ -2,6 +2,8 @@
 module:Class.method on a fresh instance made with Class(), static and class
 methods on the class, dotted nested classes, any callable attribute, and
 coroutines run to completion."""
+import json
+
 import pytest
 
 from shimlib import completed, failed, identical, rejected, run
@@ -95,3 +97,52 @@ def test_unknown_method_fails_without_retry():
 ], ids=["private-function", "special-method", "private-module", "not-allowed", "no-module"])
 def test_entries_that_can_never_run_are_rejected(entry, reason):
     rejected(run(entry), reason)
+
+
+# --------------------------------------------------------------------------
+# Only what the task module defines is an entry point (issue 8 item 9)
+
+def _refused(r, field, value, what, origin):
+    reason = (f"PermissionError: {field}: {value!r} is {what}, not defined in module 'shimtasks.borrowed'; "
+              "only functions and classes the task module defines are entry points"
+              + (f" (it comes from {origin!r})" if origin else ""))
+    s = failed(r, "exception", reason, "PermissionError", False)
+    assert r.stdout == "", r.explain()
+    return s
+
+
+@pytest.mark.parametrize("entry", ["shimtasks.borrowed:remove", "shimtasks.borrowed:plain"],
+                         ids=["from-os-import-remove", "function-of-another-task-module"])
+def test_an_imported_function_is_refused(entry):
+    method = entry.split(":")[1]
+    origin = "posix" if method == "remove" else "shimtasks.entries"
+    _refused(run(entry, "path=/nonexistent", "x=1"), "method_name", method, "imported", origin)
+
+
+def test_a_function_reached_through_an_imported_module_is_refused():
+    job = {"module_path": "shimtasks.borrowed", "method_name": "os.remove", "class_name": None,
+           "task_type": "ad_hoc", "parameters": {"path": "/nonexistent"}}
+    _refused(run(None, stdin=json.dumps(job)), "method_name", "os", "not a class", None)
+
+
+def test_a_method_of_an_imported_class_is_refused():
+    _refused(run("shimtasks.borrowed:Widget.describe", "label=x"), "class_name", "Widget", "an imported class",
+             "shimtasks.entries")
+
+
+def test_a_method_inherited_from_another_module_is_refused():
+    _refused(run("shimtasks.borrowed:Worker.start"), "method_name", "Worker.start", "inherited from Thread",
+             "threading")
+    _refused(run("shimtasks.borrowed:LocalWidget.describe", "label=x"), "method_name", "LocalWidget.describe",
+             "inherited from Widget", "shimtasks.entries")
+
+
+def test_an_imported_function_stored_on_a_local_class_is_refused():
+    _refused(run("shimtasks.borrowed:Holder.drop", "path=/nonexistent"), "method_name", "Holder.drop",
+             "an imported function stored on the class", "posix")
+
+
+def test_what_the_module_defines_still_runs_beside_its_imports():
+    identical(completed(run("shimtasks.borrowed:own", "path=/a/b")), {"own": "b"})
+    identical(completed(run("shimtasks.borrowed:Worker.mine")), {"mine": "Worker"})
+    identical(completed(run("shimtasks.borrowed:LocalWidget.local")), {"local": True})

@@ -17,8 +17,10 @@ def test_exception_reports_type_message_and_traceback():
     assert "shimtasks/errors.py" in tb and "in value_error" in tb, r.explain()
     assert RAISING_LINE in tb, r.explain()
     assert tb.rstrip("\n").endswith("ValueError: unknown customer 99"), r.explain()
-    # the traceback is also printed on stderr, before the error line
-    assert tb in r.stderr, r.explain()
+    # the traceback is also printed on stderr, before the error line, each
+    # line marked as the job's text (taskexec(1), THE RUN SUMMARY)
+    shown = "\n".join("trace: " + line for line in tb.rstrip("\n").split("\n"))
+    assert shown in r.stderr, r.explain()
 
 
 @pytest.mark.parametrize("fn, error, error_type, retryable", [

@@ -346,6 +346,42 @@ static void job_id_starts_with_the_time_and_differs(void **state)
 	assert_in_range(ms, (unsigned long long)before, (unsigned long long)after);
 }
 
+/* ---- term_escape ---- */
+
+static void esc_is(const char *in, size_t n, unsigned flags, const char *want)
+{
+	char *got = term_escape(in, n, flags);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* The literal's length, so embedded NULs count. */
+#define ESC_IS(lit, flags, want) esc_is(lit, sizeof(lit) - 1, flags, want)
+
+static void term_escape_leaves_no_control_for_a_terminal(void **state)
+{
+	ESC_IS("\x1b]0;pwned\x07", 0, "\\x1b]0;pwned\\x07");
+	ESC_IS("a\rb\nc\td", 0, "a\\x0db\\x0ac\td");
+	ESC_IS("a\nb", TERM_KEEP_NL, "a\nb");
+	ESC_IS("\xc2\x9b" "2J\x7f", 0, "\\x9b2J\\x7f");           /* C1 CSI, DEL */
+	ESC_IS("\x9b\xff", 0, "\\x9b\\xff");                    /* not UTF-8 */
+	ESC_IS("nul\0x", 0, "nul\\x00x");
+	ESC_IS("caf\xc3\xa9 \xe2\x82\xac \\x1b", 0, "caf\xc3\xa9 \xe2\x82\xac \\x1b");
+	{
+		char *empty = term_escape_str(NULL, 0);
+
+		assert_string_equal(empty, "");
+		free(empty);
+	}
+}
+
+static void term_escape_json_stays_equal_json(void **state)
+{
+	ESC_IS("{\"t\":\"\xc2\x9b\x7f\"}", TERM_JSON, "{\"t\":\"\\u009b\\u007f\"}");
+	ESC_IS("{\n  \"t\": \"\xff\"\n}", TERM_JSON | TERM_KEEP_NL, "{\n  \"t\": \"\\ufffd\"\n}");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +405,8 @@ int main(void)
 		cmocka_unit_test(tail_push_larger_than_cap_keeps_its_end),
 		cmocka_unit_test(tail_many_small_pushes_stay_bounded),
 		cmocka_unit_test(tail_empty_is_empty_string),
+		cmocka_unit_test(term_escape_leaves_no_control_for_a_terminal),
+		cmocka_unit_test(term_escape_json_stays_equal_json),
 		cmocka_unit_test(job_id_is_uuid_v7_shaped),
 		cmocka_unit_test(job_id_starts_with_the_time_and_differs),
 	};

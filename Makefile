@@ -8,6 +8,8 @@ SYSCONFDIR ?= /etc/taskexec
 STATEDIR   ?= /var/lib/taskexec
 MANDIR     ?= $(PREFIX)/share/man
 PYTHON     ?= /usr/bin/python3
+# The Python client (client/taskexec): Debian's path for public modules.
+PYTHON_SITEDIR ?= $(PREFIX)/lib/python3/dist-packages
 VERSION    := $(shell cat VERSION)
 
 CC      ?= cc
@@ -139,6 +141,12 @@ install: all
 	install -m 0644 policy/*.policy $(DESTDIR)$(SYSCONFDIR)/policy.d/
 	for m in man/*.[1578]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
+# The Python client, package python3-taskexec: modules only, byte-code is the
+# installing system's business (dh_python3, or python3 -m compileall).
+install-client:
+	install -d $(DESTDIR)$(PYTHON_SITEDIR)/taskexec
+	install -m 0644 client/taskexec/*.py $(DESTDIR)$(PYTHON_SITEDIR)/taskexec/
+
 # Unit tests and a short daemon run under memcheck (tests/valgrind/run).
 valgrind: all $(UNIT_TESTS)
 	tests/valgrind/run
@@ -167,7 +175,7 @@ clean:
 	rm -rf $(B)
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: all pyc unit check bootstrap demo bench install clean lint valgrind check-sanitize test-env-run
+.PHONY: all pyc unit check bootstrap demo bench install install-client clean lint valgrind check-sanitize test-env-run
 
 # Packages (packaging/): build/taskexec_<version>_<arch>.deb and
 # build/taskexec-<version>-1.<arch>.rpm from a staged copy of this tree,

@@ -91,7 +91,8 @@ static PGresult *db_exec(PGconn *db, const struct config *c, const char *sql, in
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	char *err = NULL;
 
-	if (state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"))) {     /* no table / schema */
+	/* No table, schema or function: a database the daemon has not migrated yet. */
+	if (state && (!strcmp(state, "42P01") || !strcmp(state, "3F000") || !strcmp(state, "42883"))) {
 		PQclear(r);
 		if (store_migrate(c->db_url, &err) < 0) {
 			fprintf(stderr, "taskexec: %s\n", err);
@@ -108,17 +109,26 @@ static PGresult *db_exec(PGconn *db, const struct config *c, const char *sql, in
 	return r;
 }
 
-static int enqueue(redisContext *r, const struct config *c, const char *priority, const char *payload)
+/* due_ms > 0: a delayed job, due then (epoch ms), parked in {P}:delayed as
+ * "<priority>|<payload>" until an executor promotes it to its queue. */
+static int enqueue(redisContext *r, const struct config *c, const char *priority, const char *payload,
+		   int64_t due_ms)
 {
-	char *queue = xasprintf("{%s}:queue:%s", c->queue_prefix, priority);
+	char *queue = due_ms > 0 ? xasprintf("{%s}:delayed", c->queue_prefix)
+				 : xasprintf("{%s}:queue:%s", c->queue_prefix, priority);
 	char *wake = xasprintf("{%s}:wake", c->queue_prefix);
 	redisReply *rep;
 	bool said = false;
 	int rc = -1;
 
-	/* The documented producer step (taskexec-protocol(7)): one MULTI block. */
+	/* The documented producer step (taskexec-protocol(7)): one MULTI block.
+	 * A delayed job wakes an executor too, so that it learns the new due
+	 * time now rather than at its next heartbeat. */
 	redisAppendCommand(r, "MULTI");
-	redisAppendCommand(r, "RPUSH %s %s", queue, payload);
+	if (due_ms > 0)
+		redisAppendCommand(r, "ZADD %s %lld %s|%s", queue, (long long)due_ms, priority, payload);
+	else
+		redisAppendCommand(r, "RPUSH %s %s", queue, payload);
 	redisAppendCommand(r, "ZADD %s 0 w", wake);
 	redisAppendCommand(r, "EXEC");
 	for (int i = 0; i < 4; i++) {
@@ -321,7 +331,7 @@ int cli_submit(int argc, char **argv)
 	struct job j = { 0 };
 	PGconn *db = NULL;
 	redisContext *r = NULL;
-	char *payload = NULL, *err = NULL, *params = NULL;
+	char *payload = NULL, *err = NULL, *params = NULL, due[64];
 	const char *prio, *key;
 	int rc;
 
@@ -381,18 +391,23 @@ int cli_submit(int argc, char **argv)
 	if (!r)
 		goto out;
 	params = json_dumps(j.parameters, JSON_COMPACT);
+	if (cp.due_ms > 0 && cp.due_ms <= wall_ms())
+		cp.due_ms = 0;          /* --at in the past: due now */
+	if (cp.due_ms > 0)
+		iso8601_ms(cp.due_ms, due);
 	{
+		/* The row through taskexec.submit(), the function the Python client
+		 * calls too: one path of truth for what a producer writes. */
 		const char *p[] = { j.job_id, j.task_type, j.module_path, j.class_name, j.method_name, params,
-				    j.idempotency_key, prio, payload };
+				    j.idempotency_key, prio, payload, cp.due_ms > 0 ? due : NULL };
 		PGresult *res = db_exec(db, &c,
-					"INSERT INTO taskexec.jobs (job_id, task_type, module_path, class_name, method_name, "
-					"parameters, idempotency_key, priority, payload) VALUES ($1, $2, $3, $4, $5, $6::jsonb, "
-					"$7, $8, $9) ON CONFLICT (job_id) DO NOTHING",
-					9, p);
+					"SELECT created FROM taskexec.submit($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, "
+					"$10::timestamptz)",
+					10, p);
 
 		if (!res)
 			goto out;
-		if (atoi(PQcmdTuples(res)) == 0) {
+		if (strcmp(PQgetvalue(res, 0, 0), "t")) {
 			PQclear(res);
 			cli_usage_error("submit: job %s exists already", j.job_id);
 			rc = EXIT_USAGE;
@@ -400,12 +415,13 @@ int cli_submit(int argc, char **argv)
 		}
 		PQclear(res);
 	}
-	if (enqueue(r, &c, prio, payload) < 0) {
+	if (enqueue(r, &c, prio, payload, cp.due_ms) < 0) {
 		const char *p[] = { j.job_id };
 
-		/* Not in Redis means it will never run: say so in its row. */
-		PQclear(db_exec(db, &c, "UPDATE taskexec.jobs SET status = 'FAILED', error = 'enqueue failed', "
-				"finished_at = now() WHERE job_id = $1 AND status = 'QUEUED'", 1, p));
+		/* Not in Redis means it will never run: say so in its row (reject
+		 * changes only a row still QUEUED). */
+		PQclear(db_exec(db, &c, "SELECT taskexec.reject($1, NULL, NULL, NULL, NULL, NULL, 'enqueue failed', NULL)",
+				1, p));
 		goto out;
 	}
 	printf("%s\n", j.job_id);
@@ -561,7 +577,7 @@ int cli_retry(int argc, char **argv)
 	} else if (r && strcmp(PQgetvalue(r, 0, 3), "t")) {
 		fprintf(stderr, "taskexec: retry: job %s is %s; only FAILED or QUEUED jobs with a stored payload "
 			"can be retried\n", argv[1], PQgetvalue(r, 0, 0));
-	} else if (r && (rc_ = redis_connect(&c)) && enqueue(rc_, &c, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2)) == 0) {
+	} else if (r && (rc_ = redis_connect(&c)) && enqueue(rc_, &c, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), 0) == 0) {
 		printf("%s QUEUED\n", argv[1]);
 		rc = EXIT_DONE;
 	} else if (r) {
@@ -589,15 +605,7 @@ int cli_cancel(int argc, char **argv)
 		return rc;
 	p[0] = argv[1];
 	rc = EXIT_FAILED;
-	r = db_exec(db, &c,
-		    "WITH f AS (UPDATE taskexec.jobs SET status = 'FAILED', error = 'cancelled', finished_at = now(), "
-		    "next_attempt_at = NULL, cancel_requested = true WHERE job_id = $1 AND status = 'QUEUED' "
-		    "RETURNING status), "
-		    "m AS (UPDATE taskexec.jobs SET cancel_requested = true WHERE job_id = $1 AND status = 'RUNNING' "
-		    "RETURNING status) "
-		    "SELECT COALESCE((SELECT 'cancelled' FROM f), (SELECT 'running' FROM m), "
-		    "(SELECT status FROM taskexec.jobs WHERE job_id = $1), 'missing'), pg_notify('taskexec_job', $1)",
-		    1, p);
+	r = db_exec(db, &c, "SELECT taskexec.cancel($1)", 1, p);
 	if (r) {
 		const char *s = PQgetvalue(r, 0, 0);
 

@@ -4,11 +4,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cli_payload {
 	const char *entry, *json_file, *task_type, *timeout_s, *idempotency_key, *priority,
-		*max_retries_s, *signing_key;
+		*max_retries_s, *signing_key, *at_s, *in_s;
 	long timeout, max_retries;
+	int64_t due_ms;                 /* submit --at/--in: when it is due (epoch ms), else 0 */
 	bool wait;
 	char **kv;
 	size_t nkv;

@@ -17,7 +17,33 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
+
+/* submit --at: ISO 8601 with a zone (Z or +HH:MM), since a time without one
+ * means a different instant on the host of every producer. */
+static int parse_at(const char *s, int64_t *ret_ms)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	int64_t ms = 0, scale = 100, off = 0;
+	int hh, mm, n = 0;
+
+	if (!p)
+		return -EINVAL;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			ms += (*p - '0') * scale;
+	if (!strcmp(p, "Z"))
+		;
+	else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) == 2 && !p[1 + n] &&
+		 n == 5 && hh < 24 && mm < 60)
+		off = (*p == '-' ? -1 : 1) * (hh * 3600 + mm * 60) * (int64_t)1000;
+	else
+		return -EINVAL;
+	*ret_ms = (int64_t)timegm(&tm) * 1000 + ms - off;
+	return 0;
+}
 
 int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
 {
@@ -54,6 +80,10 @@ int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
 				slot = &p->max_retries_s;
 			else if (submit && !strcmp(a, "--signing-key"))
 				slot = &p->signing_key;
+			else if (submit && !strcmp(a, "--at"))
+				slot = &p->at_s;
+			else if (submit && !strcmp(a, "--in"))
+				slot = &p->in_s;
 			else {
 				cli_usage_error("unknown option %s (see taskexec --help)", a);
 				goto out;
@@ -81,6 +111,24 @@ int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
 	if (p->max_retries_s && parse_int(p->max_retries_s, 0, 100, &p->max_retries) < 0) {
 		cli_usage_error("--max-retries: '%s' is not a whole number from 0 to 100", p->max_retries_s);
 		goto out;
+	}
+	if (p->at_s && p->in_s) {
+		cli_usage_error("give --at or --in, not both");
+		goto out;
+	}
+	if (p->at_s && parse_at(p->at_s, &p->due_ms) < 0) {
+		cli_usage_error("--at: '%s' is not a time like 2026-12-08T05:00:00Z or 2026-12-08T06:00:00+01:00",
+				p->at_s);
+		goto out;
+	}
+	if (p->in_s) {
+		int64_t ms;
+
+		if (parse_duration_ms(p->in_s, &ms) < 0) {
+			cli_usage_error("--in: '%s' is not a duration such as 90s, 5m or 2h", p->in_s);
+			goto out;
+		}
+		p->due_ms = wall_ms() + ms;
 	}
 	p->kv = kv;
 	p->nkv = nkv;

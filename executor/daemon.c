@@ -100,6 +100,8 @@ static void fill(struct daemon *d)
 		d->claims++;
 }
 
+static void on_promoted(void *arg, redisReply *reply);
+
 static void on_woken(void *arg, bool marker)
 {
 	struct daemon *d = arg;
@@ -111,6 +113,11 @@ static void on_woken(void *arg, bool marker)
 			queue_wait(d->queue, wait_bound_ms(d));
 		return;
 	}
+	/* A producer may have parked a delayed job (taskexec-protocol(7)) due
+	 * before our next heartbeat: learn its due time now, so the promote
+	 * timer runs it on time. */
+	if (marker && queue_up(d->queue))
+		queue_promote(d->queue, wall_ms(), on_promoted, d);
 	fill(d);
 }
 
@@ -298,7 +305,6 @@ static void claim_id(struct daemon *d)
 
 /* ---- recovery and retries -------------------------------------------------------- */
 
-static void on_promoted(void *arg, redisReply *reply);
 
 static void on_promote_timer(struct loop *l, void *arg)
 {

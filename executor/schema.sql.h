@@ -378,6 +378,50 @@ static const char *const schema_migrations[] = {
 "  END IF;\n"
 "  RETURN QUERY SELECT j.status, j.priority, j.payload, true;\n"
 "END $$;\n",
+
+/* 4: the producer's side.  taskexec submit and the Python client write the
+ * QUEUED row and cancel a job through these, so the two producers cannot
+ * drift apart; both are safe to replay. */
+"-- A new job's QUEUED row; next_attempt_at is set for a delayed job, whose\n"
+"-- entry waits in {P}:delayed.  A row under the id already is left as it is:\n"
+"-- created says whether this call made it, same whether the payload\n"
+"-- stored is this one (a replayed submit).\n"
+"CREATE FUNCTION taskexec.submit(p_job_id text, p_task_type text, p_module text, p_class text, p_method text,\n"
+"    p_params jsonb, p_key text, p_priority text, p_payload text, p_next_attempt_at timestamptz)\n"
+"  RETURNS TABLE (created boolean, status text, same boolean) LANGUAGE plpgsql AS $$\n"
+"#variable_conflict use_column\n"
+"DECLARE j taskexec.jobs; n int;\n"
+"BEGIN\n"
+"  INSERT INTO taskexec.jobs (job_id, task_type, module_path, class_name, method_name, parameters,\n"
+"      idempotency_key, priority, payload, next_attempt_at)\n"
+"    VALUES (p_job_id, p_task_type, p_module, p_class, p_method, p_params, p_key, p_priority, p_payload,\n"
+"      CASE WHEN p_next_attempt_at > now() THEN p_next_attempt_at END)\n"
+"    ON CONFLICT (job_id) DO NOTHING;\n"
+"  GET DIAGNOSTICS n = ROW_COUNT;\n"
+"  SELECT * INTO j FROM taskexec.jobs WHERE job_id = p_job_id;\n"
+"  RETURN QUERY SELECT n = 1, j.status, j.payload IS NOT DISTINCT FROM p_payload;\n"
+"END $$;\n"
+"\n"
+"-- taskexec cancel: a QUEUED job ends FAILED at once, a RUNNING one is marked\n"
+"-- for its executor (the caller publishes on {P}:cancel).  Returns\n"
+"-- 'cancelled', 'running', the status of a job already over, or 'missing'.\n"
+"CREATE FUNCTION taskexec.cancel(p_job_id text) RETURNS text LANGUAGE plpgsql AS $$\n"
+"#variable_conflict use_column\n"
+"DECLARE j taskexec.jobs;\n"
+"BEGIN\n"
+"  SELECT * INTO j FROM taskexec.jobs WHERE job_id = p_job_id FOR UPDATE;\n"
+"  IF NOT FOUND THEN RETURN 'missing'; END IF;\n"
+"  PERFORM pg_notify('taskexec_job', p_job_id);\n"
+"  IF j.status = 'QUEUED' THEN\n"
+"    UPDATE taskexec.jobs SET status = 'FAILED', error = 'cancelled', finished_at = now(),\n"
+"        next_attempt_at = NULL, cancel_requested = true WHERE job_id = p_job_id;\n"
+"    RETURN 'cancelled';\n"
+"  ELSIF j.status = 'RUNNING' THEN\n"
+"    UPDATE taskexec.jobs SET cancel_requested = true WHERE job_id = p_job_id;\n"
+"    RETURN 'running';\n"
+"  END IF;\n"
+"  RETURN j.status;\n"
+"END $$;\n",
 };
 
 #endif

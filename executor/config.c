@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,34 +52,6 @@ static const char *const aliases[][2] = {
 
 /* Not settings but read by the tool itself; accepted so they are not "unknown". */
 static const char *const known_extra[] = { "TASKEXEC_CONFIG", "TASKEXEC_SIGNING_KEY" };
-
-struct errs {
-	char *text;
-	size_t len;
-};
-
-static void err_add(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void err_add(struct errs *e, const char *fmt, ...)
-{
-	va_list ap;
-	char *line;
-	size_t n;
-
-	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	n = strlen(line);
-
-	e->text = realloc(e->text, e->len + n + 2);
-	if (!e->text)
-		abort();
-	memcpy(e->text + e->len, line, n);
-	e->len += n;
-	e->text[e->len++] = '\n';
-	e->text[e->len] = '\0';
-	free(line);
-}
 
 static const struct setting *find_setting(const char *name)
 {
@@ -182,7 +153,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 	if (r < 0) {
 		if (r == -ENOENT && !must_exist)
 			return 0;
-		err_add(e, "%s: %s", path, strerror(-r));
+		errs_add(e, "%s: %s", path, strerror(-r));
 		return -1;
 	}
 	for (line = buf; line && *line; line = next) {
@@ -203,7 +174,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 			char *where = xasprintf("%s:%s", path, lbuf);
 
 			/* Not the line itself: it may be a setting with a password in it. */
-			err_add(e, "%s: expected KEY=value, got a line without '='", where);
+			errs_add(e, "%s: expected KEY=value, got a line without '='", where);
 			free(where);
 			continue;
 		}
@@ -224,14 +195,14 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 		if (!s) {
 			char *where = xasprintf("%s:%s", path, lbuf);
 
-			err_add(e, "%s: unknown setting %s", where, key);
+			errs_add(e, "%s: unknown setting %s", where, key);
 			free(where);
 			continue;
 		}
 		if (apply(c, s, val) < 0) {
 			char *where = xasprintf("%s:%s: %s", path, lbuf, s->name);
 
-			err_add(e, "%s: bad value: expected %s", where, kind_hint(s->kind));
+			errs_add(e, "%s: bad value: expected %s", where, kind_hint(s->kind));
 			free(where);
 		}
 	}
@@ -282,7 +253,7 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 
 		if (!eq)
 			continue;
-		name = strndup(*env, (size_t)(eq - *env));
+		name = xstrndup(*env, (size_t)(eq - *env));
 		if (strncmp(name, "TASKEXEC_", 9) && strcmp(name, "ALLOWED_MODULES")) {
 			free(name);
 			continue;
@@ -291,9 +262,9 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 			extra |= !strcmp(name, known_extra[i]);
 		s = extra ? NULL : find_setting(name);
 		if (!s && !extra)
-			err_add(&e, "%s: unknown variable", name);
+			errs_add(&e, "%s: unknown variable", name);
 		else if (s && apply(c, s, eq + 1) < 0)
-			err_add(&e, "%s: bad value: expected %s", name, kind_hint(s->kind));
+			errs_add(&e, "%s: bad value: expected %s", name, kind_hint(s->kind));
 		free(name);
 	}
 
@@ -310,20 +281,20 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 		c->executor_id = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
 	}
 	if (!strv_len(c->allowed_modules))
-		err_add(&e, "%s: must name at least one package", "TASKEXEC_ALLOWED_MODULES");
+		errs_add(&e, "%s: must name at least one package", "TASKEXEC_ALLOWED_MODULES");
 	if (!strv_len(c->tasks_path))
-		err_add(&e, "%s: must name at least one directory", "TASKEXEC_TASKS_PATH");
+		errs_add(&e, "%s: must name at least one directory", "TASKEXEC_TASKS_PATH");
 	for (char **p = c->tasks_path; p && *p; p++)
 		if (**p != '/')
-			err_add(&e, "TASKEXEC_TASKS_PATH: '%s' is not an absolute path", *p);
+			errs_add(&e, "TASKEXEC_TASKS_PATH: '%s' is not an absolute path", *p);
 	if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
-		err_add(&e, "%s: bad value: expected debug, info, warn or error", "TASKEXEC_LOG_LEVEL");
+		errs_add(&e, "%s: bad value: expected debug, info, warn or error", "TASKEXEC_LOG_LEVEL");
 	if (c->require_signature && !strv_len(c->verify_keys))
-		err_add(&e, "%s: TASKEXEC_REQUIRE_SIGNATURE=1 needs at least one key file",
+		errs_add(&e, "%s: TASKEXEC_REQUIRE_SIGNATURE=1 needs at least one key file",
 			"TASKEXEC_VERIFY_KEYS");
 	if (strpbrk(c->queue_prefix, "{}: ") || !*c->queue_prefix)
-		err_add(&e, "%s: bad value: '%s' (no braces, colons or blanks)", "TASKEXEC_QUEUE_PREFIX",
+		errs_add(&e, "%s: bad value: '%s' (no braces, colons or blanks)", "TASKEXEC_QUEUE_PREFIX",
 			c->queue_prefix);
 	*ret_errors = e.text;
 	return e.text ? -1 : 0;

@@ -377,9 +377,7 @@ static int ll_allow_cached(struct sandbox *sb, int ruleset, uint64_t handled, co
 	fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	sb->ll_cache = realloc(sb->ll_cache, (sb->ll_n + 1) * sizeof(*sb->ll_cache));
-	if (!sb->ll_cache)
-		abort();
+	sb->ll_cache = xreallocarray(sb->ll_cache, sb->ll_n + 1, sizeof(*sb->ll_cache));
 	sb->ll_cache[sb->ll_n] = (struct ll_path){ xstrdup(path), fd, fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) };
 	return ll_rule(ruleset, handled, fd, sb->ll_cache[sb->ll_n++].dir, access);
 }

@@ -1,5 +1,6 @@
 /* config — settings from TASKEXEC_* variables and taskexec.conf (the environment wins). */
 #include "config.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -213,6 +214,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 int config_load(struct config *c, const char *file, unsigned flags, char **ret_errors)
 {
 	struct errs e = { 0 };
+	enum log_level level;
 	char *root, host[256];
 
 	memset(c, 0, sizeof(*c));
@@ -287,9 +289,8 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 	for (char **p = c->tasks_path; p && *p; p++)
 		if (**p != '/')
 			errs_add(&e, "TASKEXEC_TASKS_PATH: '%s' is not an absolute path", *p);
-	if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
-	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
-		errs_add(&e, "%s: bad value: expected debug, info, warn or error", "TASKEXEC_LOG_LEVEL");
+	if (log_level_parse(c->log_level, &level) < 0)
+		errs_add(&e, "%s: bad value: expected %s", "TASKEXEC_LOG_LEVEL", log_level_choices());
 	if (c->require_signature && !strv_len(c->verify_keys))
 		errs_add(&e, "%s: TASKEXEC_REQUIRE_SIGNATURE=1 needs at least one key file",
 			"TASKEXEC_VERIFY_KEYS");

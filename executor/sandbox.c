@@ -475,6 +475,23 @@ static void use_compiled_shim(struct sandbox *sb)
 	free(path);
 }
 
+int sandbox_job_user(const char *name, uid_t *ret_uid, gid_t *ret_gid, char **ret_err)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw) {
+		*ret_err = xasprintf("TASKEXEC_JOB_USER: no user '%s'", name);
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		*ret_err = xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", name);
+		return -EPERM;
+	}
+	*ret_uid = pw->pw_uid;
+	*ret_gid = pw->pw_gid;
+	return 0;
+}
+
 int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 {
 	char real[PATH_MAX];
@@ -499,19 +516,9 @@ int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 	if (realpath("/lib64/ld-linux-x86-64.so.2", real))
 		sb->loader_real = xstrdup(real);
 	if (geteuid() == 0) {
-		struct passwd *pw = getpwnam(c->job_user);
-
-		if (!pw) {
-			*ret_err = xasprintf("TASKEXEC_JOB_USER: no user '%s'", c->job_user);
+		if (sandbox_job_user(c->job_user, &sb->uid, &sb->gid, ret_err) < 0)
 			goto fail;
-		}
-		if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-			*ret_err = xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", c->job_user);
-			goto fail;
-		}
 		sb->drop_uid = true;
-		sb->uid = pw->pw_uid;
-		sb->gid = pw->pw_gid;
 	}
 	sb->cap_last = (int)cap_max_bits() - 1;
 	sb->landlock_abi = landlock_abi();

@@ -822,7 +822,21 @@ int daemon_run(struct config *cfg)
 		}
 		backoff = backoff < 8000 ? backoff * 2 : 10000;
 	}
-	d.loop = loop_new();
+	{
+		/* Without the loop or the signalfd on it SIGTERM would never be
+		 * read: refuse to start. */
+		int r = loop_new(&d.loop);
+
+		if (r == 0) {
+			sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+			r = sfd < 0 ? -errno : loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
+		}
+		if (r < 0) {
+			log_msg(LOG_ERROR, "loop.unavailable", "cannot set up the event loop: %s", strerror(-r));
+			d.exit_code = 1;
+			goto out;
+		}
+	}
 	{
 		int r = log_attach(d.loop);
 
@@ -831,8 +845,6 @@ int daemon_run(struct config *cfg)
 				"cannot write standard output without blocking (%s): a slow reader will stall the daemon",
 				strerror(-r));
 	}
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
 	d.metrics = metrics_new(cfg->executor_id);
 	d.store = store_new(d.loop, cfg->db_url, on_store_state, &d);
 	d.queue = queue_new(d.loop, cfg, &queue_events, &d);

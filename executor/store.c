@@ -33,6 +33,8 @@ static const char *const conn_keys[] = {
 #define STR_(x) #x
 #define STR(x) STR_(x)
 static const char *const conn_values[] = {
+	/* The options value is one literal pasted from two on purpose. */
+	/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma) */
 	"10", "1", "5", "2", "3", "10000", "taskexecd", "-c statement_timeout=" STR(STORE_STATEMENT_TIMEOUT_MS),
 	NULL /* the conninfo */, NULL,
 };

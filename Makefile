@@ -42,11 +42,11 @@ B ?= build
 TEST_ENV := SANDBOX_SUITE_TASKEXEC=$(CURDIR)/$(B)/taskexec ITEST_TASKEXECD=$(CURDIR)/$(B)/taskexecd \
             ITEST_TASKEXEC=$(CURDIR)/$(B)/taskexec CHAOS_TASKEXECD=$(CURDIR)/$(B)/taskexecd
 COMMON := util log outbuf config job policy domain sandbox attempt loop
-DAEMON := queue store supervise daemon http metrics
+DAEMON := queue store supervise daemon http metrics sign
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
 CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_common.o
-OPS_OBJ := $(B)/cli_ops_main.o $(B)/cli_ops.o $(B)/cli_run.o $(B)/cli_common.o $(B)/queue.o $(B)/store.o
+OPS_OBJ := $(B)/cli_ops_main.o $(B)/cli_ops.o $(B)/cli_run.o $(B)/cli_common.o $(B)/queue.o $(B)/store.o $(B)/sign.o
 # taskexec (run, policy) links only what the sandbox needs; see exec_ops in cli.c.
 RUN_LIBS = $(call pkg,--libs,jansson libseccomp libcap inih)
 

@@ -407,12 +407,12 @@ static void finish(struct attempt *a)
 		int rm = proc_cleanup_async(&a->proc);
 		siginfo_t si;
 
-		if (rm >= 0 && ops->wait_cleanup) {
+		/* Where the remover cannot be watched, wait for it here rather
+		 * than leave a zombie and its pidfd behind. */
+		if (rm >= 0 && (ops->wait_cleanup || loop_add(a->loop, rm, EPOLLIN, on_remover_exit, NULL) < 0)) {
 			while (waitid(P_PIDFD, (id_t)rm, &si, WEXITED) < 0 && errno == EINTR)
 				;
 			close(rm);
-		} else if (rm >= 0) {
-			loop_add(a->loop, rm, EPOLLIN, on_remover_exit, NULL);
 		}
 	}
 	for (int i = 0; i < 2; i++) {
@@ -432,11 +432,34 @@ static void on_exit_fd(struct loop *l, int fd, uint32_t events, void *arg)
 	finish(arg);
 }
 
+/* Watch the child's listener, pipes and pidfd: 0, or -errno with none of
+ * them left watched. */
+static int watch(struct loop *l, struct attempt *a)
+{
+	int r = 0;
+
+	if (a->proc.listener >= 0)
+		r = loop_add(l, a->proc.listener, EPOLLIN, on_notify, a);
+	for (int i = 0; i < 4 && r >= 0; i++)
+		r = loop_add(l, a->proc.fd[i], EPOLLIN, on_pipe, a);
+	if (r >= 0)
+		r = loop_add(l, a->proc.pidfd, EPOLLIN, on_exit_fd, a);
+	if (r < 0) {
+		/* loop_del of an fd that was never added does nothing. */
+		loop_del(l, a->proc.listener);
+		for (int i = 0; i < 4; i++)
+			loop_del(l, a->proc.fd[i]);
+		loop_del(l, a->proc.pidfd);
+	}
+	return r;
+}
+
 struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct launch *launch,
 			      int64_t timeout_ms, uint64_t result_max, const struct attempt_ops *ops,
 			      void *ctx, char **ret_err)
 {
 	struct attempt *a = xcalloc(1, sizeof(*a));
+	int r;
 
 	a->loop = l;
 	a->ops = ops;
@@ -446,6 +469,19 @@ struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct l
 	a->out_cap = ops->cap_output ? launch->policy->output_bytes : UINT64_MAX;
 	a->started = now_ms();
 	if (sandbox_spawn(sb, launch, &a->proc, ret_err) < 0) {
+		free(a);
+		return NULL;
+	}
+	r = watch(l, a);
+	if (r < 0) {
+		/* Unwatched, its end would never be seen and its slot never freed:
+		 * end it now; the caller records the executor's fault.  The child
+		 * was just killed, so the wait is short (finish() waits the same). */
+		*ret_err = xasprintf("cannot watch the attempt: %s", strerror(-r));
+		kill_group(a, SIGKILL);
+		while (waitpid(a->proc.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		proc_cleanup(&a->proc);
 		free(a);
 		return NULL;
 	}
@@ -462,11 +498,6 @@ struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct l
 	a->proc.listener = -1;
 	a->launch_err = a->proc.launch_err;
 	a->proc.launch_err = NULL;
-	if (a->listener >= 0)
-		loop_add(l, a->listener, EPOLLIN, on_notify, a);
-	for (int i = 0; i < 4; i++)
-		loop_add(l, a->proc.fd[i], EPOLLIN, on_pipe, a);
-	loop_add(l, a->proc.pidfd, EPOLLIN, on_exit_fd, a);
 	a->deadline = loop_timer(l, a->started + timeout_ms, on_deadline, a);
 	return a;
 }

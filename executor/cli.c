@@ -109,8 +109,9 @@ static int exec_ops(char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const ops[] = { "submit", "status", "show", "list", "retry", "cancel", "queues",
-					   "keygen", "sign" };
+#define OP_NAME(name, fn) name,
+	static const char *const ops[] = { CLI_OPS(OP_NAME) };
+#undef OP_NAME
 
 	seed_json();
 	log_setup(NULL, LOG_WARN, false);

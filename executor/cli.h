@@ -7,6 +7,14 @@
 /* Exit codes of taskexec(1). */
 enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
+/* The subcommands taskexec hands to taskexec-ops (see exec_ops in cli.c),
+ * each with the function that runs it there: X(name, function).  taskexec
+ * reads only the names, so it links none of the functions. */
+#define CLI_OPS(X)                                                                          \
+	X("submit", cli_submit) X("status", cli_status_line) X("show", cli_show) X("list", cli_list) \
+	X("retry", cli_retry) X("cancel", cli_cancel) X("queues", cli_queues) X("keygen", cli_keygen) \
+	X("sign", cli_sign)
+
 int cli_run(int argc, char **argv);
 int cli_submit(int argc, char **argv);
 int cli_status(int argc, char **argv, bool full);

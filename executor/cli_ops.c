@@ -5,6 +5,7 @@
 #include "cli_payload.h"
 #include "job.h"
 #include "queue.h"
+#include "sign.h"
 #include "store.h"
 #include "util.h"
 
@@ -13,7 +14,6 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <poll.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,73 +166,53 @@ out:
 
 /* ---- signing ------------------------------------------------------------------------ */
 
-static int read_key(const char *path, unsigned char *out, size_t len)
+static int read_key(const char *path, unsigned char key[SIGN_SECRET_KEY_BYTES])
 {
-	char *text = NULL;
-	size_t got = 0;
-	int r;
+	int r = sign_load_secret_key(path, key);
 
-	if (read_file(path, 4096, &text, NULL) < 0) {
-		fprintf(stderr, "taskexec: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	text[strcspn(text, "\r\n")] = '\0';
-	r = sodium_base642bin(out, len, text, strlen(text), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL);
-	sodium_memzero(text, strlen(text));
-	free(text);
-	if (r < 0 || got != len) {
-		fprintf(stderr, "taskexec: %s: not a base64 Ed25519 key of %zu bytes\n", path, len);
-		return -1;
-	}
-	return 0;
+	if (r == -EBADMSG)
+		fprintf(stderr, "taskexec: %s: not a base64 Ed25519 key of %d bytes\n", path, SIGN_SECRET_KEY_BYTES);
+	else if (r < 0)
+		fprintf(stderr, "taskexec: %s: %s\n", path, strerror(-r));
+	return r;
 }
 
 /* Add "signature" to the payload; returns the new text or NULL. */
 static char *sign_payload(const char *payload, const char *key_file)
 {
-	unsigned char sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
-	char b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+	unsigned char sk[SIGN_SECRET_KEY_BYTES];
 	json_t *doc = json_loads(payload, 0, NULL);
-	char *canon, *err = NULL, *out = NULL;
+	char *err = NULL, *out = NULL;
 
 	if (!json_is_object(doc)) {
 		fprintf(stderr, "taskexec: sign: the payload is not a JSON object\n");
 		json_decref(doc);
 		return NULL;
 	}
-	if (read_key(key_file, sk, sizeof(sk)) < 0)
+	if (read_key(key_file, sk) < 0)
 		goto out;
-	canon = job_canonical(doc, &err);
-	if (!canon) {
+	if (sign_job(doc, sk, &err) < 0) {
 		fprintf(stderr, "taskexec: %s\n", err);
 		free(err);
 		goto out;
 	}
-	crypto_sign_detached(sig, NULL, (const unsigned char *)canon, strlen(canon), sk);
-	free(canon);
-	sodium_bin2base64(b64, sizeof(b64), sig, sizeof(sig), sodium_base64_VARIANT_ORIGINAL);
-	json_object_set_new(doc, "signature", json_string(b64));
 	out = json_dumps(doc, JSON_COMPACT);
 out:
-	sodium_memzero(sk, sizeof(sk));
+	sign_wipe(sk, sizeof(sk));
 	json_decref(doc);
 	return out;
 }
 
 int cli_keygen(int argc, char **argv)
 {
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-	char pk64[sodium_base64_ENCODED_LEN(sizeof(pk), sodium_base64_VARIANT_ORIGINAL)];
-	char sk64[sodium_base64_ENCODED_LEN(sizeof(sk), sodium_base64_VARIANT_ORIGINAL)];
+	char pk64[SIGN_PUBLIC_KEY_TEXT], sk64[SIGN_SECRET_KEY_TEXT];
 	int fd;
 
 	if (argc != 3)
 		return cli_usage_error("usage: taskexec keygen SECRET_FILE PUBLIC_FILE");
-	if (sodium_init() < 0)
+	if (sign_init() < 0)
 		return EXIT_FAILED;
-	crypto_sign_keypair(pk, sk);
-	sodium_bin2base64(pk64, sizeof(pk64), pk, sizeof(pk), sodium_base64_VARIANT_ORIGINAL);
-	sodium_bin2base64(sk64, sizeof(sk64), sk, sizeof(sk), sodium_base64_VARIANT_ORIGINAL);
+	sign_keygen(pk64, sk64);
 	fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || dprintf(fd, "%s\n", sk64) < 0 || close(fd) < 0) {
 		fprintf(stderr, "taskexec: %s: %s\n", argv[1], strerror(errno));
@@ -243,8 +223,7 @@ int cli_keygen(int argc, char **argv)
 		fprintf(stderr, "taskexec: %s: %s\n", argv[2], strerror(errno));
 		return EXIT_FAILED;
 	}
-	sodium_memzero(sk, sizeof(sk));
-	sodium_memzero(sk64, sizeof(sk64));
+	sign_wipe(sk64, sizeof(sk64));
 	printf("secret key: %s (keep it with the producers)\npublic key: %s (list it in TASKEXEC_VERIFY_KEYS)\n",
 	       argv[1], argv[2]);
 	return EXIT_DONE;
@@ -254,13 +233,15 @@ int cli_sign(int argc, char **argv)
 {
 	char *payload = NULL, *signed_;
 	const char *src = argc > 2 ? argv[2] : "-";
+	int r;
 
 	if (argc < 2 || argc > 3)
 		return cli_usage_error("usage: taskexec sign SECRET_FILE [PAYLOAD_FILE|-]");
-	if (sodium_init() < 0)
+	if (sign_init() < 0)
 		return EXIT_FAILED;
-	if (read_file(strcmp(src, "-") ? src : "/dev/stdin", JOB_MAX_BYTES, &payload, NULL) < 0)
-		return cli_usage_error("%s: %s", src, strerror(errno));
+	r = read_file(strcmp(src, "-") ? src : "/dev/stdin", JOB_MAX_BYTES, &payload, NULL);
+	if (r < 0)
+		return cli_usage_error("%s: %s", src, strerror(-r));
 	signed_ = sign_payload(payload, argv[1]);
 	free(payload);
 	if (!signed_)
@@ -355,7 +336,7 @@ int cli_submit(int argc, char **argv)
 	if (key) {
 		char *s;
 
-		if (sodium_init() < 0 || !(s = sign_payload(payload, key))) {
+		if (sign_init() < 0 || !(s = sign_payload(payload, key))) {
 			rc = EXIT_FAILED;
 			goto out;
 		}

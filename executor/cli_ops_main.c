@@ -7,23 +7,30 @@
 #include <stdio.h>
 #include <string.h>
 
+static int cli_status_line(int argc, char **argv)
+{
+	return cli_status(argc, argv, false);
+}
+
+static int cli_show(int argc, char **argv)
+{
+	return cli_status(argc, argv, true);
+}
+
 int main(int argc, char **argv)
 {
+#define OP_ENTRY(name, fn) { name, fn },
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} cmds[] = {
-		{ "submit", cli_submit }, { "list", cli_list }, { "retry", cli_retry }, { "cancel", cli_cancel },
-		{ "queues", cli_queues }, { "keygen", cli_keygen }, { "sign", cli_sign },
-	};
+	} cmds[] = { CLI_OPS(OP_ENTRY) };
+#undef OP_ENTRY
 
 	seed_json();
 	log_setup(NULL, LOG_WARN, false);
 	if (argc < 2)
 		return cli_usage_error("usage: taskexec COMMAND [ARGS] (see taskexec --help)");
-	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "show"))
-		return cli_status(argc - 1, argv + 1, !strcmp(argv[1], "show"));
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);
 	return cli_usage_error("unknown command '%s' (see taskexec --help)", argv[1]);

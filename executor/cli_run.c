@@ -403,9 +403,17 @@ int cli_run(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	loop = loop_new();
-	loop_add(loop, sfd, EPOLLIN, on_signal, &rc);
+	r = loop_new(&loop);
+	if (r == 0) {
+		sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+		r = sfd < 0 ? -errno : loop_add(loop, sfd, EPOLLIN, on_signal, &rc);
+	}
+	if (r < 0) {
+		fprintf(stderr, "taskexec: event loop: %s\n", strerror(-r));
+		sandbox_free(&sb);
+		r = EXIT_FAILED;
+		goto out;
+	}
 	errout_open(loop);
 	envelope = job_envelope(&j, 1, &c, plan.policy, &envelope_len);
 	launch = (struct launch){ .policy = plan.policy, .roots = c.tasks_path, .packages = c.allowed_modules, .input = envelope,

@@ -1,10 +1,10 @@
 /* config — settings from TASKEXEC_* variables and taskexec.conf (the environment wins). */
 #include "config.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,34 +55,6 @@ static const char *const aliases[][2] = {
 
 /* Not settings but read by the tool itself; accepted so they are not "unknown". */
 static const char *const known_extra[] = { "TASKEXEC_CONFIG", "TASKEXEC_SIGNING_KEY" };
-
-struct errs {
-	char *text;
-	size_t len;
-};
-
-static void err_add(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void err_add(struct errs *e, const char *fmt, ...)
-{
-	va_list ap;
-	char *line;
-	size_t n;
-
-	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	n = strlen(line);
-
-	e->text = realloc(e->text, e->len + n + 2);
-	if (!e->text)
-		abort();
-	memcpy(e->text + e->len, line, n);
-	e->len += n;
-	e->text[e->len++] = '\n';
-	e->text[e->len] = '\0';
-	free(line);
-}
 
 static const struct setting *find_setting(const char *name)
 {
@@ -184,7 +156,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 	if (r < 0) {
 		if (r == -ENOENT && !must_exist)
 			return 0;
-		err_add(e, "%s: %s", path, strerror(-r));
+		errs_add(e, "%s: %s", path, strerror(-r));
 		return -1;
 	}
 	for (line = buf; line && *line; line = next) {
@@ -205,7 +177,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 			char *where = xasprintf("%s:%s", path, lbuf);
 
 			/* Not the line itself: it may be a setting with a password in it. */
-			err_add(e, "%s: expected KEY=value, got a line without '='", where);
+			errs_add(e, "%s: expected KEY=value, got a line without '='", where);
 			free(where);
 			continue;
 		}
@@ -226,14 +198,14 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 		if (!s) {
 			char *where = xasprintf("%s:%s", path, lbuf);
 
-			err_add(e, "%s: unknown setting %s", where, key);
+			errs_add(e, "%s: unknown setting %s", where, key);
 			free(where);
 			continue;
 		}
 		if (apply(c, s, val) < 0) {
 			char *where = xasprintf("%s:%s: %s", path, lbuf, s->name);
 
-			err_add(e, "%s: bad value: expected %s", where, kind_hint(s->kind));
+			errs_add(e, "%s: bad value: expected %s", where, kind_hint(s->kind));
 			free(where);
 		}
 	}
@@ -244,6 +216,7 @@ static int load_file(struct config *c, const char *path, bool must_exist, struct
 int config_load(struct config *c, const char *file, unsigned flags, char **ret_errors)
 {
 	struct errs e = { 0 };
+	enum log_level level;
 	char *root, host[256];
 
 	memset(c, 0, sizeof(*c));
@@ -284,7 +257,7 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 
 		if (!eq)
 			continue;
-		name = strndup(*env, (size_t)(eq - *env));
+		name = xstrndup(*env, (size_t)(eq - *env));
 		if (strncmp(name, "TASKEXEC_", 9) && strcmp(name, "ALLOWED_MODULES")) {
 			free(name);
 			continue;
@@ -293,9 +266,9 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 			extra |= !strcmp(name, known_extra[i]);
 		s = extra ? NULL : find_setting(name);
 		if (!s && !extra)
-			err_add(&e, "%s: unknown variable", name);
+			errs_add(&e, "%s: unknown variable", name);
 		else if (s && apply(c, s, eq + 1) < 0)
-			err_add(&e, "%s: bad value: expected %s", name, kind_hint(s->kind));
+			errs_add(&e, "%s: bad value: expected %s", name, kind_hint(s->kind));
 		free(name);
 	}
 
@@ -312,33 +285,32 @@ int config_load(struct config *c, const char *file, unsigned flags, char **ret_e
 		c->executor_id = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
 	}
 	if (!strv_len(c->allowed_modules))
-		err_add(&e, "%s: must name at least one package", "TASKEXEC_ALLOWED_MODULES");
+		errs_add(&e, "%s: must name at least one package", "TASKEXEC_ALLOWED_MODULES");
 	if (!strv_len(c->tasks_path))
-		err_add(&e, "%s: must name at least one directory", "TASKEXEC_TASKS_PATH");
+		errs_add(&e, "%s: must name at least one directory", "TASKEXEC_TASKS_PATH");
 	for (char **p = c->tasks_path; p && *p; p++)
 		if (**p != '/')
-			err_add(&e, "TASKEXEC_TASKS_PATH: '%s' is not an absolute path", *p);
-	if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
-	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
-		err_add(&e, "%s: bad value: expected debug, info, warn or error", "TASKEXEC_LOG_LEVEL");
+			errs_add(&e, "TASKEXEC_TASKS_PATH: '%s' is not an absolute path", *p);
+	if (log_level_parse(c->log_level, &level) < 0)
+		errs_add(&e, "%s: bad value: expected %s", "TASKEXEC_LOG_LEVEL", log_level_choices());
 	if (strcmp(c->isolation, "domain") && strcmp(c->isolation, "weak"))
-		err_add(&e, "%s: bad value: expected domain or weak", "TASKEXEC_ISOLATION");
+		errs_add(&e, "%s: bad value: expected domain or weak", "TASKEXEC_ISOLATION");
 	{
 		unsigned long a = 0, b = 0;
 		int used = 0;
 
 		if (sscanf(c->job_uids, "%lu-%lu%n", &a, &b, &used) != 2 || c->job_uids[used] || a == 0 ||
 		    b < a || b - a >= 65536 || b >= 0xfffffffeUL)
-			err_add(&e, "%s: bad value: '%s' (expected FIRST-LAST, 1 to 65536 ids above 0)",
+			errs_add(&e, "%s: bad value: '%s' (expected FIRST-LAST, 1 to 65536 ids above 0)",
 				"TASKEXEC_JOB_UIDS", c->job_uids);
 		c->job_uid_first = (uid_t)a;
 		c->job_uid_count = b >= a ? (unsigned)(b - a + 1) : 0;
 	}
 	if (c->require_signature && !strv_len(c->verify_keys))
-		err_add(&e, "%s: TASKEXEC_REQUIRE_SIGNATURE=1 needs at least one key file",
+		errs_add(&e, "%s: TASKEXEC_REQUIRE_SIGNATURE=1 needs at least one key file",
 			"TASKEXEC_VERIFY_KEYS");
 	if (strpbrk(c->queue_prefix, "{}: ") || !*c->queue_prefix)
-		err_add(&e, "%s: bad value: '%s' (no braces, colons or blanks)", "TASKEXEC_QUEUE_PREFIX",
+		errs_add(&e, "%s: bad value: '%s' (no braces, colons or blanks)", "TASKEXEC_QUEUE_PREFIX",
 			c->queue_prefix);
 	*ret_errors = e.text;
 	return e.text ? -1 : 0;

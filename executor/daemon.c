@@ -4,14 +4,13 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "sign.h"
 #include "supervise.h"
 #include "util.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -708,50 +707,32 @@ static int wait_or_signal(const sigset_t *mask, int64_t ms)
 	return s > 0 && s != SIGHUP ? s : 0;
 }
 
-static void append(char **errors, const char *line)
-{
-	char *n = xasprintf("%s%s\n", *errors ? *errors : "", line);
-
-	free(*errors);
-	*errors = n;
-}
-
 int daemon_preflight(const struct config *cfg, char **errors)
 {
+	struct errs e = { 0 };
 	struct redis_target t;
 	char *err = NULL;
-	int bad = 0;
 
+	/* Each on its own, so that every problem is named at once. */
 	if (redis_url_parse(cfg->redis_url, &t, &err) < 0) {
-		append(errors, err);
+		errs_add(&e, "%s", err);
 		free(err);
 		err = NULL;
-		bad = -1;
 	} else {
 		redis_target_free(&t);
 	}
 	if (http_listen_check(cfg->http_listen, &err) < 0) {
-		append(errors, err);
+		errs_add(&e, "%s", err);
 		free(err);
 		err = NULL;
-		bad = -1;
 	}
-	/* Each on its own, so that every problem is named at once. */
 	{
 		char *shim = xasprintf("%s/taskexec_shim.py", cfg->shim_dir);
 
-		if (access(cfg->python, X_OK) < 0) {
-			err = xasprintf("TASKEXEC_PYTHON: %s: %s", cfg->python, strerror(errno));
-			append(errors, err);
-			free(err);
-			bad = -1;
-		}
-		if (access(shim, R_OK) < 0) {
-			err = xasprintf("shim %s: %s", shim, strerror(errno));
-			append(errors, err);
-			free(err);
-			bad = -1;
-		}
+		if (access(cfg->python, X_OK) < 0)
+			errs_add(&e, "TASKEXEC_PYTHON: %s: %s", cfg->python, strerror(errno));
+		if (access(shim, R_OK) < 0)
+			errs_add(&e, "shim %s: %s", shim, strerror(errno));
 		free(shim);
 	}
 	/* Settings the daemon would otherwise only trip over later: a database
@@ -761,49 +742,32 @@ int daemon_preflight(const struct config *cfg, char **errors)
 		char *perr = NULL;
 		PQconninfoOption *opts = PQconninfoParse(cfg->db_url, &perr);
 
-		if (!opts) {
-			err = xasprintf("TASKEXEC_DB_URL: %s", perr ? strtok(perr, "\n") : "cannot be parsed");
-			append(errors, err);
-			free(err);
-			err = NULL;
-			bad = -1;
-		}
+		if (!opts)
+			errs_add(&e, "TASKEXEC_DB_URL: %s", perr ? strtok(perr, "\n") : "cannot be parsed");
 		PQconninfoFree(opts);
 		PQfreemem(perr);
 	}
 	for (char **k = cfg->verify_keys; k && *k; k++) {
-		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-		char *text = NULL, *kerr = NULL;
-		size_t pklen = 0;
+		unsigned char pk[SIGN_PUBLIC_KEY_BYTES];
+		int r = sign_load_public_key(*k, pk);
 
-		if (read_file(*k, 4096, &text, NULL) < 0) {
-			kerr = xasprintf("TASKEXEC_VERIFY_KEYS: %s: %s", *k, strerror(errno));
-		} else {
-			text[strcspn(text, "\r\n")] = '\0';
-			if (sodium_base642bin(pk, sizeof(pk), text, strlen(text), NULL, &pklen, NULL,
-					      sodium_base64_VARIANT_ORIGINAL) < 0 || pklen != sizeof(pk))
-				kerr = xasprintf("TASKEXEC_VERIFY_KEYS: %s: not an Ed25519 public key "
-						 "(one line of base64, as taskexec keygen writes)", *k);
-		}
-		free(text);
-		if (kerr) {
-			append(errors, kerr);
-			free(kerr);
-			bad = -1;
-		}
+		if (r == -EBADMSG)
+			errs_add(&e, "TASKEXEC_VERIFY_KEYS: %s: not an Ed25519 public key "
+				 "(one line of base64, as taskexec keygen writes)", *k);
+		else if (r < 0)
+			errs_add(&e, "TASKEXEC_VERIFY_KEYS: %s: %s", *k, strerror(-r));
 	}
 	if (geteuid() == 0) {
-		struct passwd *pw = getpwnam(cfg->job_user);
+		uid_t uid;
+		gid_t gid;
 
-		if (!pw || pw->pw_uid == 0 || pw->pw_gid == 0) {
-			err = pw ? xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", cfg->job_user)
-				 : xasprintf("TASKEXEC_JOB_USER: no user '%s'", cfg->job_user);
-			append(errors, err);
+		if (sandbox_job_user(cfg->job_user, &uid, &gid, &err) < 0) {
+			errs_add(&e, "%s", err);
 			free(err);
-			bad = -1;
 		}
 	}
-	return bad;
+	*errors = e.text;
+	return e.text ? -1 : 0;
 }
 
 int daemon_run(struct config *cfg)
@@ -822,7 +786,7 @@ int daemon_run(struct config *cfg)
 	 * environ, or attach to us. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		log_msg(LOG_WARN, "executor.dumpable", "cannot make the daemon non-dumpable: %s", strerror(errno));
-	if (sodium_init() < 0) {
+	if (sign_init() < 0) {
 		log_msg(LOG_ERROR, "sandbox.unavailable", "libsodium could not be initialised");
 		return 1;
 	}
@@ -871,7 +835,21 @@ int daemon_run(struct config *cfg)
 		}
 		backoff = backoff < 8000 ? backoff * 2 : 10000;
 	}
-	d.loop = loop_new();
+	{
+		/* Without the loop or the signalfd on it SIGTERM would never be
+		 * read: refuse to start. */
+		int r = loop_new(&d.loop);
+
+		if (r == 0) {
+			sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+			r = sfd < 0 ? -errno : loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
+		}
+		if (r < 0) {
+			log_msg(LOG_ERROR, "loop.unavailable", "cannot set up the event loop: %s", strerror(-r));
+			d.exit_code = 1;
+			goto out;
+		}
+	}
 	{
 		int r = log_attach(d.loop);
 
@@ -880,8 +858,6 @@ int daemon_run(struct config *cfg)
 				"cannot write standard output without blocking (%s): a slow reader will stall the daemon",
 				strerror(-r));
 	}
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	loop_add(d.loop, sfd, EPOLLIN, on_signal, &d);
 	d.metrics = metrics_new(cfg->executor_id);
 	d.store = store_new(d.loop, cfg->db_url, on_store_state, &d);
 	d.queue = queue_new(d.loop, cfg, &queue_events, &d);

@@ -64,8 +64,8 @@ struct daemon {
 
 int daemon_run(struct config *cfg);
 /* Everything that can be checked without connecting: URLs, the listen
- * address, the interpreter, the shim, the job user.  0, or -1 with one line
- * per problem appended to *errors. */
+ * address, the interpreter, the shim, the verify keys, the job user.  0,
+ * or -1 with one line per problem in *errors (caller frees). */
 int daemon_preflight(const struct config *cfg, char **errors);
 
 void policies_unref(struct policies *p);

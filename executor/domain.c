@@ -64,7 +64,7 @@ static void add(struct domain_plan *dp, enum dom_kind kind, const char *src, con
 {
 	if (dp->n == dp->cap) {
 		dp->cap = dp->cap ? 2 * dp->cap : 32;
-		dp->ops = xrealloc(dp->ops, dp->cap * sizeof(*dp->ops));
+		dp->ops = xreallocarray(dp->ops, dp->cap, sizeof(*dp->ops));
 	}
 	dp->ops[dp->n++] = (struct dom_op){ kind, src ? xstrdup(src) : NULL, xasprintf("%s%s", dp->root, path), flags };
 }

@@ -238,7 +238,7 @@ static int listen_addr(const char *listen, struct addrinfo **ret, char **ret_err
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s' is not host:port or off", listen);
 		return -1;
 	}
-	host = strndup(listen, (size_t)(colon - listen));
+	host = xstrndup(listen, (size_t)(colon - listen));
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
@@ -268,6 +268,7 @@ struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
 {
 	struct addrinfo *ai = NULL;
 	struct http *h;
+	int r;
 
 	*ret_err = NULL;
 	if (!strcmp(listen, "off"))
@@ -295,7 +296,15 @@ struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
 		return NULL;
 	}
 	h->epfd = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
-	loop_add(d->loop, h->epfd, EPOLLIN, on_mhd_fd, h);
+	r = loop_add(d->loop, h->epfd, EPOLLIN, on_mhd_fd, h);
+	if (r < 0) {
+		/* Unwatched, the endpoint would accept connections and never answer. */
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: cannot watch %s: %s", listen, strerror(-r));
+		MHD_stop_daemon(h->mhd);
+		free(h->id_json);
+		free(h);
+		return NULL;
+	}
 	h->tick = loop_timer(d->loop, now_ms() + 1000, on_tick, h);
 	return h;
 }

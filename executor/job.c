@@ -370,7 +370,7 @@ int entry_parse(const char *entry, char **ret_module, char **ret_class, char **r
 
 	if (!colon || strchr(colon + 1, ':'))
 		return fail(ret_err, "ENTRY: '%s' is not module.path:function or module.path:Class.method", entry);
-	module = strndup(entry, (size_t)(colon - entry));
+	module = xstrndup(entry, (size_t)(colon - entry));
 	attr = colon + 1;
 	if (!dotted_name_valid(module)) {
 		free(module);
@@ -384,7 +384,7 @@ int entry_parse(const char *entry, char **ret_module, char **ret_class, char **r
 	}
 	dot = strrchr(attr, '.');
 	*ret_module = module;
-	*ret_class = dot ? strndup(attr, (size_t)(dot - attr)) : NULL;
+	*ret_class = dot ? xstrndup(attr, (size_t)(dot - attr)) : NULL;
 	*ret_method = xstrdup(dot ? dot + 1 : attr);
 	return 0;
 }
@@ -399,7 +399,7 @@ int kv_parse(char *const *args, size_t n, json_t *into, char **ret_err)
 
 		if (!eq || eq == args[i])
 			return fail(ret_err, "'%s': parameters are written key=value", args[i]);
-		key = strndup(args[i], (size_t)(eq - args[i]));
+		key = xstrndup(args[i], (size_t)(eq - args[i]));
 		if (!ident_valid(key)) {
 			fail(ret_err, "parameters.%s: not a valid Python keyword argument name", key);
 			free(key);

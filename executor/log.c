@@ -3,6 +3,7 @@
 #include "outbuf.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,21 @@ int log_level_parse(const char *s, enum log_level *ret)
 			*ret = (enum log_level)i;
 			return 0;
 		}
-	return -1;
+	return -EINVAL;
+}
+
+const char *log_level_choices(void)
+{
+	static char text[64];
+
+	if (!*text) {
+		size_t n = ARRAY_SIZE(level_names);
+
+		for (size_t i = 0; i < n; i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s", level_names[i],
+				 i + 2 < n ? ", " : i + 1 < n ? " or " : "");
+	}
+	return text;
 }
 
 bool log_enabled(enum log_level level)

@@ -15,7 +15,10 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* json=false: "taskexec: message" lines on stderr, for the command-line tool. */
 void log_setup(const char *executor_id, enum log_level min, bool json);
-int log_level_parse(const char *s, enum log_level *ret);
+/* A level by its name: 0 or -EINVAL. */
+int log_level_parse(const char *s, enum log_level *ret) __attribute__((warn_unused_result));
+/* "debug, info, warn or error": the names log_level_parse() takes, for messages. */
+const char *log_level_choices(void);
 bool log_enabled(enum log_level level);
 /* Emit event with extra fields (reference stolen; may be NULL). */
 void log_json(enum log_level level, const char *event, json_t *fields);

@@ -32,16 +32,19 @@ struct loop {
 	struct timer *timers;           /* sorted by at */
 };
 
-struct loop *loop_new(void)
+int loop_new(struct loop **ret_loop)
 {
 	struct loop *l = xcalloc(1, sizeof(*l));
 
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (l->ep < 0) {
+		int r = -errno;
+
 		free(l);
-		return NULL;
+		return r;
 	}
-	return l;
+	*ret_loop = l;
+	return 0;
 }
 
 static void free_list(struct watch *w)

@@ -10,7 +10,8 @@ struct timer;
 typedef void (*loop_fd_cb)(struct loop *l, int fd, uint32_t events, void *arg);
 typedef void (*loop_timer_cb)(struct loop *l, void *arg);
 
-struct loop *loop_new(void);
+/* 0 or -errno; *ret_loop is untouched on failure. */
+int loop_new(struct loop **ret_loop) __attribute__((warn_unused_result));
 void loop_free(struct loop *l);
 /* Watch fd for EPOLLIN/EPOLLOUT; 0 or -errno.  An fd is watched at most once. */
 int loop_add(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *arg);

@@ -87,7 +87,10 @@ int main(int argc, char **argv)
 		config_free(&c);
 		return 1;
 	}
-	log_level_parse(c.log_level, &lvl);
+	/* config_load refused a name it does not know: lvl keeps LOG_INFO only
+	 * if that ever changes. */
+	if (log_level_parse(c.log_level, &lvl) < 0)
+		lvl = LOG_INFO;
 	log_setup(c.executor_id, lvl, true);
 	r = daemon_run(&c);
 	config_free(&c);

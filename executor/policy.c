@@ -16,8 +16,7 @@ struct parse {
 	const char *file;
 	const struct policy_vars *vars;
 	struct policy *p;
-	char *errors;
-	size_t errlen;
+	struct errs errors;
 	unsigned seen;          /* bit per key, to refuse a key given twice */
 };
 
@@ -25,22 +24,17 @@ static void perr(struct parse *ps, const char *fmt, ...) __attribute__((format(p
 static void perr(struct parse *ps, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg, *line;
-	size_t n;
+	char *msg;
 
 	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	line = ps->line ? xasprintf("%s:%d: %s\n", ps->file, ps->line, msg) : xasprintf("%s: %s\n", ps->file, msg);
-	n = strlen(line);
-	ps->errors = realloc(ps->errors, ps->errlen + n + 1);
-	if (!ps->errors)
-		abort();
-	memcpy(ps->errors + ps->errlen, line, n + 1);
-	ps->errlen += n;
+	if (ps->line)
+		errs_add(&ps->errors, "%s:%d: %s", ps->file, ps->line, msg);
+	else
+		errs_add(&ps->errors, "%s: %s", ps->file, msg);
 	free(msg);
-	free(line);
 }
 
 /* Counting reader: libinih reports only the first error's line; reading line by
@@ -86,9 +80,7 @@ static char *expand(const struct policy_vars *v, const char *s, bool *ret_bad)
 		if (val) {
 			size_t n = strlen(val);
 
-			out = realloc(out, cap += n);
-			if (!out)
-				abort();
+			out = xreallocarray(out, cap += n, 1);
 			memcpy(out + len, val, n);
 			len += n;
 			s += skip;
@@ -170,9 +162,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			free(v);
 			return 1;
 		}
-		p->env = realloc(p->env, (n + 2) * sizeof(char *));
-		if (!p->env)
-			abort();
+		p->env = xreallocarray(p->env, n + 2, sizeof(char *));
 		p->env[n] = xasprintf("%s=%s", name, v);
 		p->env[n + 1] = NULL;
 		free(v);
@@ -336,13 +326,11 @@ int policy_load_dir(const char *dir, const struct policy_vars *vars, struct poli
 		if (n <= 7 || strcmp(de->d_name + n - 7, ".policy") || de->d_name[0] == '.')
 			continue;
 		path = xasprintf("%s/%s", dir, de->d_name);
-		s.v = realloc(s.v, (s.n + 1) * sizeof(*s.v));
-		if (!s.v)
-			abort();
+		s.v = xreallocarray(s.v, s.n + 1, sizeof(*s.v));
 		p = &s.v[s.n++];
 		memset(p, 0, sizeof(*p));
 		policy_defaults(p);
-		p->name = strndup(de->d_name, n - 7);
+		p->name = xstrndup(de->d_name, n - 7);
 		p->file = path;
 		ps.f = fopen(path, "re");
 		ps.file = path;
@@ -375,11 +363,11 @@ int policy_load_dir(const char *dir, const struct policy_vars *vars, struct poli
 			p->cpu_ms = p->max_timeout_ms + 5000;
 	}
 	closedir(d);
-	if (!ps.errors && s.n == 0)
+	if (!ps.errors.text && s.n == 0)
 		*ret_errors = xasprintf("%s: no *.policy files\n", dir);
-	if (ps.errors || s.n == 0) {
-		if (ps.errors)
-			*ret_errors = ps.errors;
+	if (ps.errors.text || s.n == 0) {
+		if (ps.errors.text)
+			*ret_errors = ps.errors.text;
 		for (size_t i = 0; i < s.n; i++)
 			policy_free(&s.v[i]);
 		free(s.v);

@@ -315,7 +315,7 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 	if (!strncmp(url, "unix://", 7)) {
 		const char *q = strchr(url + 7, '?');
 
-		t->path = q ? strndup(url + 7, (size_t)(q - url - 7)) : xstrdup(url + 7);
+		t->path = q ? xstrndup(url + 7, (size_t)(q - url - 7)) : xstrdup(url + 7);
 		if (q && !strncmp(q, "?db=", 4) && parse_int(q + 4, 0, INT_MAX, &db) < 0)
 			goto bad;
 		t->db = (int)db;
@@ -327,14 +327,14 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 		if (at) {
 			const char *pc = memchr(p, ':', (size_t)(at - p));
 
-			t->password = pc ? strndup(pc + 1, (size_t)(at - pc - 1)) : strndup(p, (size_t)(at - p));
+			t->password = pc ? xstrndup(pc + 1, (size_t)(at - pc - 1)) : xstrndup(p, (size_t)(at - p));
 			if (pc && pc > p)
-				t->user = strndup(p, (size_t)(pc - p));         /* Redis 6 ACL user */
+				t->user = xstrndup(p, (size_t)(pc - p));         /* Redis 6 ACL user */
 			p = at + 1;
 		}
 		slash = strchr(p, '/');
 		colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
-		t->host = strndup(p, colon ? (size_t)(colon - p) : slash ? (size_t)(slash - p) : strlen(p));
+		t->host = xstrndup(p, colon ? (size_t)(colon - p) : slash ? (size_t)(slash - p) : strlen(p));
 		if (colon)
 			t->port = atoi(colon + 1);
 		/* A database number that is not one would quietly mean 0. */

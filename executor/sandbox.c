@@ -409,9 +409,7 @@ static int ll_allow_cached(struct sandbox *sb, int ruleset, uint64_t handled, co
 	fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	sb->ll_cache = realloc(sb->ll_cache, (sb->ll_n + 1) * sizeof(*sb->ll_cache));
-	if (!sb->ll_cache)
-		abort();
+	sb->ll_cache = xreallocarray(sb->ll_cache, sb->ll_n + 1, sizeof(*sb->ll_cache));
 	sb->ll_cache[sb->ll_n] = (struct ll_path){ xstrdup(path), fd, fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) };
 	return ll_rule(ruleset, handled, fd, sb->ll_cache[sb->ll_n++].dir, access);
 }
@@ -559,6 +557,23 @@ static int uid_range_free(const struct config *c, char **ret_err)
 	return r;
 }
 
+int sandbox_job_user(const char *name, uid_t *ret_uid, gid_t *ret_gid, char **ret_err)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw) {
+		*ret_err = xasprintf("TASKEXEC_JOB_USER: no user '%s'", name);
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		*ret_err = xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", name);
+		return -EPERM;
+	}
+	*ret_uid = pw->pw_uid;
+	*ret_gid = pw->pw_gid;
+	return 0;
+}
+
 int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 {
 	char real[PATH_MAX];
@@ -604,19 +619,9 @@ int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 		sb->uid = getuid();
 		sb->gid = getgid();
 	} else if (geteuid() == 0) {
-		struct passwd *pw = getpwnam(c->job_user);
-
-		if (!pw) {
-			*ret_err = xasprintf("TASKEXEC_JOB_USER: no user '%s'", c->job_user);
+		if (sandbox_job_user(c->job_user, &sb->uid, &sb->gid, ret_err) < 0)
 			goto fail;
-		}
-		if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-			*ret_err = xasprintf("TASKEXEC_JOB_USER: '%s' is root; a job never runs as root", c->job_user);
-			goto fail;
-		}
 		sb->drop_uid = true;
-		sb->uid = pw->pw_uid;
-		sb->gid = pw->pw_gid;
 	}
 	sb->cap_last = (int)cap_max_bits() - 1;
 	sb->landlock_abi = landlock_abi();

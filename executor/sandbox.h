@@ -66,6 +66,11 @@ struct proc {
 enum { PROC_STDOUT, PROC_STDERR, PROC_RESULT, PROC_EVENTS };
 
 int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err);
+/* The user a job runs as when the daemon is root: 0, or -ENOENT (no such
+ * user) or -EPERM (uid or gid 0: a job never runs as root) with a message
+ * naming TASKEXEC_JOB_USER. */
+int sandbox_job_user(const char *name, uid_t *ret_uid, gid_t *ret_gid, char **ret_err)
+	__attribute__((warn_unused_result));
 void sandbox_free(struct sandbox *sb);
 /* Start an attempt.  0, or -1 with a one-line message (nothing left behind). */
 int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err);

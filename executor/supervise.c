@@ -3,6 +3,7 @@
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
+#include "sign.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -98,44 +99,6 @@ static void sha256_hex(const void *p, size_t n, char out[65])
 
 /* ---- VALIDATE ---------------------------------------------------------------- */
 
-static bool signature_valid(const struct config *c, const struct job *j, char **ret_err)
-{
-	unsigned char sig[crypto_sign_BYTES];
-	size_t siglen = 0;
-	char *canon;
-	bool ok = false;
-
-	if (!j->signature) {
-		*ret_err = xstrdup("signature invalid: the job carries no signature");
-		return false;
-	}
-	if (sodium_base642bin(sig, sizeof(sig), j->signature, strlen(j->signature), NULL, &siglen, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) < 0 || siglen != sizeof(sig)) {
-		*ret_err = xstrdup("signature invalid: not a base64 Ed25519 signature");
-		return false;
-	}
-	canon = job_canonical(j->doc, ret_err);
-	if (!canon)
-		return false;
-	for (char **k = c->verify_keys; k && *k && !ok; k++) {
-		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-		char *text = NULL;
-		size_t pklen = 0;
-
-		if (read_file(*k, 4096, &text, NULL) < 0)
-			continue;
-		text[strcspn(text, "\r\n")] = '\0';
-		if (sodium_base642bin(pk, sizeof(pk), text, strlen(text), NULL, &pklen, NULL,
-				      sodium_base64_VARIANT_ORIGINAL) == 0 && pklen == sizeof(pk))
-			ok = crypto_sign_verify_detached(sig, (const unsigned char *)canon, strlen(canon), pk) == 0;
-		free(text);
-	}
-	free(canon);
-	if (!ok)
-		*ret_err = xstrdup("signature invalid: no key in TASKEXEC_VERIFY_KEYS verifies it");
-	return ok;
-}
-
 static void validate(struct job_run *jr)
 {
 	struct daemon *d = jr->d;
@@ -160,7 +123,7 @@ static void validate(struct job_run *jr)
 		return;
 	}
 	jr->job_id = xstrdup(jr->job.job_id);
-	if (d->cfg->require_signature && !signature_valid(d->cfg, &jr->job, &err)) {
+	if (d->cfg->require_signature && sign_verify(jr->job.doc, jr->job.signature, d->cfg->verify_keys, &err) < 0) {
 		jr->reject_msg = err;
 		go(jr, J_REJECT_DB);
 		return;

@@ -145,14 +145,6 @@ void *xmalloc(size_t n)
 	return p;
 }
 
-void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
 void *xcalloc(size_t n, size_t m)
 {
 	void *p = calloc(n ? n : 1, m ? m : 1);
@@ -160,6 +152,15 @@ void *xcalloc(size_t n, size_t m)
 	if (!p)
 		abort();
 	return p;
+}
+
+void *xreallocarray(void *p, size_t n, size_t m)
+{
+	void *q = reallocarray(p, n ? n : 1, m ? m : 1);
+
+	if (!q)
+		abort();
+	return q;
 }
 
 char *xstrdup(const char *s)
@@ -192,6 +193,25 @@ char *xasprintf(const char *fmt, ...)
 	return p;
 }
 
+void errs_add(struct errs *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *line;
+	size_t n;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	n = strlen(line);
+	e->text = xreallocarray(e->text, e->len + n + 2, 1);
+	memcpy(e->text + e->len, line, n);
+	e->len += n;
+	e->text[e->len++] = '\n';
+	e->text[e->len] = '\0';
+	free(line);
+}
+
 char **split_list(const char *s, char sep)
 {
 	size_t n = 0, cap = 4;
@@ -209,11 +229,9 @@ char **split_list(const char *s, char sep)
 		if (t > b) {
 			if (n == cap) {
 				cap *= 2;
-				v = realloc(v, (cap + 1) * sizeof(*v));
-				if (!v)
-					abort();
+				v = xreallocarray(v, cap + 1, sizeof(*v));
 			}
-			v[n++] = strndup(b, (size_t)(t - b));
+			v[n++] = xstrndup(b, (size_t)(t - b));
 			v[n] = NULL;
 		}
 		p = e ? e + 1 : NULL;
@@ -291,9 +309,7 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 				break;
 			}
 			cap *= 2;
-			buf = realloc(buf, cap);
-			if (!buf)
-				abort();
+			buf = xreallocarray(buf, cap, 1);
 		}
 		n = read(fd, buf + len, cap - len - 1);
 		if (n < 0) {

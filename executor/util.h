@@ -23,10 +23,21 @@ int parse_iso8601_ms(const char *s, int64_t *ret_ms);
 
 void *xmalloc(size_t n) __attribute__((malloc, returns_nonnull));
 void *xcalloc(size_t n, size_t m) __attribute__((malloc, returns_nonnull));
-void *xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
+/* realloc(p, n * m) that aborts on overflow or out of memory, like the rest
+ * of this family: the caller never sees a failed resize. */
+void *xreallocarray(void *p, size_t n, size_t m) __attribute__((returns_nonnull));
 char *xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Error lines gathered so that every problem is named at once (settings,
+ * policy files, the daemon's preflight): text is NULL while there is none,
+ * else lines that each end in '\n'. */
+struct errs {
+	char *text;
+	size_t len;
+};
+void errs_add(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Split "a, b,c" on commas, trimming blanks; returns a NULL-terminated array. */
 char **split_list(const char *s, char sep);
@@ -37,8 +48,9 @@ int fd_nonblock(int fd);
 void close_nointr(int fd);
 /* Write all of buf; 0 or -errno. */
 int write_all(int fd, const void *buf, size_t n);
-/* Read a whole small file into a NUL-terminated buffer; 0 or -errno. */
-int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+/* Read a whole small file into a NUL-terminated buffer; 0 or -errno (-EFBIG
+ * past max bytes).  errno is not meaningful afterwards: print strerror(-r). */
+int read_file(const char *path, size_t max, char **ret, size_t *ret_len) __attribute__((warn_unused_result));
 
 /* Seed jansson's hash tables (first thing in main). */
 void seed_json(void);

@@ -149,3 +149,36 @@ def test_check_names_a_bad_db_url_once_beside_a_good_verify_key(ops):
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert r.stderr.count("TASKEXEC_DB_URL: ") == 1, r.stderr
     assert "TASKEXEC_VERIFY_KEYS" not in r.stderr, r.stderr
+
+
+def test_check_names_why_an_oversized_verify_key_file_is_refused(ops):
+    # A key file past 4 KB is refused for its size; errno was printed for a
+    # result that carried the error, and read "Success".
+    big = ops.dir / "big.pub"
+    big.write_text("A" * 5000 + "\n")
+    r = ops.check(env={"TASKEXEC_VERIFY_KEYS": str(big)})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "TASKEXEC_VERIFY_KEYS: %s: File too large" % big in r.stderr, r.stderr
+    assert "Success" not in r.stderr, r.stderr
+
+
+def test_sign_names_why_an_oversized_secret_key_file_is_refused(ops):
+    big = ops.dir / "big.key"
+    big.write_text("A" * 5000 + "\n")
+    payload = ops.dir / "p.json"
+    payload.write_text('{"job_id": "j1"}')
+    r = ops.cli("sign", big, payload)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "%s: File too large" % big in r.stderr, r.stderr
+    assert "Success" not in r.stderr, r.stderr
+
+
+def test_sign_names_why_an_oversized_payload_is_refused(ops):
+    sec, pub = ops.dir / "s.key", ops.dir / "s.pub"
+    assert ops.cli("keygen", sec, pub).returncode == 0
+    payload = ops.dir / "big.json"
+    payload.write_text('{"pad": "%s"}' % ("x" * (2 << 20)))
+    r = ops.cli("sign", sec, payload)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "%s: File too large" % payload in r.stderr, r.stderr
+    assert "Success" not in r.stderr, r.stderr

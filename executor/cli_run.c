@@ -258,15 +258,24 @@ static void errout_close(void)
  * carriage return, so the summary line cannot be forged (taskexec(1)). */
 static void print_prefixed(const char *prefix, const char *line, size_t len)
 {
-	char *safe = term_escape(line, len, 0);
-	char *text = xasprintf("%s%s\n", prefix, safe);
+	/* One buffer for every line, grown to the longest: a gigabyte of output
+	 * must not cost an allocation a line. */
+	static char *buf;
+	static size_t cap;
+	size_t plen = strlen(prefix), need = plen + TERM_ESCAPE_MAX(len) + 1, n;
 
-	free(safe);
+	if (need > cap) {
+		free(buf);
+		cap = need;
+		buf = xmalloc(cap);
+	}
+	memcpy(buf, prefix, plen);
+	n = plen + term_escape_into(buf + plen, line, len, 0);
+	buf[n++] = '\n';
 	if (errout)
-		(void)outbuf_put(errout, text, strlen(text));
+		(void)outbuf_put(errout, buf, n);
 	else
-		fputs(text, stderr);
-	free(text);
+		fwrite(buf, 1, n, stderr);
 }
 
 static void on_line(void *ctx, int stream, const char *line, size_t len)

@@ -255,8 +255,6 @@ const char *domain_enter(const struct domain_plan *dp)
 		return "detach old root";
 	if (chdir("/tmp") < 0)
 		return "chdir /tmp";
-	if (sethostname("taskexec", 8) < 0)
-		return "sethostname";
 	return NULL;
 }
 

@@ -502,8 +502,16 @@ static bool term_control(uint32_t cp, unsigned flags)
 
 char *term_escape(const char *p, size_t n, unsigned flags)
 {
+	char *out = xmalloc(TERM_ESCAPE_MAX(n));
+
+	term_escape_into(out, p, n, flags);
+	return out;
+}
+
+size_t term_escape_into(char *out, const char *p, size_t n, unsigned flags)
+{
 	const unsigned char *s = (const unsigned char *)p;
-	char *out = xmalloc(n * 6 + 1), *o = out;       /* worst case: \u00NN or \ufffd per byte */
+	char *o = out;
 
 	for (size_t i = 0; i < n;) {
 		size_t k = utf8_seq(s + i, n - i);
@@ -524,7 +532,7 @@ char *term_escape(const char *p, size_t n, unsigned flags)
 		i += k;
 	}
 	*o = '\0';
-	return out;
+	return (size_t)(o - out);
 }
 
 char *term_escape_str(const char *s, unsigned flags)

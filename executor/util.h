@@ -92,6 +92,10 @@ enum {
 	TERM_JSON = 1 << 1,
 };
 char *term_escape(const char *p, size_t n, unsigned flags);
+/* The same into OUT, which holds TERM_ESCAPE_MAX(n) bytes (worst case: \u00NN
+ * or \ufffd for every byte); returns the length written. */
+#define TERM_ESCAPE_MAX(n) ((n) * 6 + 1)
+size_t term_escape_into(char *out, const char *p, size_t n, unsigned flags);
 /* term_escape() of a NUL-terminated string (NULL gives ""). */
 char *term_escape_str(const char *s, unsigned flags);
 

@@ -322,7 +322,9 @@ def test_sigterm_past_shutdown_timeout_requeues_job_for_next_daemon(ctx, daemon,
 def _run_through_outage(daemon, submit, wait_status, wait_terminal, db, outage):
     d = daemon(concurrency=2)
     before = [submit("itasks.basic:sleep", "seconds=0.5") for _ in range(6)]
-    wait_status(before[0], "RUNNING")
+    # The outage must hit while jobs run: wait until the first has started
+    # (it may already have finished on a fast machine, or be running on a slow one).
+    wait_for(lambda: db.attempts(before[0]), 15, "the first job to start")
     outage()
     after = [submit("itasks.basic:sleep", "seconds=0.2") for _ in range(4)]
     rows = wait_terminal(before + after, 45)

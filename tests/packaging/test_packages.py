@@ -25,7 +25,7 @@ What it does, in order (one module-scoped installation, tests in file order):
     /healthz and /metrics answer; `taskexec submit --wait` → COMPLETED, run as
     taskexec-job; when strace and systemd-analyze are installed, every system
     call the daemon and its job make must pass the unit's SystemCallFilter=;
-  - the unit: systemd-analyze verify, security exposure <= 3.0, and its
+  - the unit: systemd-analyze verify, security exposure <= 3.3, and its
     SystemCallFilter= allows every call the jobs' own filter allows;
   - `dpkg --purge`: everything the package installed is gone; job data in
     /var/lib/taskexec and the two users stay (packaging/debian/README.Debian);
@@ -302,7 +302,10 @@ def test_installed_taskexec_run_seed_task(installed):
     assert json.loads(r.stdout) == {"updated_rows": 17, "customer_id": 42}, r.stderr
     db = STATE / "portal" / "portal.db"
     assert db.is_file()
-    assert db.stat().st_uid == int(run(["id", "-u", "taskexec-job"]).stdout), "the job ran as taskexec-job"
+    # Run in a domain: a uid of TASKEXEC_JOB_UIDS, the range's first id as group.
+    st = db.stat()
+    assert 2100000000 < st.st_uid <= 2100000999 and st.st_gid == 2100000000, "the job ran in a domain"
+    assert st.st_mode & 0o777 == 0o664, "the next job, under another uid, can write it"
 
 
 def ppid_of(pid):
@@ -370,8 +373,9 @@ def test_installed_daemon_confined_like_the_unit(installed, services, tmp_path):
         assert lines[1] == "COMPLETED", r.stdout + r.stderr + log_path.read_text()
         result = json.loads(lines[2])
         assert result["customer_id"] == 7 and isinstance(result["updated_rows"], int)
-        assert (STATE / "portal" / "portal.db").stat().st_uid == \
-            int(run(["id", "-u", "taskexec-job"]).stdout), "the job ran as taskexec-job"
+        # In a domain, with a uid of the range: perhaps not the uid that made
+        # the database in the test before, which is why it must be group-writable.
+        assert 2100000000 < (STATE / "portal" / "portal.db").stat().st_uid <= 2100000999, "ran in a domain"
 
         with urllib.request.urlopen("http://%s/healthz" % http, timeout=10) as resp:
             assert resp.status == 200
@@ -418,7 +422,9 @@ def test_unit_verifies_and_is_hardened(installed):
     r = run(["systemd-analyze", "security", "--offline=yes", str(UNIT)], check=False)
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout)
     assert m, r.stdout + r.stderr
-    assert float(m.group(1)) <= 3.0, r.stdout
+    # 2.4 before isolation domains; building them (CAP_SYS_ADMIN, four
+    # namespace types, @mount) counts 0.9 more, as for any sandboxer.
+    assert float(m.group(1)) <= 3.3, r.stdout
     # Jobs pass the unit's filter as well as their own: everything their own
     # filter lets through (or answers with an errno) must get through the unit's.
     src = (REPO / "executor" / "sandbox.c").read_text()

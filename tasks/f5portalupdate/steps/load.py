@@ -16,6 +16,7 @@ inserted again, and all of those count.  Each run is recorded in
 
 import hashlib
 import json
+import os
 import sqlite3
 
 from . import ConfigurationError
@@ -119,6 +120,11 @@ def load(db_path, customer_id, rows, full_rebuild, now):
     # the schema, the upserts and the run record are one transaction.
     db = sqlite3.connect(db_path, timeout=60, isolation_level=None)
     try:
+        # Jobs of this type run under uids of their own and share the write
+        # path through its group: sqlite makes a new database 0644 whatever
+        # the umask, so make it (and, after it, its journal) group-writable.
+        if os.stat(db_path).st_uid == os.getuid():
+            os.chmod(db_path, 0o664)
         db.execute("BEGIN IMMEDIATE")
         ensure_schema(db, db_path)
         if full_rebuild:

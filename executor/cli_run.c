@@ -264,12 +264,12 @@ static void print_prefixed(const char *prefix, const char *line, size_t len)
 	static size_t cap;
 	size_t plen = strlen(prefix), need = plen + TERM_ESCAPE_MAX(len) + 1, n;
 
-	if (need > cap) {
+	if (!buf || need > cap) {
 		free(buf);
 		cap = need;
 		buf = xmalloc(cap);
 	}
-	memcpy(buf, prefix, plen);
+	memcpy(buf, prefix, plen + 1);
 	n = plen + term_escape_into(buf + plen, line, len, 0);
 	buf[n++] = '\n';
 	if (errout)

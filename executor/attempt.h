@@ -8,19 +8,11 @@
 #include <stdint.h>
 
 #include "loop.h"
+#include "outcome.h"
 #include "sandbox.h"
 
 #define ATTEMPT_TAIL_BYTES 8192
 #define ATTEMPT_KILL_GRACE_MS 2000
-
-enum outcome_kind {
-	OUT_COMPLETED, OUT_EXCEPTION, OUT_TIMEOUT, OUT_MEMORY, OUT_VIOLATION, OUT_SIGNAL, OUT_CRASH,
-	OUT_REJECTED, OUT_TOO_LARGE, OUT_EXECUTOR_LOST, OUT_SHUTDOWN, OUT_CANCELLED,
-	OUT_UNSTORABLE,         /* PostgreSQL refused what the job sent back */
-	OUT_EXECUTOR_FAULT,     /* ours, not the job's: it goes back to its queue uncharged */
-};
-#define OUT_LAST OUT_EXECUTOR_FAULT
-const char *outcome_name(enum outcome_kind k);
 
 struct outcome {
 	enum outcome_kind kind;

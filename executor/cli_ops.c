@@ -562,8 +562,10 @@ int cli_retry(int argc, char **argv)
 		printf("%s QUEUED\n", argv[1]);
 		rc = EXIT_DONE;
 	} else if (r) {
-		PQclear(db_exec(db, &c, "UPDATE taskexec.jobs SET status = 'FAILED', error = 'retry: enqueue failed', "
-				"finished_at = now() WHERE job_id = $1 AND status = 'QUEUED'", 1, p));
+		/* The row is QUEUED with its payload: the daemons' reconciliation
+		 * sweep sends it once Redis answers.  Nothing to undo. */
+		fprintf(stderr, "taskexec: retry: job %s is QUEUED but could not be sent to Redis now; the "
+			"executors' reconciliation sweep will send it\n", argv[1]);
 	}
 	redisFree(rc_);
 	PQclear(r);

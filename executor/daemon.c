@@ -20,42 +20,67 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+/* Everything of one taskexecd; nothing outside this file sees it: the jobs
+ * get a supervise_host, the HTTP endpoint an http_host. */
+struct daemon {
+	struct config *cfg;
+	struct loop *loop;
+	struct queue *queue;
+	struct store *store;
+	struct sandbox sandbox;
+	struct policies *policies;
+	struct metrics *metrics;
+	struct http *http;
+	char host[256];
+	struct supervisor *jobs;        /* every claimed job until its entry has left Redis */
+	int claims;                     /* claims in flight */
+	bool recovered_self;            /* our own processing list was put back */
+	bool id_claimed;                /* the lease on our executor id is ours */
+	char *id_seen;                  /* the lease another holds, as first seen */
+	int64_t id_seen_at;
+	struct timer *id_timer;
+	char *bad_keys;                 /* keys of the wrong type last reported (JSON) */
+	uint64_t malformed;             /* entries moved to {P}:garbage */
+	bool draining;
+	bool done;
+	int64_t next_due_ms;            /* earliest delayed retry, wall clock; -1 none */
+	int64_t redis_up_at;            /* monotonic ms of the last Redis (re)connect */
+	struct timer *promote_timer, *shutdown_timer, *hard_timer;
+	/* The executor's own fault (scratch full, launch failed): no claim
+	 * before fault_until (monotonic ms); the next claim is the probe. */
+	char *fault;
+	int64_t fault_until, fault_backoff_ms;
+	struct timer *fault_timer;
+	uint64_t beats;
+	char **reconcile_ids;           /* the rows of the sweep in flight */
+	int reconcile_n;
+	int exit_code;
+};
+
+
 #define HARD_EXIT_GRACE_MS 10000
 /* At exit, how long the last log lines may wait for a slow reader of stdout. */
 #define LOG_EXIT_FLUSH_MS 3000
 
 static void fill(struct daemon *d);
+static void daemon_slot_freed(struct daemon *d);
 static void start_drain(struct daemon *d, int sig);
 static void on_recovered_self(void *arg, redisReply *reply);
 static void redis_beat(struct daemon *d, json_t *doc);
 static void store_beat(struct daemon *d);
 
-void policies_unref(struct policies *p)
-{
-	if (p && --p->refs == 0) {
-		policy_set_free(&p->set);
-		free(p);
-	}
-}
-
 static struct policies *load_policies(const struct config *c, char **ret_err)
 {
-	struct policies *p = xcalloc(1, sizeof(*p));
 	struct policy_vars v = { c->state_dir, c->tasks_path[0] };
 
-	if (policy_load_dir(c->policy_dir, &v, &p->set, ret_err) < 0) {
-		free(p);
-		return NULL;
-	}
-	p->refs = 1;
-	return p;
+	return policies_load(c->policy_dir, &v, ret_err);
 }
 
 /* ---- claiming ------------------------------------------------------------------ */
 
 static int free_slots(const struct daemon *d)
 {
-	return (int)d->cfg->concurrency - d->busy - d->claims;
+	return (int)d->cfg->concurrency - supervise_busy(d->jobs) - d->claims;
 }
 
 static int64_t wait_bound_ms(const struct daemon *d)
@@ -73,7 +98,7 @@ static void on_claim(void *arg, redisReply *reply)
 
 	d->claims--;
 	if (reply && reply->type == REDIS_REPLY_STRING) {
-		supervise_start(d, reply->str, reply->len);
+		supervise_start(d->jobs, reply->str, reply->len);
 		fill(d);
 		return;
 	}
@@ -120,11 +145,11 @@ static void on_woken(void *arg, bool marker)
 	fill(d);
 }
 
-void daemon_slot_freed(struct daemon *d)
+static void daemon_slot_freed(struct daemon *d)
 {
 	if (d->draining) {
 		/* Done when nothing runs and every outcome has left Redis too. */
-		if (!d->busy && !d->claims && !d->jobs)
+		if (!supervise_busy(d->jobs) && !d->claims && supervise_idle(d->jobs))
 			d->done = true;
 		return;
 	}
@@ -150,7 +175,7 @@ static void on_fault_over(struct loop *l, void *arg)
 	fill(d);
 }
 
-void daemon_fault(struct daemon *d, const char *cause)
+static void daemon_fault(struct daemon *d, const char *cause)
 {
 	bool first = !d->fault;
 
@@ -170,7 +195,7 @@ void daemon_fault(struct daemon *d, const char *cause)
 	d->fault_timer = loop_timer(d->loop, d->fault_until, on_fault_over, d);
 }
 
-void daemon_fault_cleared(struct daemon *d)
+static void daemon_fault_cleared(struct daemon *d)
 {
 	if (!d->fault)
 		return;
@@ -313,7 +338,7 @@ static void on_promote_timer(struct loop *l, void *arg)
 	queue_promote(d->queue, wall_ms(), on_promoted, d);
 }
 
-void daemon_retry_due(struct daemon *d, int64_t due_ms)
+static void daemon_retry_due(struct daemon *d, int64_t due_ms)
 {
 	if (d->next_due_ms >= 0 && d->next_due_ms <= due_ms)
 		return;
@@ -377,7 +402,7 @@ static json_t *beat_doc(struct daemon *d)
 
 	iso8601_ms(wall_ms(), ts);
 	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s}", "executor_id", d->cfg->executor_id, "host",
-			 d->host, "pid", (int)getpid(), "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency,
+			 d->host, "pid", (int)getpid(), "slots_busy", supervise_busy(d->jobs), "slots_total", (int)d->cfg->concurrency,
 			 "ts", ts, "state", d->draining ? "draining" : "running", "token", queue_token(d->queue));
 }
 
@@ -431,7 +456,7 @@ static void store_beat(struct daemon *d)
 	 * Nor is the row ours to write before the id is. */
 	if (!d->id_claimed || !store_up(d->store) || store_pending(d->store) >= 64)
 		return;
-	snprintf(busy, sizeof(busy), "%d", d->busy);
+	snprintf(busy, sizeof(busy), "%d", supervise_busy(d->jobs));
 	snprintf(total, sizeof(total), "%ld", d->cfg->concurrency);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	p[0] = d->cfg->executor_id;
@@ -466,7 +491,7 @@ static void check_cancels(struct daemon *d)
 {
 	const char *p[1] = { d->cfg->executor_id };
 
-	if (!d->busy || !store_up(d->store) || store_pending(d->store) >= 64)
+	if (!supervise_busy(d->jobs) || !store_up(d->store) || store_pending(d->store) >= 64)
 		return;
 	store_query(d->store,
 		    "SELECT job_id FROM taskexec.jobs WHERE executor_id = $1 AND status = 'RUNNING' "
@@ -486,7 +511,7 @@ static void on_store_state(void *arg, bool up)
 
 static void on_cancel(void *arg, const char *job_id)
 {
-	supervise_cancel(arg, job_id);
+	supervise_cancel(((struct daemon *)arg)->jobs, job_id);
 }
 
 static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_state };
@@ -592,18 +617,22 @@ static void heartbeat(struct loop *l, void *arg)
 	store_beat(d);
 	check_cancels(d);
 	reconcile(d);
-	metrics_set(d->metrics, "slots_busy", d->busy);
+	metrics_set(d->metrics, "slots_busy", supervise_busy(d->jobs));
 	metrics_set(d->metrics, "slots_total", (double)d->cfg->concurrency);
 	metrics_set(d->metrics, "redis_up", queue_up(d->queue));
 	metrics_set(d->metrics, "postgres_up", store_up(d->store));
 	metrics_set(d->metrics, "last_heartbeat_timestamp_seconds", (double)wall_ms() / 1000.0);
 	json_object_set_new(doc, "redis", json_boolean(queue_up(d->queue)));
 	json_object_set_new(doc, "postgres", json_boolean(store_up(d->store)));
-	json_object_set_new(doc, "jobs_started", json_integer((json_int_t)d->started));
-	json_object_set_new(doc, "jobs_completed", json_integer((json_int_t)d->completed));
-	json_object_set_new(doc, "jobs_failed", json_integer((json_int_t)d->failed));
-	json_object_set_new(doc, "jobs_retried", json_integer((json_int_t)d->retried));
-	json_object_set_new(doc, "jobs_rejected", json_integer((json_int_t)d->rejected));
+	{
+		const struct supervise_counts *n = supervise_counts(d->jobs);
+
+		json_object_set_new(doc, "jobs_started", json_integer((json_int_t)n->started));
+		json_object_set_new(doc, "jobs_completed", json_integer((json_int_t)n->completed));
+		json_object_set_new(doc, "jobs_failed", json_integer((json_int_t)n->failed));
+		json_object_set_new(doc, "jobs_retried", json_integer((json_int_t)n->retried));
+		json_object_set_new(doc, "jobs_rejected", json_integer((json_int_t)n->rejected));
+	}
 	json_object_del(doc, "executor_id");
 	json_object_del(doc, "ts");
 	json_object_del(doc, "token");
@@ -629,7 +658,7 @@ static void on_shutdown_timeout(struct loop *l, void *arg)
 
 	d->shutdown_timer = NULL;
 	log_msg(LOG_WARN, "shutdown.timeout", "jobs still running after TASKEXEC_SHUTDOWN_TIMEOUT; stopping them");
-	supervise_stop_all(d, OUT_SHUTDOWN);
+	supervise_stop_all(d->jobs, OUT_SHUTDOWN);
 }
 
 static void on_hard_exit(struct loop *l, void *arg)
@@ -649,8 +678,8 @@ static void start_drain(struct daemon *d, int sig)
 	d->draining = true;
 	sd_notify(0, "STOPPING=1");
 	log_json(LOG_INFO, "shutdown.started", json_pack("{s:s, s:i, s:I}", "signal", sigabbrev_np(sig), "running",
-							  d->busy, "timeout_ms", (json_int_t)d->cfg->shutdown_ms));
-	if (!d->busy && !d->claims && !d->jobs) {
+							  supervise_busy(d->jobs), "timeout_ms", (json_int_t)d->cfg->shutdown_ms));
+	if (!supervise_busy(d->jobs) && !d->claims && supervise_idle(d->jobs)) {
 		d->done = true;
 		return;
 	}
@@ -770,6 +799,41 @@ int daemon_preflight(const struct config *cfg, char **errors)
 	return e.text ? -1 : 0;
 }
 
+/* ---- what the jobs and the HTTP endpoint see of us ------------------------------------ */
+
+static struct policies *host_policies(void *arg)
+{
+	return policies_ref(((struct daemon *)arg)->policies);
+}
+
+static void host_slot_freed(void *arg)
+{
+	daemon_slot_freed(arg);
+}
+
+static void host_retry_due(void *arg, int64_t due_ms)
+{
+	daemon_retry_due(arg, due_ms);
+}
+
+static void host_fault(void *arg, const char *cause)
+{
+	if (cause)
+		daemon_fault(arg, cause);
+	else
+		daemon_fault_cleared(arg);
+}
+
+static const char *http_state(void *arg, json_t *body)
+{
+	struct daemon *d = arg;
+
+	json_object_set_new(body, "slots_busy", json_integer(supervise_busy(d->jobs)));
+	json_object_set_new(body, "slots_total", json_integer(d->cfg->concurrency));
+	json_object_set_new(body, "draining", json_boolean(d->draining));
+	return d->fault;
+}
+
 int daemon_run(struct config *cfg)
 {
 	struct daemon d = { 0 };
@@ -865,7 +929,17 @@ int daemon_run(struct config *cfg)
 		d.exit_code = 1;
 		goto out;
 	}
-	d.http = http_new(&d, cfg->http_listen, &err);
+	{
+		struct supervise_host sh = { cfg, d.loop, d.queue, d.store, &d.sandbox, d.metrics, d.host,
+					     host_policies, host_slot_freed, host_retry_due, host_fault, &d };
+
+		d.jobs = supervisor_new(&sh);
+	}
+	{
+		struct http_host hh = { cfg->executor_id, d.loop, d.queue, d.store, d.metrics, http_state, &d };
+
+		d.http = http_new(&hh, cfg->http_listen, &err);
+	}
 	if (err) {
 		log_msg(LOG_ERROR, "http.unavailable", "%s", err);
 		free(err);
@@ -903,9 +977,11 @@ int daemon_run(struct config *cfg)
 			loop_run_once(d.loop, 100);
 	}
 	log_json(LOG_INFO, "shutdown.finished",
-		 json_pack("{s:I, s:I, s:I}", "jobs_completed", (json_int_t)d.completed, "jobs_failed",
-			   (json_int_t)d.failed, "jobs_retried", (json_int_t)d.retried));
+		 json_pack("{s:I, s:I, s:I}", "jobs_completed", (json_int_t)supervise_counts(d.jobs)->completed,
+			   "jobs_failed", (json_int_t)supervise_counts(d.jobs)->failed, "jobs_retried",
+			   (json_int_t)supervise_counts(d.jobs)->retried));
 out:
+	supervisor_free(d.jobs);
 	if (d.fault_timer)
 		loop_timer_cancel(d.loop, d.fault_timer);
 	free(d.fault);

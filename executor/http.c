@@ -10,7 +10,6 @@
  * start here).  Slow or malformed clients are bounded by MHD's connection
  * timeout and limit. */
 #include "http.h"
-#include "daemon.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -25,7 +24,7 @@
 #define HEALTH_TIMEOUT_MS 1000
 
 struct http {
-	struct daemon *d;
+	struct http_host host;
 	char *id_json;          /* the executor id as a JSON string */
 	struct MHD_Daemon *mhd;
 	int epfd;
@@ -57,7 +56,7 @@ static void health_maybe_resume(struct health *hc)
 		return;
 	hc->answered = true;
 	if (hc->timeout) {
-		loop_timer_cancel(hc->h->d->loop, hc->timeout);
+		loop_timer_cancel(hc->h->host.loop, hc->timeout);
 		hc->timeout = NULL;
 	}
 	MHD_resume_connection(hc->conn);
@@ -109,7 +108,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  const char *version, const char *upload, size_t *upload_size, void **state)
 {
 	struct http *h = cls;
-	struct daemon *d = h->d;
+	const struct http_host *d = &h->host;
 
 	if (strcmp(url, "/healthz") && strcmp(url, "/readyz") && strcmp(url, "/livez") && strcmp(url, "/metrics"))
 		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain",
@@ -155,27 +154,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	{
 		struct health *hc = *state;
-		bool ok = hc->redis_ok && hc->pg_ok && !d->fault;
 		char *body;
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "status", ok ? "ok" : "unhealthy",
-				      "redis", hc->redis_ok ? "ok" : hc->redis_done ? "error" : "timeout", "postgres",
+		json_t *j = json_pack("{s:s, s:s, s:s}", "redis",
+				      hc->redis_ok ? "ok" : hc->redis_done ? "error" : "timeout", "postgres",
 				      hc->pg_ok ? "ok" : hc->pg_done ? "error" : "timeout", "executor_id",
-				      d->cfg->executor_id, "slots_busy", d->busy, "slots_total", (int)d->cfg->concurrency,
-				      "draining", d->draining);
+				      d->executor_id);
+		const char *fault = d->state(d->arg, j);
+		bool ok = hc->redis_ok && hc->pg_ok && !fault;
+
+		json_object_set_new(j, "status", json_string(ok ? "ok" : "unhealthy"));
 
 		if (!ok) {
 			char *what = xasprintf("%s%s%s", hc->redis_ok ? "" : "Redis", !hc->redis_ok && !hc->pg_ok ? " and " : "",
 					       hc->pg_ok ? "" : "PostgreSQL");
 
 			json_object_set_new(j, "error", *what ? json_sprintf("%s did not answer", what)
-							      : json_sprintf("executor fault: %s", d->fault));
+							      : json_sprintf("executor fault: %s", fault));
 			free(what);
 			/* Say why, when the queue knows: a refused password is not an outage. */
 			if (!hc->redis_ok && queue_last_error(d->queue))
 				json_object_set_new(j, "redis_error", json_string(queue_last_error(d->queue)));
 		}
-		if (d->fault)
-			json_object_set_new(j, "fault", json_string(d->fault));
+		if (fault)
+			json_object_set_new(j, "fault", json_string(fault));
 		{
 			char *text = json_dumps(j, JSON_COMPACT);
 
@@ -194,7 +195,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum
 	if (!hc)
 		return;
 	if (hc->timeout)
-		loop_timer_cancel(hc->h->d->loop, hc->timeout);
+		loop_timer_cancel(hc->h->host.loop, hc->timeout);
 	hc->timeout = NULL;
 	hc->conn = NULL;
 	hc->answered = true;
@@ -264,7 +265,7 @@ int http_listen_check(const char *listen, char **ret_err)
 	return 0;
 }
 
-struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
+struct http *http_new(const struct http_host *d, const char *listen, char **ret_err)
 {
 	struct addrinfo *ai = NULL;
 	struct http *h;
@@ -276,9 +277,9 @@ struct http *http_new(struct daemon *d, const char *listen, char **ret_err)
 	if (listen_addr(listen, &ai, ret_err) < 0)
 		return NULL;
 	h = xcalloc(1, sizeof(*h));
-	h->d = d;
+	h->host = *d;
 	{
-		json_t *id = json_string(d->cfg->executor_id);
+		json_t *id = json_string(d->executor_id);
 
 		h->id_json = json_dumps(id, JSON_ENCODE_ANY);
 		json_decref(id);
@@ -313,9 +314,9 @@ void http_free(struct http *h)
 {
 	if (!h)
 		return;
-	loop_del(h->d->loop, h->epfd);
+	loop_del(h->host.loop, h->epfd);
 	if (h->tick)
-		loop_timer_cancel(h->d->loop, h->tick);
+		loop_timer_cancel(h->host.loop, h->tick);
 	MHD_stop_daemon(h->mhd);
 	free(h->id_json);
 	free(h);

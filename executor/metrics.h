@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "attempt.h"
+#include "outcome.h"
 
 struct metrics;
 

@@ -432,3 +432,29 @@ void policy_print(const struct policy *p, FILE *out)
 		fprintf(out, "%.*s = %s\n", (int)(eq - *e), *e, eq + 1);
 	}
 }
+
+struct policies *policies_load(const char *dir, const struct policy_vars *v, char **ret_err)
+{
+	struct policies *p = xcalloc(1, sizeof(*p));
+
+	if (policy_load_dir(dir, v, &p->set, ret_err) < 0) {
+		free(p);
+		return NULL;
+	}
+	p->refs = 1;
+	return p;
+}
+
+struct policies *policies_ref(struct policies *p)
+{
+	p->refs++;
+	return p;
+}
+
+void policies_unref(struct policies *p)
+{
+	if (p && --p->refs == 0) {
+		policy_set_free(&p->set);
+		free(p);
+	}
+}

@@ -48,4 +48,15 @@ void policy_print(const struct policy *p, FILE *out);
 /* 0 high, 1 normal, 2 low, -1 unknown */
 int priority_rank(const char *p);
 
+/* A loaded set, shared by the jobs that use it: SIGHUP loads a new one while
+ * running jobs keep the old until they end. */
+struct policies {
+	struct policy_set set;
+	int refs;
+};
+/* Load DIR into a set with one reference, or NULL with *ret_err. */
+struct policies *policies_load(const char *dir, const struct policy_vars *v, char **ret_err);
+struct policies *policies_ref(struct policies *p);
+void policies_unref(struct policies *p);
+
 #endif

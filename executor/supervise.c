@@ -1,5 +1,6 @@
 /* supervise — the life of one claimed job, as one state machine (see supervise.h). */
 #include "supervise.h"
+#include "attempt.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
@@ -12,12 +13,61 @@
 #include <string.h>
 #include <unistd.h>
 
-enum jstate { J_VALIDATE, J_REJECT_DB, J_CLAIM_DB, J_RUN, J_RECORD, J_ACK, J_DELAY, J_REQUEUE, J_DONE };
-static const char *const state_names[] = { "validate", "reject_db", "claim_db", "run", "record",
+/* The jobs of one daemon. */
+struct supervisor {
+	struct supervise_host h;
+	struct job_run *jobs;           /* every job until its entry has left {P}:processing */
+	int busy;                       /* jobs holding a slot */
+	int64_t claim_token;            /* numbers this daemon's claims */
+	struct supervise_counts counts;
+};
+
+/* The life of a job, s6-style: each state runs one action (step()); the
+ * action's answer is an event; this table alone says where an event leads.
+ * A step whose Redis or PostgreSQL call fails for the connection stays in
+ * its state and runs again after a pause (later()); every action is safe to
+ * repeat.
+ *
+ *   state       action                  event        next
+ *   VALIDATE    parse, verify, policy   VALID        CLAIM_DB
+ *                                       INVALID      REJECT_DB
+ *   REJECT_DB   taskexec.reject()       STORED       ACK
+ *                                       REFUSED      REJECT_DB (without the payload's data)
+ *   CLAIM_DB    taskexec.claim()        RUN          RUN
+ *                                       NOT_DUE      DELAY     (a retry not due, a live copy's lease)
+ *                                       SKIP         ACK       (terminal, cancelled, duplicate, conflict)
+ *                                       REFUSED      REJECT_DB
+ *   RUN         one sandboxed attempt   ENDED        RECORD    (also when it could not start)
+ *   RECORD      taskexec.finish()       TERMINAL     ACK       (COMPLETED or FAILED)
+ *                                       LATE         ACK       (not ours any more)
+ *                                       RETRY        DELAY
+ *                                       REQUEUE      REQUEUE   (drain, executor fault)
+ *                                       REFUSED      RECORD    (without the job's data)
+ *   ACK         LREM processing         TOOK         DONE
+ *   DELAY       processing -> delayed   TOOK         DONE
+ *   REQUEUE     processing -> queue     TOOK         DONE
+ */
+enum jstate { J_NONE, J_VALIDATE, J_REJECT_DB, J_CLAIM_DB, J_RUN, J_RECORD, J_ACK, J_DELAY, J_REQUEUE, J_DONE,
+	      J_N };
+enum jevent { E_VALID, E_INVALID, E_STORED, E_RUN, E_NOT_DUE, E_SKIP, E_REFUSED, E_ENDED, E_TERMINAL, E_LATE,
+	      E_RETRY, E_REQUEUE, E_TOOK, E_N };
+
+static const enum jstate transitions[J_N][E_N] = {
+	[J_VALIDATE] = { [E_VALID] = J_CLAIM_DB, [E_INVALID] = J_REJECT_DB },
+	[J_REJECT_DB] = { [E_STORED] = J_ACK, [E_REFUSED] = J_REJECT_DB },
+	[J_CLAIM_DB] = { [E_RUN] = J_RUN, [E_NOT_DUE] = J_DELAY, [E_SKIP] = J_ACK, [E_REFUSED] = J_REJECT_DB },
+	[J_RUN] = { [E_ENDED] = J_RECORD },
+	[J_RECORD] = { [E_TERMINAL] = J_ACK, [E_LATE] = J_ACK, [E_RETRY] = J_DELAY, [E_REQUEUE] = J_REQUEUE,
+		       [E_REFUSED] = J_RECORD },
+	[J_ACK] = { [E_TOOK] = J_DONE },
+	[J_DELAY] = { [E_TOOK] = J_DONE },
+	[J_REQUEUE] = { [E_TOOK] = J_DONE },
+};
+static const char *const state_names[] = { "none", "validate", "reject_db", "claim_db", "run", "record",
 					   "ack", "delay", "requeue", "done" };
 
 struct job_run {
-	struct daemon *d;
+	struct supervisor *sv;
 	struct job_run *next;
 	enum jstate state;
 	char *entry;
@@ -49,8 +99,13 @@ struct job_run {
 
 static void step(struct job_run *jr);
 
-static void go(struct job_run *jr, enum jstate next)
+/* The one place a job changes state. */
+static void fire(struct job_run *jr, enum jevent ev)
 {
+	enum jstate next = transitions[jr->state][ev];
+
+	if (next == J_NONE)
+		abort();        /* an event its state cannot have: a bug here, not in the job */
 	jr->state = next;
 	jr->retry_ms = 0;
 	step(jr);
@@ -74,7 +129,7 @@ static void later(struct job_run *jr)
 		log_json(LOG_DEBUG, "job.step_deferred", json_pack("{s:s, s:s, s:I}", "job_id", jr->job_id,
 								      "state", state_names[jr->state],
 								      "retry_ms", (json_int_t)jr->retry_ms));
-	jr->retry = loop_timer(jr->d->loop, now_ms() + jr->retry_ms, on_retry, jr);
+	jr->retry = loop_timer(jr->sv->h.loop, now_ms() + jr->retry_ms, on_retry, jr);
 }
 
 static json_t *job_fields(struct job_run *jr)
@@ -101,7 +156,7 @@ static void sha256_hex(const void *p, size_t n, char out[65])
 
 static void validate(struct job_run *jr)
 {
-	struct daemon *d = jr->d;
+	struct supervisor *d = jr->sv;
 	const char *prio, *payload;
 	size_t plen, len;
 	char *err = NULL;
@@ -119,23 +174,22 @@ static void validate(struct job_run *jr)
 			jr->job_id = xasprintf("invalid-%.16s", hex);
 		}
 		jr->reject_msg = err;
-		go(jr, J_REJECT_DB);
+		fire(jr, E_INVALID);
 		return;
 	}
 	jr->job_id = xstrdup(jr->job.job_id);
-	if (d->cfg->require_signature && sign_verify(jr->job.doc, jr->job.signature, d->cfg->verify_keys, &err) < 0) {
+	if (d->h.cfg->require_signature && sign_verify(jr->job.doc, jr->job.signature, d->h.cfg->verify_keys, &err) < 0) {
 		jr->reject_msg = err;
-		go(jr, J_REJECT_DB);
+		fire(jr, E_INVALID);
 		return;
 	}
-	jr->pol = d->policies;
-	jr->pol->refs++;
-	if (job_prepare(&jr->job, d->cfg, &jr->pol->set, &jr->plan, &err) < 0) {
+	jr->pol = d->h.policies(d->h.arg);
+	if (job_prepare(&jr->job, d->h.cfg, &jr->pol->set, &jr->plan, &err) < 0) {
 		jr->reject_msg = err;
-		go(jr, J_REJECT_DB);
+		fire(jr, E_INVALID);
 		return;
 	}
-	go(jr, J_CLAIM_DB);
+	fire(jr, E_VALID);
 }
 
 /* ---- database steps ------------------------------------------------------------ */
@@ -150,11 +204,11 @@ static bool refused_again(struct job_run *jr, const char *refused, const char *w
 		return false;
 	jr->refusals++;
 	m = xasprintf("%s not storable in PostgreSQL: %s", what, refused);
-	metrics_count(jr->d->metrics, "unstorable_total");
+	metrics_count(jr->sv->h.metrics, "unstorable_total");
 	log_json(LOG_WARN, "job.unstorable", json_pack("{s:s, s:s}", "job_id", jr->job_id, "error", m));
 	free(*msg);
 	*msg = m;
-	step(jr);
+	fire(jr, E_REFUSED);
 	return true;
 }
 
@@ -167,10 +221,10 @@ static void on_rejected(void *arg, PGresult *res, const char *refused)
 			later(jr);
 		return;
 	}
-	jr->d->rejected++;
-	metrics_job(jr->d->metrics, jr->job.task_type, "rejected");
+	jr->sv->counts.rejected++;
+	metrics_job(jr->sv->h.metrics, jr->job.task_type, "rejected");
 	log_json(LOG_WARN, "job.rejected", json_pack("{s:s, s:s}", "job_id", jr->job_id, "error", jr->reject_msg));
-	go(jr, J_ACK);
+	fire(jr, E_STORED);
 }
 
 /* The payload as received, kept so `taskexec retry` can send it again
@@ -210,7 +264,7 @@ static void reject_db(struct job_run *jr)
 	const char *p[] = { jr->job_id, lean ? NULL : j->task_type, lean ? NULL : j->module_path,
 			    lean ? NULL : j->class_name, lean ? NULL : j->method_name, params, msg, payload };
 
-	store_query(jr->d->store, "SELECT taskexec.reject($1, $2, $3, $4, $5, $6::jsonb, $7, $8)", 8, p, on_rejected,
+	store_query(jr->sv->h.store, "SELECT taskexec.reject($1, $2, $3, $4, $5, $6::jsonb, $7, $8)", 8, p, on_rejected,
 		    jr);
 	free(msg);
 	free(payload);
@@ -225,10 +279,10 @@ static void on_claimed(void *arg, PGresult *res, const char *refused)
 	if (!res && refused) {
 		/* Its parameters, as the claim stores them: reject the job instead. */
 		jr->refusals = 1;
-		metrics_count(jr->d->metrics, "unstorable_total");
+		metrics_count(jr->sv->h.metrics, "unstorable_total");
 		free(jr->reject_msg);
 		jr->reject_msg = xasprintf("payload not storable in PostgreSQL: %s", refused);
-		go(jr, J_REJECT_DB);
+		fire(jr, E_REFUSED);
 		return;
 	}
 	if (!res || PQntuples(res) != 1) {
@@ -238,22 +292,22 @@ static void on_claimed(void *arg, PGresult *res, const char *refused)
 	action = PQgetvalue(res, 0, 0);
 	jr->attempt = atoi(PQgetvalue(res, 0, 1));
 	if (!strcmp(action, "run")) {
-		go(jr, J_RUN);
+		fire(jr, E_RUN);
 	} else if (!strcmp(action, "delay")) {
 		jr->next_at_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-		go(jr, J_DELAY);
+		fire(jr, E_NOT_DUE);
 	} else {
 		log_json(LOG_INFO, "job.skipped", json_pack("{s:s, s:s}", "job_id", jr->job_id, "reason",
 							    !strcmp(action, "conflict")
 							    ? "its job_id belongs to a different job that has run"
 							    : "already terminal, cancelled or a duplicate"));
-		go(jr, J_ACK);
+		fire(jr, E_SKIP);
 	}
 }
 
 static void claim_db(struct job_run *jr)
 {
-	struct daemon *d = jr->d;
+	struct supervisor *d = jr->sv;
 	struct job *j = &jr->job;
 	char *params = json_dumps(j->parameters, JSON_COMPACT | JSON_SORT_KEYS);
 	char retries[24], timeout[24], pid[24], alive[24], lost[24], hash[65];
@@ -271,8 +325,8 @@ static void claim_db(struct job_run *jr)
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	/* Unique to this start, not to id and pid: containers repeat both. */
 	if (!jr->token[0])
-		snprintf(jr->token, sizeof(jr->token), "%.16s-%.8s-%lld", d->cfg->executor_id,
-			 queue_token(d->queue), (long long)++d->claim_token);
+		snprintf(jr->token, sizeof(jr->token), "%.16s-%.8s-%lld", d->h.cfg->executor_id,
+			 queue_token(d->h.queue), (long long)++d->claim_token);
 	p[0] = jr->job_id;
 	p[1] = j->task_type;
 	p[2] = j->module_path;
@@ -284,17 +338,17 @@ static void claim_db(struct job_run *jr)
 	p[8] = retries;
 	p[9] = timeout;
 	p[10] = j->idempotency_key ? NULL : hash;
-	p[11] = d->cfg->executor_id;
-	p[12] = d->host;
+	p[11] = d->h.cfg->executor_id;
+	p[12] = d->h.host;
 	p[13] = pid;
 	p[14] = jr->token;
 	snprintf(lost, sizeof(lost), "%ld", jr->plan.policy->max_lost);
 	p[15] = lost;
 	p[16] = payload;
 	/* An executor whose executors row was written within two heartbeats is alive. */
-	snprintf(alive, sizeof(alive), "%lld", (long long)(2 * d->cfg->heartbeat_ms));
+	snprintf(alive, sizeof(alive), "%lld", (long long)(2 * d->h.cfg->heartbeat_ms));
 	p[17] = alive;
-	store_query(d->store,
+	store_query(d->h.store,
 		    "SELECT action, attempt, next_at_ms FROM taskexec.claim($1, $2, $3, $4, $5, $6::jsonb, $7, $8, "
 		    "$9::int, $10::int, $11, $12, $13, $14::int, $15, $16::int, $17, $18::bigint)",
 		    18, p, on_claimed, jr);
@@ -323,7 +377,7 @@ static void make_storable(struct outcome *o, int refusals)
 static void on_recorded(void *arg, PGresult *res, const char *refused)
 {
 	struct job_run *jr = arg;
-	struct daemon *d = jr->d;
+	struct supervisor *d = jr->sv;
 	const char *status;
 	json_t *f;
 
@@ -344,7 +398,7 @@ static void on_recorded(void *arg, PGresult *res, const char *refused)
 		json_object_set_new(f, "status", json_string(status));
 		json_object_set_new(f, "outcome", json_string(outcome_name(jr->outcome->kind)));
 		log_json(LOG_WARN, "job.late_outcome_ignored", f);
-		go(jr, J_ACK);
+		fire(jr, E_LATE);
 		return;
 	}
 	f = job_fields(jr);
@@ -353,27 +407,27 @@ static void on_recorded(void *arg, PGresult *res, const char *refused)
 	if (jr->outcome->error)
 		json_object_set_new(f, "error", json_string(jr->outcome->error));
 	json_object_set_new(f, "duration_ms", json_integer(jr->outcome->duration_ms));
-	metrics_attempt(d->metrics, jr->outcome->kind, (double)jr->outcome->duration_ms / 1000.0);
+	metrics_attempt(d->h.metrics, jr->outcome->kind, (double)jr->outcome->duration_ms / 1000.0);
 	if (!strcmp(status, "COMPLETED")) {
-		d->completed++;
-		metrics_job(d->metrics, jr->job.task_type, "completed");
+		d->counts.completed++;
+		metrics_job(d->h.metrics, jr->job.task_type, "completed");
 		log_json(LOG_INFO, "job.completed", f);
-		go(jr, J_ACK);
+		fire(jr, E_TERMINAL);
 	} else if (!strcmp(status, "FAILED")) {
-		d->failed++;
-		metrics_job(d->metrics, jr->job.task_type, "failed");
+		d->counts.failed++;
+		metrics_job(d->h.metrics, jr->job.task_type, "failed");
 		log_json(LOG_WARN, "job.failed", f);
-		go(jr, J_ACK);
+		fire(jr, E_TERMINAL);
 	} else if (!strcmp(status, "QUEUED") && !PQgetisnull(res, 0, 2)) {
-		d->retried++;
-		metrics_job(d->metrics, jr->job.task_type, "retried");
+		d->counts.retried++;
+		metrics_job(d->h.metrics, jr->job.task_type, "retried");
 		jr->next_at_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 		json_object_set_new(f, "next_attempt_in_ms", json_integer(jr->next_at_ms - wall_ms()));
 		log_json(LOG_INFO, "job.retry_scheduled", f);
-		go(jr, J_DELAY);
+		fire(jr, E_RETRY);
 	} else {
 		log_json(LOG_INFO, "job.requeued", f);
-		go(jr, J_REQUEUE);
+		fire(jr, E_REQUEUE);
 	}
 }
 
@@ -422,7 +476,7 @@ static void record(struct job_run *jr)
 	p[13] = rss;
 	p[14] = o->landlock ? "true" : "false";
 	p[15] = delay;
-	store_query(jr->d->store,
+	store_query(jr->sv->h.store,
 		    "SELECT status, attempts, next_at_ms, applied FROM taskexec.finish($1, $2::int, $3, $4::boolean, "
 		    "$5::jsonb, $6, $7, $8, $9::int, $10::int, $11, $12, $13::bigint, $14::bigint, $15::boolean, "
 		    "$16::bigint)",
@@ -492,33 +546,33 @@ static void on_done(void *ctx, struct outcome *o)
 	}
 	jr->running = NULL;
 	jr->outcome = o;
-	go(jr, J_RECORD);
+	fire(jr, E_ENDED);
 }
 
 static const struct attempt_ops ops = { .line = on_line, .event = on_event, .done = on_done, .cap_output = true };
 
 static void run(struct job_run *jr)
 {
-	struct daemon *d = jr->d;
+	struct supervisor *d = jr->sv;
 	struct launch launch;
 	char *envelope, *err = NULL;
 	size_t len;
 	json_t *f;
 
-	envelope = job_envelope(&jr->job, jr->attempt, d->cfg, jr->plan.policy, &len);
-	launch = (struct launch){ .policy = jr->plan.policy, .roots = d->cfg->tasks_path,
-				  .packages = d->cfg->allowed_modules, .input = envelope,
+	envelope = job_envelope(&jr->job, jr->attempt, d->h.cfg, jr->plan.policy, &len);
+	launch = (struct launch){ .policy = jr->plan.policy, .roots = d->h.cfg->tasks_path,
+				  .packages = d->h.cfg->allowed_modules, .input = envelope,
 				  .input_len = len, .job_id = jr->job_id };
-	d->started++;
-	metrics_job(d->metrics, jr->job.task_type, "started");
+	d->counts.started++;
+	metrics_job(d->h.metrics, jr->job.task_type, "started");
 	{
 		const char *enq = json_string_value(json_object_get(jr->job.doc, "enqueued_at"));
 		int64_t at;
 
 		if (jr->attempt == 1 && enq && parse_iso8601_ms(enq, &at) == 0)
-			metrics_queue_latency(d->metrics, (double)(wall_ms() - at) / 1000.0);
+			metrics_queue_latency(d->h.metrics, (double)(wall_ms() - at) / 1000.0);
 	}
-	jr->running = attempt_start(d->loop, &d->sandbox, &launch, jr->plan.timeout_ms, d->cfg->result_max, &ops,
+	jr->running = attempt_start(d->h.loop, d->h.sandbox, &launch, jr->plan.timeout_ms, d->h.cfg->result_max, &ops,
 				    jr, &err);
 	free(envelope);
 	if (!jr->running) {
@@ -526,12 +580,12 @@ static void run(struct job_run *jr)
 		jr->outcome = outcome_new(OUT_EXECUTOR_FAULT, NULL);
 		jr->outcome->error = xasprintf("launch failed: %s", err);
 		jr->outcome->retryable = true;
-		daemon_fault(d, jr->outcome->error);
+		d->h.fault(d->h.arg, jr->outcome->error);
 		free(err);
-		go(jr, J_RECORD);
+		fire(jr, E_ENDED);
 		return;
 	}
-	daemon_fault_cleared(d);
+	d->h.fault(d->h.arg, NULL);
 	f = job_fields(jr);
 	json_object_set_new(f, "pid", json_integer(attempt_pid(jr->running)));
 	json_object_set_new(f, "module_path", json_string(jr->job.module_path));
@@ -549,13 +603,13 @@ static void on_acked(void *arg, redisReply *reply)
 		return;
 	}
 	if (jr->state == J_DELAY)
-		daemon_retry_due(jr->d, jr->next_at_ms);
-	go(jr, J_DONE);
+		jr->sv->h.retry_due(jr->sv->h.arg, jr->next_at_ms);
+	fire(jr, E_TOOK);
 }
 
 static void finish_job(struct job_run *jr)
 {
-	struct daemon *d = jr->d;
+	struct supervisor *d = jr->sv;
 
 	for (struct job_run **p = &d->jobs; *p; p = &(*p)->next)
 		if (*p == jr) {
@@ -572,12 +626,12 @@ static void finish_job(struct job_run *jr)
 	free(jr->reject_msg);
 	free(jr->entry);
 	free(jr);
-	daemon_slot_freed(d);
+	d->h.slot_freed(d->h.arg);
 }
 
 static void step(struct job_run *jr)
 {
-	struct queue *q = jr->d->queue;
+	struct queue *q = jr->sv->h.queue;
 	int r = 0;
 
 	switch (jr->state) {
@@ -608,6 +662,9 @@ static void step(struct job_run *jr)
 	case J_DONE:
 		finish_job(jr);
 		return;
+	case J_NONE:
+	case J_N:
+		abort();
 	}
 	if (r < 0) {
 		later(jr);
@@ -619,16 +676,16 @@ static void step(struct job_run *jr)
 	 * leaves Redis only once this command has run. */
 	if (!jr->slot_released) {
 		jr->slot_released = true;
-		jr->d->busy--;
-		daemon_slot_freed(jr->d);
+		jr->sv->busy--;
+		jr->sv->h.slot_freed(jr->sv->h.arg);
 	}
 }
 
-void supervise_start(struct daemon *d, const char *entry, size_t len)
+void supervise_start(struct supervisor *d, const char *entry, size_t len)
 {
 	struct job_run *jr = xcalloc(1, sizeof(*jr));
 
-	jr->d = d;
+	jr->sv = d;
 	jr->entry = xmalloc(len + 1);
 	memcpy(jr->entry, entry, len);
 	jr->entry[len] = '\0';
@@ -636,10 +693,11 @@ void supervise_start(struct daemon *d, const char *entry, size_t len)
 	jr->next = d->jobs;
 	d->jobs = jr;
 	d->busy++;
-	go(jr, J_VALIDATE);
+	jr->state = J_VALIDATE;
+	step(jr);
 }
 
-void supervise_cancel(struct daemon *d, const char *job_id)
+void supervise_cancel(struct supervisor *d, const char *job_id)
 {
 	for (struct job_run *jr = d->jobs; jr; jr = jr->next)
 		if (jr->running && jr->job_id && !strcmp(jr->job_id, job_id)) {
@@ -648,9 +706,37 @@ void supervise_cancel(struct daemon *d, const char *job_id)
 		}
 }
 
-void supervise_stop_all(struct daemon *d, enum outcome_kind why)
+void supervise_stop_all(struct supervisor *d, enum outcome_kind why)
 {
 	for (struct job_run *jr = d->jobs; jr; jr = jr->next)
 		if (jr->running)
 			attempt_stop(jr->running, why);
+}
+
+struct supervisor *supervisor_new(const struct supervise_host *h)
+{
+	struct supervisor *s = xcalloc(1, sizeof(*s));
+
+	s->h = *h;
+	return s;
+}
+
+void supervisor_free(struct supervisor *s)
+{
+	free(s);
+}
+
+int supervise_busy(const struct supervisor *s)
+{
+	return s->busy;
+}
+
+bool supervise_idle(const struct supervisor *s)
+{
+	return !s->jobs;
+}
+
+const struct supervise_counts *supervise_counts(const struct supervisor *s)
+{
+	return &s->counts;
 }

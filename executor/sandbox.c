@@ -45,12 +45,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define UNDER_VALGRIND() RUNNING_ON_VALGRIND
-#else
-#define UNDER_VALGRIND() 0
-#endif
 
 /* Landlock rights newer than the installed header may know. */
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
@@ -1217,7 +1211,7 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	a.rl_nofile = (struct rlimit){ (rlim_t)p->open_files, (rlim_t)p->open_files };
 	a.rl_fsize = (struct rlimit){ p->file_size, p->file_size };
 	a.rl_nproc = (struct rlimit){ (rlim_t)p->processes, (rlim_t)p->processes };
-	/* The child patches its pid into this copy; with CLONE_VM it is ours. */
+	/* The child patches its pid into its copy of this. */
 	bpf = xmalloc(sb->bpf_len[p->network] * sizeof(*bpf));
 	memcpy(bpf, sb->bpf[p->network], sb->bpf_len[p->network] * sizeof(*bpf));
 	a.bpf = bpf;
@@ -1225,17 +1219,15 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	a.argv = argv;
 	a.envp = envp;
 
-	/* CLONE_VM, as posix_spawn does: no page tables to copy and no
-	 * copy-on-write faults (they cost 11-15 us each on these VMs).  Not
-	 * CLONE_VFORK: its execveat waits for our answer (see launch_handshake),
-	 * and until it has exec'd we touch nothing it reads.  CLONE_PIDFD hands
-	 * us the pidfd with no window in which the pid could be reused.
-	 * valgrind cannot run CLONE_VM without CLONE_VFORK (it stops the whole
-	 * program), and some emulators refuse the flags with EINVAL: a plain
-	 * fork does the same there, only slower. */
-	errno = EINVAL;
-	pid = UNDER_VALGRIND() ? -1 : clone(child, (char *)sb->stack + CHILD_STACK,
-					     CLONE_VM | CLONE_PIDFD | SIGCHLD | plan.clone_flags, &a, &pidfd);
+	/* The child gets a copy of our memory, not our memory: nothing it does
+	 * between clone and execve (errno, its stack, the plan it walks) can
+	 * touch the parent, which runs the handshake meanwhile, and the same
+	 * path runs under valgrind.  (CLONE_VFORK is no option: the child's
+	 * execveat waits for our answer, see launch_handshake.)  CLONE_PIDFD
+	 * hands us the pidfd with no window in which the pid could be reused;
+	 * where the flags are refused (EINVAL: some emulators), fork and
+	 * unshare do the same in two steps. */
+	pid = clone(child, (char *)sb->stack + CHILD_STACK, CLONE_PIDFD | SIGCHLD | plan.clone_flags, &a, &pidfd);
 	if (pid < 0 && errno == EINVAL) {
 		pid = fork();
 		if (pid == 0) {

@@ -367,7 +367,9 @@ static void finish(struct attempt *a)
 		o->signal = WTERMSIG(status);
 
 	if (a->launch_err) {
-		o->kind = OUT_CRASH;
+		/* The child failed before its exec: no job code ran, the fault
+		 * is the executor's (taskexec-protocol(7), executor_fault). */
+		o->kind = OUT_EXECUTOR_FAULT;
 		o->retryable = true;
 		o->error = xasprintf("launch failed: %s", a->launch_err);
 	} else if (a->violation) {

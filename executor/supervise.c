@@ -546,6 +546,9 @@ static void on_done(void *ctx, struct outcome *o)
 	}
 	jr->running = NULL;
 	jr->outcome = o;
+	/* A launch that failed in the child (its namespaces, mounts, uid, the
+	 * filter) is ours too; any other end means an attempt ran. */
+	jr->sv->h.fault(jr->sv->h.arg, o->kind == OUT_EXECUTOR_FAULT ? o->error : NULL);
 	fire(jr, E_ENDED);
 }
 
@@ -585,7 +588,6 @@ static void run(struct job_run *jr)
 		fire(jr, E_ENDED);
 		return;
 	}
-	d->h.fault(d->h.arg, NULL);
 	f = job_fields(jr);
 	json_object_set_new(f, "pid", json_integer(attempt_pid(jr->running)));
 	json_object_set_new(f, "module_path", json_string(jr->job.module_path));

@@ -671,7 +671,14 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 	if (!strcmp(val(j, 0, CANCEL), "t"))
 		show_field("cancel", "requested");
 	show_block("result", val(j, 0, RESULT), TERM_JSON);
-	show_block("error", val(j, 0, ERROR), 0);
+	/* One line, its newlines escaped, as in status and list: an error is
+	 * the job's text and could otherwise forge lines of this summary. */
+	if (val(j, 0, ERROR)) {
+		char *err = term_escape_str(val(j, 0, ERROR), 0);
+
+		printf("\nerror\n  %s\n", err);
+		free(err);
+	}
 	if (PQntuples(a) > 0)
 		show_attempts(a);
 	for (int i = 0; i < PQntuples(a); i++) {

@@ -94,13 +94,14 @@ def test_show_of_a_failed_job_has_a_summary_an_attempts_table_and_the_traceback_
 
 
 def test_show_escapes_control_characters_of_job_text(cli, row):
-    job = row("FAILED", error="red\x1b[31m alert\x07", traceback="line one\x1b]0;pwned\x07\nline two\x9b",
+    job = row("FAILED", error="red\x1b[31m alert\x07\nstatus       COMPLETED", traceback="line one\x1b]0;pwned\x07\nline two\x9b",
               attempts=[{"outcome": "exception", "error_message": "bad\x1b[2J", "executor_id": "ex\x1bc"}])
     r = cli("show", job)
     assert r.returncode == 0, r.stderr
     for c in ("\x1b", "\x07", "\x9b"):
         assert c not in r.stdout
-    assert "red\\x1b[31m alert\\x07" in r.stdout
+    assert "red\\x1b[31m alert\\x07\\x0astatus       COMPLETED" in r.stdout
+    assert not re.search(r"^\s*status\s+COMPLETED", r.stdout, re.M), "the error forged a line: " + r.stdout
     assert "line one\\x1b]0;pwned\\x07" in [l.strip() for l in r.stdout.splitlines()]
     assert "ex\\x1bc" in r.stdout and "bad\\x1b[2J" in r.stdout
 

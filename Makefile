@@ -7,6 +7,7 @@ LIBDIR     ?= $(PREFIX)/lib/taskexec
 SYSCONFDIR ?= /etc/taskexec
 STATEDIR   ?= /var/lib/taskexec
 MANDIR     ?= $(PREFIX)/share/man
+COMPLETIONSDIR ?= $(PREFIX)/share/bash-completion/completions
 PYTHON     ?= /usr/bin/python3
 # The Python client (client/taskexec): Debian's path for public modules.
 PYTHON_SITEDIR ?= $(PREFIX)/lib/python3/dist-packages
@@ -140,6 +141,7 @@ install: all
 	$(PYTHON) -m compileall -q -d $(LIBDIR) $(DESTDIR)$(LIBDIR)
 	install -m 0644 policy/*.policy $(DESTDIR)$(SYSCONFDIR)/policy.d/
 	for m in man/*.[1578]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	install -D -m 0644 packaging/taskexec.bash-completion $(DESTDIR)$(COMPLETIONSDIR)/taskexec
 
 # The Python client, package python3-taskexec: modules only, byte-code is the
 # installing system's business (dh_python3, or python3 -m compileall).

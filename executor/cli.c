@@ -12,31 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-	"usage: taskexec COMMAND [ARGS]\n"
-	"\n"
-	"  run ENTRY [k=v ...] [--task-type T] [--timeout S] [--json FILE|-]\n"
-	"        run one job locally in the sandbox (no Redis or PostgreSQL); result JSON on stdout;\n"
-	"        on stderr the job's lines, escaped, after job:/log:/trace:, and last\n"
-	"        taskexec: summary JSON, a line no job can write\n"
-	"  submit ENTRY [k=v ...] --task-type T [--idempotency-key K] [--priority P]\n"
-	"        [--timeout S] [--max-retries N] [--signing-key FILE] [--at TIME | --in DURATION] [--wait]\n"
-	"        insert the QUEUED row and enqueue; prints the job id.  --at 2026-12-08T05:00:00Z\n"
-	"        or --in 10m: the job waits in the delayed set and runs then, not before\n"
-	"  status JOB_ID | show JOB_ID   status line | everything about a job\n"
-	"  list [--status S] [--task-type T] [--limit N]\n"
-	"  retry JOB_ID | cancel JOB_ID  re-enqueue a FAILED job | cancel a queued or running job\n"
-	"  queues                        queue depths, delayed retries, live executors\n"
-	"  policy check [DIR] | policy show TYPE\n"
-	"  keygen SECRET_FILE PUBLIC_FILE | sign SECRET_FILE [PAYLOAD_FILE|-]\n"
-	"\n"
-	"ENTRY is module.path:function or module.path:Class.method, defined in that module\n"
-	"itself (an imported name is refused); k=v values are JSON when\n"
-	"they parse as JSON, else strings (JSON that cannot be carried as it is, such as\n"
-	"an integer beyond 64 bits, is refused).  Settings come from TASKEXEC_* variables and\n"
-	"/etc/taskexec/taskexec.conf; see taskexec(1) and taskexec.conf(5).\n"
-	"Exit status: 0 done, 1 the job failed, 2 usage error or rejected payload.\n";
-
 static struct policy_vars vars_of(const struct config *c)
 {
 	return (struct policy_vars){ .state_dir = c->state_dir, .tasks_root = c->tasks_path[0] };
@@ -115,14 +90,25 @@ int main(int argc, char **argv)
 
 	seed_json();
 	log_setup(NULL, LOG_WARN, false);
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		fputs(usage, argc < 2 ? stderr : stdout);
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		cli_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_DONE;
+	}
+	if (!strcmp(argv[1], "help")) {
+		if (argc == 2) {
+			cli_usage(stdout);
+			return EXIT_DONE;
+		}
+		return cli_help(cli_wants_help(argc - 1, argv + 1) ? "help" : argv[2]);
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("taskexec %s\n", TASKEXEC_VERSION);
 		return EXIT_DONE;
 	}
+	/* Answered here for every command: help needs neither taskexec-ops
+	 * nor a configuration. */
+	if (cli_wants_help(argc - 1, argv + 1))
+		return cli_help(argv[1]);
 	if (!strcmp(argv[1], "run"))
 		return cli_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "policy"))

@@ -4,8 +4,11 @@
 
 #include "config.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+
 /* Exit codes of taskexec(1). */
-enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_WAIT_TIMEOUT = 3 };
 
 /* The subcommands taskexec hands to taskexec-ops (see exec_ops in cli.c),
  * each with the function that runs it there: X(name, function).  taskexec
@@ -13,7 +16,7 @@ enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 #define CLI_OPS(X)                                                                          \
 	X("submit", cli_submit) X("status", cli_status_line) X("show", cli_show) X("list", cli_list) \
 	X("retry", cli_retry) X("cancel", cli_cancel) X("queues", cli_queues) X("keygen", cli_keygen) \
-	X("sign", cli_sign)
+	X("sign", cli_sign) X("prune", cli_prune)
 
 int cli_run(int argc, char **argv);
 int cli_submit(int argc, char **argv);
@@ -24,6 +27,14 @@ int cli_cancel(int argc, char **argv);
 int cli_queues(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 int cli_sign(int argc, char **argv);
+int cli_prune(int argc, char **argv);
+
+/* The list of commands (taskexec --help), or one command's usage and options
+ * (taskexec help CMD, CMD --help, CMD -h). */
+void cli_usage(FILE *f);
+int cli_help(const char *name);
+/* Whether --help or -h stands anywhere among a command's arguments. */
+bool cli_wants_help(int argc, char **argv);
 
 /* Load the configuration or print every problem and return -1. */
 int cli_config(struct config *c);

@@ -9,6 +9,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -272,16 +273,44 @@ static bool terminal(const char *status)
 	return !strcmp(status, "COMPLETED") || !strcmp(status, "FAILED");
 }
 
+/* How many executors of this queue prefix have a live heartbeat key, or -1
+ * when Redis did not say.  The key, not the executors row: those rows are
+ * shared by every prefix of the database, and only a daemon on this prefix
+ * will ever claim the job. */
+static int executors_alive(redisContext *r, const struct config *c)
+{
+	redisReply *ids = redis_expect(r, redisCommand(r, "SMEMBERS {%s}:executors", c->queue_prefix), REDIS_REPLY_ARRAY);
+	int n = 0;
+
+	if (!ids)
+		return -1;
+	for (size_t i = 0; i < ids->elements && n >= 0; i++) {
+		redisReply *ttl = redis_expect(r, redisCommand(r, "PTTL {%s}:heartbeat:%s", c->queue_prefix,
+							       ids->element[i]->str), REDIS_REPLY_INTEGER);
+
+		n = !ttl ? -1 : n + (ttl->integer > 0);
+		freeReplyObject(ttl);
+	}
+	freeReplyObject(ids);
+	return n;
+}
+
 /* Wait for a terminal status: LISTEN for the daemon's NOTIFY, with a slow
- * re-check in case a notification was missed. */
-static int wait_terminal(PGconn *db, const struct config *c, const char *job_id)
+ * re-check in case a notification was missed.  No executor alive means the
+ * wait may never end: say so on stderr (each time they all go), rather than
+ * wait in silence.  timeout_ms < 0: no bound. */
+static int wait_terminal(PGconn *db, redisContext *rd, const struct config *c, const char *job_id,
+			 int64_t timeout_ms, const char *timeout_text)
 {
 	const char *p[] = { job_id };
+	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+	bool warned = false;
 
 	PQclear(PQexec(db, "LISTEN taskexec_job"));
 	for (;;) {
 		PGresult *r = db_exec(db, c, "SELECT status, result, error FROM taskexec.jobs WHERE job_id = $1", 1, p);
 		struct pollfd pfd = { PQsocket(db), POLLIN, 0 };
+		int64_t wait = 5000, alive;
 
 		if (!r)
 			return EXIT_FAILED;
@@ -296,8 +325,28 @@ static int wait_terminal(PGconn *db, const struct config *c, const char *job_id)
 			PQclear(r);
 			return ok ? EXIT_DONE : EXIT_FAILED;
 		}
+		if (deadline >= 0 && now_ms() >= deadline) {
+			char *id = term_escape_str(job_id, 0);
+
+			fprintf(stderr, "taskexec: gave up waiting after %s: job %s is still %s\n", timeout_text, id,
+				PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "unknown");
+			free(id);
+			PQclear(r);
+			return EXIT_WAIT_TIMEOUT;
+		}
 		PQclear(r);
-		if (poll(&pfd, 1, 5000) < 0 && errno != EINTR)
+		alive = executors_alive(rd, c);
+		if (alive == 0 && !warned) {
+			char *prefix = term_escape_str(c->queue_prefix, 0);
+
+			fprintf(stderr, "taskexec: warning: no executor is alive on queue prefix %s (no live "
+				"{%s}:heartbeat:* key); the job waits until a taskexecd starts\n", prefix, prefix);
+			free(prefix);
+		}
+		warned = alive == 0 || (alive < 0 && warned);
+		if (deadline >= 0 && deadline - now_ms() < wait)
+			wait = deadline - now_ms() > 0 ? deadline - now_ms() : 0;
+		if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR)
 			return EXIT_FAILED;
 		PQconsumeInput(db);
 		for (PGnotify *n; (n = PQnotifies(db));)
@@ -407,7 +456,7 @@ int cli_submit(int argc, char **argv)
 	}
 	printf("%s\n", j.job_id);
 	fflush(stdout);
-	rc = cp.wait ? wait_terminal(db, &c, j.job_id) : EXIT_DONE;
+	rc = cp.wait ? wait_terminal(db, r, &c, j.job_id, cp.wait_timeout_ms, cp.wait_timeout_s) : EXIT_DONE;
 out:
 	free(params);
 	free(payload);
@@ -435,15 +484,241 @@ static int with_db(struct config *c, PGconn **db)
 	return 0;
 }
 
+/* Times are shown in UTC with their zone, as ISO 8601, the form list --since
+ * and submit --at take back; durations as the SQL below gives them, in ms. */
+#define SQL_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define SQL_UTC_S(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define SQL_MS(from, to) "(extract(epoch FROM (" to ") - (" from ")) * 1000)::bigint"
+#define SQL_ENTRY "module_path || ':' || COALESCE(class_name || '.', '') || method_name"
+
+/* "850ms", "12.3s", "4m05s", "2h03m", "3d04h": short enough for a column. */
+static const char *fmt_duration(const char *ms_text, char buf[32])
+{
+	long long ms = ms_text && *ms_text ? atoll(ms_text) : -1;
+
+	if (ms < 0)
+		snprintf(buf, 32, "-");
+	else if (ms < 1000)
+		snprintf(buf, 32, "%lldms", ms);
+	else if (ms < 60000)
+		snprintf(buf, 32, "%lld.%llds", ms / 1000, ms % 1000 / 100);
+	else if (ms < 3600000)
+		snprintf(buf, 32, "%lldm%02llds", ms / 60000, ms / 1000 % 60);
+	else if (ms < 86400000)
+		snprintf(buf, 32, "%lldh%02lldm", ms / 3600000, ms / 60000 % 60);
+	else
+		snprintf(buf, 32, "%lldd%02lldh", ms / 86400000, ms / 3600000 % 24);
+	return buf;
+}
+
+/* A value of a row, NULL when SQL says NULL. */
+static const char *val(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+/* "--json" anywhere among the arguments: removed, and said so.  The other
+ * arguments keep their order. */
+static bool take_json_flag(int *argc, char **argv)
+{
+	bool found = false;
+	int k = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			found = true;
+		else
+			argv[k++] = argv[i];
+	}
+	*argc = k;
+	return found;
+}
+
+static void show_field(const char *label, const char *text)
+{
+	char *safe = term_escape_str(text, 0);
+
+	printf("%-13s%s\n", label, safe);
+	free(safe);
+}
+
+/* Text of many lines (a traceback, an output tail, pretty JSON), each line
+ * escaped on its own and indented under its heading, so that it reads as it
+ * would in a terminal and none of it is a terminal command. */
+static void show_block(const char *heading, const char *text, unsigned flags)
+{
+	if (!text || !*text)
+		return;
+	printf("\n%s\n", heading);
+	while (*text) {
+		size_t n = strcspn(text, "\n");
+		char *safe = term_escape(text, n, flags);
+
+		printf("  %s\n", safe);
+		free(safe);
+		text += n + (text[n] == '\n');
+	}
+}
+
+static void show_attempts(const PGresult *a)
+{
+	enum { N, EXEC, OUTCOME, MS, EXIT, SIG, ETYPE, EMSG };
+	int rows = PQntuples(a), w = 8;
+	char **exec = xcalloc((size_t)rows + 1, sizeof(char *));
+
+	for (int i = 0; i < rows; i++) {
+		exec[i] = term_escape_str(PQgetvalue(a, i, EXEC), 0);
+		if ((int)strlen(exec[i]) > w)
+			w = (int)strlen(exec[i]);
+	}
+	printf("\nattempts\n  %-3s %-*s %-15s %-9s %-11s %s\n", "N", w, "EXECUTOR", "OUTCOME", "DURATION",
+	       "EXIT/SIGNAL", "ERROR");
+	for (int i = 0; i < rows; i++) {
+		char dur[32], code[32], *err;
+		const char *type = val(a, i, ETYPE), *msg = val(a, i, EMSG);
+		size_t tn = type ? strlen(type) : 0;
+		/* The message often names its type already ("ValueError: boom"). */
+		char *text = type && msg && strncmp(msg, type, tn) ? xasprintf("%s: %s", type, msg)
+								   : xstrdup(msg ? msg : type ? type : "-");
+
+		if (val(a, i, SIG))
+			snprintf(code, sizeof(code), "signal=%s", PQgetvalue(a, i, SIG));
+		else if (val(a, i, EXIT))
+			snprintf(code, sizeof(code), "exit=%s", PQgetvalue(a, i, EXIT));
+		else
+			snprintf(code, sizeof(code), "-");
+		err = term_escape_str(text, 0);
+		printf("  %-3s %-*s %-15s %-9s %-11s %s\n", PQgetvalue(a, i, N), w, exec[i], PQgetvalue(a, i, OUTCOME),
+		       fmt_duration(val(a, i, MS), dur), code, err);
+		free(err);
+		free(text);
+		free(exec[i]);
+	}
+	free(exec);
+}
+
+/* taskexec show: what an operator reads first (status, entry, when, how
+ * long), then result and error, the attempts, and the traceback and output
+ * tails as text. */
+static int show_text(PGconn *db, const struct config *c, const char *job_id)
+{
+	static const char job_sql[] =
+		"SELECT job_id, status, " SQL_ENTRY ", task_type, priority, attempts, max_retries, "
+		SQL_UTC("created_at") ", " SQL_UTC("started_at") ", " SQL_UTC("finished_at") ", "
+		SQL_UTC("next_attempt_at") ", " SQL_MS("created_at", "started_at") ", "
+		SQL_MS("started_at", "COALESCE(finished_at, now())") ", jsonb_pretty(result), error, traceback, "
+		"executor_id, idempotency_key, is_duplicate, duplicate_of, cancel_requested "
+		"FROM taskexec.jobs WHERE job_id = $1";
+	static const char attempts_sql[] =
+		"SELECT attempt, executor_id, COALESCE(outcome, 'running'), "
+		SQL_MS("started_at", "COALESCE(ended_at, now())") ", exit_code, signal, error_type, error_message, "
+		"traceback, stdout_tail, stderr_tail FROM taskexec.attempts WHERE job_id = $1 ORDER BY attempt";
+	enum { ID, STATUS, ENTRY, TYPE, PRIO, ATTEMPTS, MAXR, CREATED, STARTED, FINISHED, NEXT, WAITED, RAN, RESULT,
+	       ERROR, TRACE, EXECUTOR, KEY, DUP, DUP_OF, CANCEL };
+	const char *p[] = { job_id };
+	PGresult *j = db_exec(db, c, job_sql, 1, p), *a = NULL;
+	char dur[32], *line, *heading;
+	const char *trace;
+	int last_tb = -1, last_out = -1;
+
+	if (!j)
+		return EXIT_FAILED;
+	if (PQntuples(j) == 0) {
+		char *id = term_escape_str(job_id, 0);
+
+		fprintf(stderr, "taskexec: no job %s\n", id);
+		free(id);
+		PQclear(j);
+		return EXIT_FAILED;
+	}
+	a = db_exec(db, c, attempts_sql, 1, p);
+	if (!a) {
+		PQclear(j);
+		return EXIT_FAILED;
+	}
+	show_field("job", val(j, 0, ID));
+	show_field("status", val(j, 0, STATUS));
+	show_field("entry", val(j, 0, ENTRY));
+	show_field("task type", val(j, 0, TYPE));
+	show_field("priority", val(j, 0, PRIO));
+	line = xasprintf("%s (max retries %s)", val(j, 0, ATTEMPTS), val(j, 0, MAXR));
+	show_field("attempts", line);
+	free(line);
+	show_field("created", val(j, 0, CREATED));
+	if (val(j, 0, STARTED)) {
+		line = xasprintf("%s  (waited %s)", val(j, 0, STARTED), fmt_duration(val(j, 0, WAITED), dur));
+		show_field("started", line);
+		free(line);
+	}
+	if (val(j, 0, FINISHED)) {
+		line = xasprintf("%s  (ran %s)", val(j, 0, FINISHED), fmt_duration(val(j, 0, RAN), dur));
+		show_field("finished", line);
+		free(line);
+	} else if (!strcmp(val(j, 0, STATUS), "RUNNING")) {
+		show_field("running for", fmt_duration(val(j, 0, RAN), dur));
+	}
+	if (val(j, 0, NEXT))
+		show_field("next attempt", val(j, 0, NEXT));
+	if (val(j, 0, EXECUTOR))
+		show_field("executor", val(j, 0, EXECUTOR));
+	if (val(j, 0, KEY))
+		show_field("idempotency", val(j, 0, KEY));
+	if (!strcmp(val(j, 0, DUP), "t")) {
+		line = val(j, 0, DUP_OF) ? xasprintf("yes, of %s", val(j, 0, DUP_OF)) : xstrdup("possibly (see taskexec(1))");
+		show_field("duplicate", line);
+		free(line);
+	}
+	if (!strcmp(val(j, 0, CANCEL), "t"))
+		show_field("cancel", "requested");
+	show_block("result", val(j, 0, RESULT), TERM_JSON);
+	/* One line, its newlines escaped, as in status and list: an error is
+	 * the job's text and could otherwise forge lines of this summary. */
+	if (val(j, 0, ERROR)) {
+		char *err = term_escape_str(val(j, 0, ERROR), 0);
+
+		printf("\nerror\n  %s\n", err);
+		free(err);
+	}
+	if (PQntuples(a) > 0)
+		show_attempts(a);
+	for (int i = 0; i < PQntuples(a); i++) {
+		if (val(a, i, 8))
+			last_tb = i;
+		if (val(a, i, 9) || val(a, i, 10))
+			last_out = i;
+	}
+	/* The job's traceback is its last failure's; a job without one (a
+	 * COMPLETED retry) may still have failed attempts worth reading. */
+	trace = val(j, 0, TRACE);
+	heading = xasprintf("traceback (attempt %s)", last_tb >= 0 ? PQgetvalue(a, last_tb, 0) : "?");
+	show_block(trace || last_tb < 0 ? "traceback" : heading, trace ? trace : last_tb >= 0 ? val(a, last_tb, 8) : NULL, 0);
+	free(heading);
+	if (last_out >= 0) {
+		heading = xasprintf("stdout (attempt %s, tail)", PQgetvalue(a, last_out, 0));
+		show_block(heading, val(a, last_out, 9), 0);
+		free(heading);
+		heading = xasprintf("stderr (attempt %s, tail)", PQgetvalue(a, last_out, 0));
+		show_block(heading, val(a, last_out, 10), 0);
+		free(heading);
+	}
+	PQclear(a);
+	PQclear(j);
+	return EXIT_DONE;
+}
+
 int cli_status(int argc, char **argv, bool full)
 {
 	static const char status_sql[] =
 		"SELECT job_id, status, attempts, COALESCE(error, '') FROM taskexec.jobs WHERE job_id = $1";
-	static const char show_sql[] =
+	static const char status_json_sql[] =
+		"SELECT jsonb_build_object('job_id', job_id, 'status', status, 'attempts', attempts, 'error', error) "
+		"FROM taskexec.jobs WHERE job_id = $1";
+	static const char show_json_sql[] =
 		"SELECT jsonb_pretty((to_jsonb(j) - 'claim_token' - 'payload' - 'retry_base') || jsonb_build_object("
 		"'attempts', COALESCE((SELECT jsonb_agg(to_jsonb(a) - 'job_id' ORDER BY a.attempt) "
 		"FROM taskexec.attempts a WHERE a.job_id = j.job_id), '[]'::jsonb))) "
 		"FROM taskexec.jobs j WHERE job_id = $1";
+	bool json = take_json_flag(&argc, argv);
 	const char *p[1];
 	struct config c;
 	PGconn *db;
@@ -451,15 +726,24 @@ int cli_status(int argc, char **argv, bool full)
 	int rc;
 
 	if (argc != 2)
-		return cli_usage_error("usage: taskexec %s JOB_ID", full ? "show" : "status");
+		return cli_usage_error("usage: taskexec %s JOB_ID [--json]", full ? "show" : "status");
 	if ((rc = with_db(&c, &db)))
 		return rc;
+	if (full && !json) {
+		rc = show_text(db, &c, argv[1]);
+		PQfinish(db);
+		config_free(&c);
+		return rc;
+	}
 	p[0] = argv[1];
-	r = db_exec(db, &c, full ? show_sql : status_sql, 1, p);
+	r = db_exec(db, &c, json ? (full ? show_json_sql : status_json_sql) : status_sql, 1, p);
 	rc = EXIT_FAILED;
-	if (r && PQntuples(r) == 0)
-		fprintf(stderr, "taskexec: no job %s\n", argv[1]);
-	else if (r && full) {
+	if (r && PQntuples(r) == 0) {
+		char *id = term_escape_str(argv[1], 0);
+
+		fprintf(stderr, "taskexec: no job %s\n", id);
+		free(id);
+	} else if (r && json) {
 		print_safe("", PQgetvalue(r, 0, 0), TERM_JSON | TERM_KEEP_NL);
 		rc = EXIT_DONE;
 	} else if (r) {
@@ -479,9 +763,29 @@ int cli_status(int argc, char **argv, bool full)
 
 int cli_list(int argc, char **argv)
 {
-	const char *status = NULL, *type = NULL, *limit = "20";
-	const char *p[3];
+	/* $1 status, $2 task type, $3 limit, $4 since a time, $5 since a
+	 * duration ago (ms, measured on the database's clock like created_at). */
+#define LIST_FROM                                                                                         \
+	" FROM taskexec.jobs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR task_type = $2) " \
+	"AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz) "                                     \
+	"AND ($5::bigint IS NULL OR created_at >= now() - $5::bigint * interval '1 millisecond') "           \
+	"ORDER BY created_at DESC LIMIT $3::int"
+	static const char text_sql[] =
+		"SELECT job_id, status, task_type, " SQL_ENTRY ", attempts, " SQL_UTC_S("created_at") ", "
+		SQL_MS("started_at", "COALESCE(finished_at, now())") ", COALESCE(left(error, 60), '')" LIST_FROM;
+	static const char json_sql[] =
+		"SELECT COALESCE(jsonb_agg(to_jsonb(x) - 'created' ORDER BY x.created DESC), '[]')::text FROM (SELECT created_at AS created, "
+		"job_id, status, task_type, " SQL_ENTRY " AS entry, priority, attempts, error, "
+		SQL_UTC("created_at") " AS created_at, " SQL_UTC("started_at") " AS started_at, "
+		SQL_UTC("finished_at") " AS finished_at, " SQL_MS("started_at", "COALESCE(finished_at, now())")
+		" AS duration_ms" LIST_FROM ") x";
+#undef LIST_FROM
+	const char *status = NULL, *type = NULL, *limit = "20", *since = NULL;
+	const char *p[5] = { 0 };
+	char status_uc[16], since_at[64], since_ms[32];
+	bool json = take_json_flag(&argc, argv);
 	struct config c;
+	int64_t ms;
 	PGconn *db;
 	PGresult *r;
 	long n;
@@ -496,34 +800,52 @@ int cli_list(int argc, char **argv)
 			type = argv[++i];
 		else if (!strcmp(argv[i], "--limit"))
 			limit = argv[++i];
+		else if (!strcmp(argv[i], "--since"))
+			since = argv[++i];
 		else
-			return cli_usage_error("unknown option %s (see taskexec --help)", argv[i]);
+			return cli_usage_error("unknown option %s (see taskexec help list)", argv[i]);
 	}
 	if (parse_int(limit, 1, 100000, &n) < 0)
 		return cli_usage_error("--limit: '%s' is not a whole number from 1 to 100000", limit);
-	if (status && strcmp(status, "QUEUED") && strcmp(status, "RUNNING") && strcmp(status, "COMPLETED") &&
-	    strcmp(status, "FAILED"))
-		return cli_usage_error("--status: '%s' is not QUEUED, RUNNING, COMPLETED or FAILED", status);
+	if (status) {
+		size_t k;
+
+		for (k = 0; status[k] && k + 1 < sizeof(status_uc); k++)
+			status_uc[k] = (char)toupper((unsigned char)status[k]);
+		status_uc[k] = '\0';
+		if (status[k] || (strcmp(status_uc, "QUEUED") && strcmp(status_uc, "RUNNING") &&
+				  strcmp(status_uc, "COMPLETED") && strcmp(status_uc, "FAILED")))
+			return cli_usage_error("--status: '%s' is not QUEUED, RUNNING, COMPLETED or FAILED", status);
+		p[0] = status_uc;
+	}
+	if (since && parse_duration_ms(since, &ms) == 0) {
+		snprintf(since_ms, sizeof(since_ms), "%lld", (long long)ms);
+		p[4] = since_ms;
+	} else if (since && parse_iso8601_ms(since, &ms) == 0) {
+		iso8601_ms(ms, since_at);
+		p[3] = since_at;
+	} else if (since) {
+		return cli_usage_error("--since: '%s' is neither a duration (90s, 5m, 2h, 7d) nor a time like "
+				       "2026-12-08T05:00:00Z", since);
+	}
 	if ((rc = with_db(&c, &db)))
 		return rc;
-	p[0] = status;
 	p[1] = type;
 	p[2] = limit;
-	r = db_exec(db, &c,
-		    "SELECT job_id, status, task_type, attempts, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS'), "
-		    "COALESCE(left(error, 60), '') FROM taskexec.jobs WHERE ($1::text IS NULL OR status = $1) AND "
-		    "($2::text IS NULL OR task_type = $2) ORDER BY created_at DESC LIMIT $3::int",
-		    3, p);
-	if (r) {
-		printf("%-38s %-9s %-16s %-8s %-19s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ATTEMPTS", "CREATED",
-		       "ERROR");
+	r = db_exec(db, &c, json ? json_sql : text_sql, 5, p);
+	if (r && json) {
+		print_safe("", PQgetvalue(r, 0, 0), TERM_JSON);
+	} else if (r) {
+		printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ENTRY",
+		       "ATTEMPTS", "CREATED", "DURATION", "ERROR");
 		for (int i = 0; i < PQntuples(r); i++) {
-			char *f[6];
+			char *f[8], dur[32];
 
-			for (int k = 0; k < 6; k++)
-				f[k] = term_escape_str(PQgetvalue(r, i, k), 0);
-			printf("%-38s %-9s %-16s %-8s %-19s %s\n", f[0], f[1], f[2], f[3], f[4], f[5]);
-			for (int k = 0; k < 6; k++)
+			for (int k = 0; k < 8; k++)
+				f[k] = term_escape_str(k == 6 ? fmt_duration(val(r, i, k), dur) : PQgetvalue(r, i, k), 0);
+			printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+			       f[7]);
+			for (int k = 0; k < 8; k++)
 				free(f[k]);
 		}
 	}
@@ -625,39 +947,44 @@ int cli_cancel(int argc, char **argv)
 int cli_queues(int argc, char **argv)
 {
 	static const char *const prios[] = { "high", "normal", "low" };
+	bool json = take_json_flag(&argc, argv);
 	struct config c;
 	redisContext *r;
 	redisReply *rep, *execs = NULL;
+	json_t *doc = json_object(), *queues = json_object(), *list = json_array();
 	int rc = EXIT_FAILED;
 
-	if (argc != 1)
-		return cli_usage_error("usage: taskexec queues");
-	if (cli_config(&c) < 0)
-		return EXIT_USAGE;
-	r = redis_connect(&c);
-	if (!r) {
-		config_free(&c);
-		return EXIT_FAILED;
+	json_object_set_new(doc, "queues", queues);
+	json_object_set_new(doc, "executors", list);
+	if (argc != 1) {
+		json_decref(doc);
+		return cli_usage_error("usage: taskexec queues [--json]");
 	}
-	/* Every reply is checked: an error is not a zero. */
-	printf("%-24s %s\n", "QUEUE", "JOBS");
+	if (cli_config(&c) < 0) {
+		json_decref(doc);
+		return EXIT_USAGE;
+	}
+	r = redis_connect(&c);
+	if (!r)
+		goto out;
+	/* Every reply is checked: an error is not a zero.  Gathered first,
+	 * printed at the end: a failure half-way prints no half a table. */
 	for (size_t i = 0; i < ARRAY_SIZE(prios); i++) {
 		rep = redis_expect(r, redisCommand(r, "LLEN {%s}:queue:%s", c.queue_prefix, prios[i]),
 				   REDIS_REPLY_INTEGER);
 		if (!rep)
 			goto out;
-		printf("%-24s %lld\n", prios[i], rep->integer);
+		json_object_set_new(queues, prios[i], json_integer(rep->integer));
 		freeReplyObject(rep);
 	}
 	rep = redis_expect(r, redisCommand(r, "ZCARD {%s}:delayed", c.queue_prefix), REDIS_REPLY_INTEGER);
 	if (!rep)
 		goto out;
-	printf("%-24s %lld\n", "delayed retries", rep->integer);
+	json_object_set_new(doc, "delayed", json_integer(rep->integer));
 	freeReplyObject(rep);
 	execs = redis_expect(r, redisCommand(r, "SMEMBERS {%s}:executors", c.queue_prefix), REDIS_REPLY_ARRAY);
 	if (!execs)
 		goto out;
-	printf("\n%-40s %-8s %s\n", "EXECUTOR", "HOLDING", "HEARTBEAT");
 	for (size_t i = 0; i < execs->elements; i++) {
 		const char *id = execs->element[i]->str;
 		redisReply *n = redis_expect(r, redisCommand(r, "LLEN {%s}:processing:%s", c.queue_prefix, id),
@@ -666,22 +993,93 @@ int cli_queues(int argc, char **argv)
 						   REDIS_REPLY_INTEGER)
 				    : NULL;
 
-		if (ttl) {
-			char *safe = term_escape_str(id, 0);    /* anyone with Redis access can add one */
-
-			printf("%-40s %-8lld %s\n", safe, n->integer,
-			       ttl->integer > 0 ? "live" : "lapsed (jobs are recovered by the others)");
-			free(safe);
-		}
+		if (ttl)
+			json_array_append_new(list, json_pack("{s:s, s:I, s:b}", "executor_id", id, "holding",
+							      (json_int_t)n->integer, "live", ttl->integer > 0));
 		freeReplyObject(n);
 		if (!ttl)
 			goto out;
 		freeReplyObject(ttl);
 	}
+	if (json) {
+		char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		print_safe("", text, TERM_JSON | TERM_KEEP_NL);     /* anyone with Redis access can add an id */
+		free(text);
+	} else {
+		size_t k;
+		json_t *e;
+
+		printf("%-24s %s\n", "QUEUE", "JOBS");
+		for (size_t i = 0; i < ARRAY_SIZE(prios); i++)
+			printf("%-24s %lld\n", prios[i], (long long)json_integer_value(json_object_get(queues, prios[i])));
+		printf("%-24s %lld\n", "delayed retries", (long long)json_integer_value(json_object_get(doc, "delayed")));
+		printf("\n%-40s %-8s %s\n", "EXECUTOR", "HOLDING", "HEARTBEAT");
+		json_array_foreach(list, k, e) {
+			char *safe = term_escape_str(json_string_value(json_object_get(e, "executor_id")), 0);
+
+			printf("%-40s %-8lld %s\n", safe, (long long)json_integer_value(json_object_get(e, "holding")),
+			       json_is_true(json_object_get(e, "live")) ? "live" : "lapsed (jobs are recovered by the others)");
+			free(safe);
+		}
+	}
 	rc = EXIT_DONE;
 out:
+	json_decref(doc);
 	freeReplyObject(execs);
 	redisFree(r);
+	config_free(&c);
+	return rc;
+}
+
+/* ---- prune -------------------------------------------------------------------------------- */
+
+int cli_prune(int argc, char **argv)
+{
+	const char *older = NULL;
+	bool dry_run = false;
+	char ms_text[32];
+	const char *p[2];
+	struct config c;
+	int64_t ms;
+	PGconn *db;
+	PGresult *r;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--dry-run"))
+			dry_run = true;
+		else if (!strcmp(argv[i], "--older-than") && i + 1 < argc)
+			older = argv[++i];
+		else
+			return cli_usage_error("usage: taskexec prune --older-than DURATION [--dry-run]");
+	}
+	if (!older)
+		return cli_usage_error("prune: --older-than DURATION is required (such as 30d); there is no default, "
+				       "so that nothing is deleted by accident");
+	if (parse_duration_ms(older, &ms) < 0 || ms <= 0)
+		return cli_usage_error("--older-than: '%s' is not a duration above zero such as 12h or 30d", older);
+	if ((rc = with_db(&c, &db)))
+		return rc;
+	snprintf(ms_text, sizeof(ms_text), "%lld", (long long)ms);
+	p[0] = ms_text;
+	p[1] = dry_run ? "t" : "f";
+	/* The guarded function decides what may go (terminal jobs, stopped
+	 * executors), so a job retried or running meanwhile is never deleted. */
+	r = db_exec(db, &c,
+		    "SELECT jobs, attempts, executors, " SQL_UTC_S("cutoff")
+		    " FROM taskexec.prune($1::bigint * interval '1 millisecond', $2::boolean)",
+		    2, p);
+	if (r) {
+		printf("%s %s jobs (%s attempts) and %s stopped executor rows finished before %s\n",
+		       dry_run ? "would delete" : "deleted", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+		       PQgetvalue(r, 0, 3));
+		rc = EXIT_DONE;
+	} else {
+		rc = EXIT_FAILED;
+	}
+	PQclear(r);
+	PQfinish(db);
 	config_free(&c);
 	return rc;
 }

@@ -32,6 +32,6 @@ int main(int argc, char **argv)
 		return cli_usage_error("usage: taskexec COMMAND [ARGS] (see taskexec --help)");
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
+			return cli_wants_help(argc - 1, argv + 1) ? cli_help(argv[1]) : cmds[i].fn(argc - 1, argv + 1);
 	return cli_usage_error("unknown command '%s' (see taskexec --help)", argv[1]);
 }

@@ -8,9 +8,10 @@
 
 struct cli_payload {
 	const char *entry, *json_file, *task_type, *timeout_s, *idempotency_key, *priority,
-		*max_retries_s, *signing_key, *at_s, *in_s;
+		*max_retries_s, *signing_key, *at_s, *in_s, *wait_timeout_s;
 	long timeout, max_retries;
 	int64_t due_ms;                 /* submit --at/--in: when it is due (epoch ms), else 0 */
+	int64_t wait_timeout_ms;        /* submit --wait-timeout, else -1: wait as long as it takes */
 	bool wait;
 	char **kv;
 	size_t nkv;

@@ -53,6 +53,7 @@ int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
 
 	memset(p, 0, sizeof(*p));
 	p->timeout = p->max_retries = -1;
+	p->wait_timeout_ms = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char **slot = NULL;
@@ -84,6 +85,8 @@ int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
 				slot = &p->at_s;
 			else if (submit && !strcmp(a, "--in"))
 				slot = &p->in_s;
+			else if (submit && !strcmp(a, "--wait-timeout"))
+				slot = &p->wait_timeout_s;
 			else {
 				cli_usage_error("unknown option %s (see taskexec --help)", a);
 				goto out;
@@ -105,7 +108,18 @@ int cli_payload_parse(int argc, char **argv, struct cli_payload *p, bool submit)
 		goto out;
 	}
 	if (p->timeout_s && parse_int(p->timeout_s, 1, 7 * 24 * 3600, &p->timeout) < 0) {
-		cli_usage_error("--timeout: '%s' is not a whole number of seconds", p->timeout_s);
+		/* --timeout is the job's deadline, so "submit --wait --timeout 1s"
+		 * is a natural mistake: point at the option meant. */
+		cli_usage_error("--timeout: '%s' is not a whole number of seconds (the job's deadline%s)", p->timeout_s,
+				submit ? "; to bound --wait, give --wait-timeout DURATION" : "");
+		goto out;
+	}
+	if (p->wait_timeout_s && !p->wait) {
+		cli_usage_error("--wait-timeout bounds --wait; give both");
+		goto out;
+	}
+	if (p->wait_timeout_s && parse_duration_ms(p->wait_timeout_s, &p->wait_timeout_ms) < 0) {
+		cli_usage_error("--wait-timeout: '%s' is not a duration such as 30s, 5m or 2h", p->wait_timeout_s);
 		goto out;
 	}
 	if (p->max_retries_s && parse_int(p->max_retries_s, 0, 100, &p->max_retries) < 0) {

@@ -422,6 +422,38 @@ static const char *const schema_migrations[] = {
 "  END IF;\n"
 "  RETURN j.status;\n"
 "END $$;\n",
+
+/* 5: taskexec prune.  Only what can no longer change goes: jobs COMPLETED or
+ * FAILED (their attempts by ON DELETE CASCADE) and executors rows marked
+ * stopped, each older than the cut-off.  A FAILED job that retry() holds
+ * locked is looked at again once the lock is gone, and kept if QUEUED. */
+"CREATE FUNCTION taskexec.prune(p_older_than interval, p_dry_run boolean DEFAULT false)\n"
+"  RETURNS TABLE (jobs bigint, attempts bigint, executors bigint, cutoff timestamptz)\n"
+"  LANGUAGE plpgsql AS $$\n"
+"#variable_conflict use_column\n"
+"DECLARE c timestamptz; nj bigint; na bigint; ne bigint;\n"
+"BEGIN\n"
+"  IF p_older_than IS NULL OR p_older_than <= interval '0' THEN\n"
+"    RAISE EXCEPTION 'taskexec.prune: the age must be above zero, not %', p_older_than;\n"
+"  END IF;\n"
+"  c := now() - p_older_than;\n"
+"  IF p_dry_run THEN\n"
+"    SELECT count(*), COALESCE(sum((SELECT count(*) FROM taskexec.attempts a WHERE a.job_id = j.job_id)), 0)\n"
+"      INTO nj, na FROM taskexec.jobs j WHERE j.status IN ('COMPLETED', 'FAILED') AND j.finished_at < c;\n"
+"    SELECT count(*) INTO ne FROM taskexec.executors e\n"
+"      WHERE e.state = 'stopped' AND COALESCE(e.last_heartbeat, e.started_at) < c;\n"
+"  ELSE\n"
+"    -- The attempts are counted in the statement's snapshot, before the\n"
+"    -- cascade removes them.\n"
+"    WITH gone AS (DELETE FROM taskexec.jobs j WHERE j.status IN ('COMPLETED', 'FAILED') AND j.finished_at < c\n"
+"        RETURNING j.job_id)\n"
+"    SELECT count(*), (SELECT count(*) FROM taskexec.attempts a WHERE a.job_id IN (SELECT job_id FROM gone))\n"
+"      INTO nj, na FROM gone;\n"
+"    DELETE FROM taskexec.executors e WHERE e.state = 'stopped' AND COALESCE(e.last_heartbeat, e.started_at) < c;\n"
+"    GET DIAGNOSTICS ne = ROW_COUNT;\n"
+"  END IF;\n"
+"  RETURN QUERY SELECT nj, na, ne, c;\n"
+"END $$;\n",
 };
 
 #endif

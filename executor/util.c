@@ -34,6 +34,8 @@ int parse_duration_ms(const char *s, int64_t *ret_ms)
 		v *= 60 * 1000;
 	else if (!strcmp(end, "h"))
 		v *= 3600 * 1000;
+	else if (!strcmp(end, "d"))     /* taskexec prune --older-than 30d, list --since 7d */
+		v *= 24 * 3600 * 1000;
 	else
 		return -EINVAL;
 	*ret_ms = (int64_t)v;

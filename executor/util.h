@@ -8,7 +8,7 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Durations: "500ms", "30s", "5m", "2h" or plain seconds.  0 or -EINVAL. */
+/* Durations: "500ms", "30s", "5m", "2h", "7d" or plain seconds.  0 or -EINVAL. */
 int parse_duration_ms(const char *s, int64_t *ret_ms);
 /* Sizes: "512K", "2G", "10240" (bytes).  0 or -EINVAL. */
 int parse_size(const char *s, uint64_t *ret_bytes);

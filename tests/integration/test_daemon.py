@@ -522,6 +522,10 @@ def test_status_show_list_and_wait_print_job_text_escaped(daemon, submit, cli, w
     show = cli("show", job)
     assert show.returncode == 0, show.stderr
     assert_no_raw_controls("show", show.stdout + show.stderr)
+    assert "  ValueError: \\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\x0dFAKE\\x7f\\x0aCOMPLETED\n" in show.stdout, show.stdout
+    show = cli("show", job, "--json")
+    assert show.returncode == 0, show.stderr
+    assert_no_raw_controls("show --json", show.stdout + show.stderr)
     shown = json.loads(show.stdout)    # still JSON, with the same text
     assert shown["error"] == row["error"], shown["error"]
     assert "stdout " in shown["attempts"][0]["stdout_tail"] and "\x9b31m" in shown["attempts"][0]["stdout_tail"]

@@ -32,6 +32,7 @@ static void duration_accepts_each_unit(void **state)
 	assert_int_equal(dur_ok("30s"), 30000);
 	assert_int_equal(dur_ok("5m"), 300000);
 	assert_int_equal(dur_ok("2h"), 7200000);
+	assert_int_equal(dur_ok("7d"), 604800000);
 	assert_int_equal(dur_ok("0s"), 0);
 }
 

@@ -65,7 +65,8 @@ import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (TASK_TYPE, TERMINAL, TASKEXECD, DB, Daemon, Services, compile_tasks, daemon_env,  # noqa: E402
-                     iso_now, log, make_policy_dir, make_root, percentile, push, redis_leftovers, table)
+                     iso_now, log, make_policy_dir, make_root, percentile, redis_leftovers, table)
+from testlib import push  # noqa: E402 (on the path through harness)
 
 DAEMONS = 4
 CONCURRENCY = 2
@@ -408,7 +409,7 @@ class Chaos:
         for d in live:
             d.proc.send_signal(signal.SIGTERM)
         for d in live:
-            st = d.terminate(SHUTDOWN_S + 10)
+            st = d.stop(SHUTDOWN_S + 10)
             if st != 0:
                 bad.append("taskexecd %s (pid %d): %s after SIGTERM; last lines:\n%s"
                            % (d.executor_id, d.pid, "had to be SIGKILLed" if st is None else "exit %s" % st,

@@ -254,7 +254,7 @@ class Chaos:
                         t = time.time()
                         log("driver", "scratch file system full for %ds" % SCRATCH_FULL_S)
                         filler = fill_inodes(self.root / "scratch")
-                        time.sleep(SCRATCH_FULL_S)
+                        time.sleep(SCRATCH_FULL_S)      # the outage itself
                         shutil.rmtree(filler)
                         self.service_events.append(("scratch full", t, time.time()))
                     continue
@@ -292,7 +292,7 @@ class Chaos:
         self.kills.append(ev)
         log("driver", "kill #%d: SIGKILL %s (pid %d), restarting as %s"
             % (len(self.kills), d.executor_id, d.pid, new_id + (" (same id)" if same else "")))
-        time.sleep(self.rng.uniform(0, 1))
+        time.sleep(self.rng.uniform(0, 1))     # deliberate: a supervisor's restart delay
         nd = self.start_daemon(new_id)
         with self.slots_lock:
             self.slots[i] = nd

@@ -145,12 +145,12 @@ class Scale:
         daemons = self.live()
         log("scale", "idle measurement with %d daemons: settling %.0fs, measuring %.0fs"
             % (len(daemons), 2 * HEARTBEAT_S, a.idle_seconds))
-        time.sleep(2 * HEARTBEAT_S)
+        time.sleep(2 * HEARTBEAT_S)     # deliberate: what the last jobs started dies down
         c0, cpu0, cs0 = self.redis_counters()
         x0 = self.pg_xacts()
         d0 = sum(proc_cpu_s(d.pid) for d in daemons)
         t0 = time.monotonic()
-        time.sleep(a.idle_seconds)
+        time.sleep(a.idle_seconds)      # the measurement window itself
         c1, cpu1, cs1 = self.redis_counters()
         x1 = self.pg_xacts()
         d1 = sum(proc_cpu_s(d.pid) for d in daemons)

@@ -65,7 +65,8 @@ import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (TASK_TYPE, TERMINAL, TASKEXECD, DB, Daemon, Services, compile_tasks, daemon_env,  # noqa: E402
-                     iso_now, log, make_policy_dir, make_root, percentile, push, redis_leftovers, table)
+                     iso_now, log, make_policy_dir, make_root, percentile, redis_leftovers, table)
+from testlib import push  # noqa: E402 (on the path through harness)
 
 DAEMONS = 4
 CONCURRENCY = 2
@@ -253,7 +254,7 @@ class Chaos:
                         t = time.time()
                         log("driver", "scratch file system full for %ds" % SCRATCH_FULL_S)
                         filler = fill_inodes(self.root / "scratch")
-                        time.sleep(SCRATCH_FULL_S)
+                        time.sleep(SCRATCH_FULL_S)      # the outage itself
                         shutil.rmtree(filler)
                         self.service_events.append(("scratch full", t, time.time()))
                     continue
@@ -291,7 +292,7 @@ class Chaos:
         self.kills.append(ev)
         log("driver", "kill #%d: SIGKILL %s (pid %d), restarting as %s"
             % (len(self.kills), d.executor_id, d.pid, new_id + (" (same id)" if same else "")))
-        time.sleep(self.rng.uniform(0, 1))
+        time.sleep(self.rng.uniform(0, 1))     # deliberate: a supervisor's restart delay
         nd = self.start_daemon(new_id)
         with self.slots_lock:
             self.slots[i] = nd
@@ -408,7 +409,7 @@ class Chaos:
         for d in live:
             d.proc.send_signal(signal.SIGTERM)
         for d in live:
-            st = d.terminate(SHUTDOWN_S + 10)
+            st = d.stop(SHUTDOWN_S + 10)
             if st != 0:
                 bad.append("taskexecd %s (pid %d): %s after SIGTERM; last lines:\n%s"
                            % (d.executor_id, d.pid, "had to be SIGKILLed" if st is None else "exit %s" % st,

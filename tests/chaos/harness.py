@@ -1,27 +1,26 @@
-"""What chaos.py and scale.py share: throwaway services, a policy dir, daemons,
-the documented producer step, and a PostgreSQL helper that survives restarts.
+"""What chaos.py and scale.py share on top of tests/testlib.py (services,
+PostgreSQL rows, daemons, the producer step): the chaos policy and
+environment, run directories, and the report's helpers.
 
 stdlib + python3-redis + python3-psycopg2; run with /usr/bin/python3.
 """
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psycopg2
-import psycopg2.extras
 import redis
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-SERVICES = REPO / "scripts" / "services"
+sys.path.insert(0, str(HERE.parent))
+import testlib  # noqa: E402
+from testlib import REPO  # noqa: E402
+
 TASKEXECD = Path(os.environ.get("CHAOS_TASKEXECD", REPO / "build" / "taskexecd"))
 PYTHON = "/usr/bin/python3"
 TASK_TYPE = "chaos"
@@ -74,78 +73,17 @@ def percentile(values, p):
     return values[k]
 
 
-class Services:
-    """scripts/services in DIR: Redis (AOF on) + PostgreSQL."""
-
-    def __init__(self, d):
-        self.dir = Path(d)
-        self.redis_url = self.db_url = None
-
-    def _run(self, *args, timeout=180):
-        r = subprocess.run([str(SERVICES), args[0], str(self.dir), *map(str, args[1:])], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
-        if r.returncode != 0:
-            raise RuntimeError("scripts/services %s failed (%d):\n%s%s" % (" ".join(map(str, args)), r.returncode,
-                                                                          r.stdout, r.stderr))
-        return r.stdout
-
-    def start(self):
-        for line in self._run("start").splitlines():
-            k, _, v = line.partition("=")
-            if k == "TASKEXEC_REDIS_URL":
-                self.redis_url = v
-            elif k == "TASKEXEC_DB_URL":
-                self.db_url = v
-        if not (self.redis_url and self.db_url):
-            raise RuntimeError("scripts/services start printed no URLs")
-
+class Services(testlib.Services):
     def stop(self):
         try:
-            self._run("stop")
+            super().stop()
         except Exception as e:   # never hide the real result behind a cleanup error
             log("services", "stop failed: %s" % e)
 
-    def restart_redis(self, pause=0):
-        self._run("restart-redis", pause)
 
-    def restart_redis_empty(self, pause=0):
-        """Restart Redis without its data, as after a restart without persistence."""
-        self._run("restart-redis-empty", pause)
-
-    def restart_pg(self, pause=0):
-        self._run("restart-pg", pause)
-
-
-class DB:
-    """psycopg2, autocommit, reconnecting through a PostgreSQL restart."""
-
-    def __init__(self, url):
-        self.url = url
-        self.conn = None
-
-    def query(self, sql, args=(), retry_s=60):
-        deadline = time.monotonic() + retry_s
-        while True:
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = psycopg2.connect(self.url, connect_timeout=5, application_name="chaos-harness")
-                    self.conn.autocommit = True
-                with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                    cur.execute(sql, args)
-                    return [dict(r) for r in cur.fetchall()] if cur.description else []
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                self.close()
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.3)
-
-    def close(self):
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except psycopg2.Error:
-                pass
-            self.conn = None
+class DB(testlib.DB):
+    retry_s = 60     # through a restart-pg with its pause
+    application_name = "chaos-harness"
 
 
 def make_root(prefix):
@@ -191,52 +129,21 @@ def daemon_env(root, services, policy_dir, prefix, concurrency, heartbeat, log_l
     return env
 
 
-class Daemon:
-    """One build/taskexecd process (one incarnation of an executor id)."""
+class Daemon(testlib.Daemon):
+    """One build/taskexecd process (one incarnation of an executor id),
+    standard error in its log."""
+
+    binary = TASKEXECD
 
     def __init__(self, root, env, executor_id, incarnation=1, piped=False):
-        """piped: standard output is a pipe that a thread copies to the log
-        file, and that stall_reader() can stop reading for a while."""
-        self.executor_id = executor_id
         self.incarnation = incarnation
-        self.log_path = root / "logs" / ("%s.%d.log" % (executor_id, incarnation))
-        self.reading = threading.Event()
-        self.reading.set()
-        e = dict(env, TASKEXEC_EXECUTOR_ID=executor_id)
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([str(TASKEXECD)], env=e, cwd=str(root), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE if piped else out, stderr=subprocess.STDOUT)
-        if piped:
-            threading.Thread(target=self._copy, daemon=True).start()
-        self.pid = self.proc.pid
-        self.started = time.time()
-        self.killed_at = None
-        self.exit_status = None
-
-    def _copy(self):
-        fd = self.proc.stdout.fileno()
-        with open(self.log_path, "ab") as out:
-            while True:
-                self.reading.wait()
-                data = os.read(fd, 65536)
-                if not data:
-                    return
-                out.write(data)
-                out.flush()
-
-    def stall_reader(self, seconds):
-        """Stop reading its standard output for SECONDS, as a stuck log shipper would."""
-        self.reading.clear()
-        time.sleep(seconds)
-        self.reading.set()
-
-    def alive(self):
-        return self.proc.poll() is None
+        super().__init__(dict(env, TASKEXEC_EXECUTOR_ID=executor_id), root,
+                         root / "logs" / ("%s.%d.log" % (executor_id, incarnation)), piped=piped)
 
     def ready(self, rds, prefix):
         """Its heartbeat key holds its own pid (a restarted id may find the old key still there)."""
         try:
-            doc = rds.get("{%s}:heartbeat:%s" % (prefix, self.executor_id))
+            doc = rds.get(testlib.key(prefix, "heartbeat", self.executor_id))
         except redis.RedisError:
             return False
         if not doc:
@@ -257,25 +164,6 @@ class Daemon:
             time.sleep(0.05)
         return False
 
-    def kill(self):
-        self.killed_at = time.time()
-        self.proc.send_signal(signal.SIGKILL)
-        self.exit_status = self.proc.wait(10)
-
-    def terminate(self, timeout):
-        """SIGTERM; returns the exit status, or None when it had to be SIGKILLed."""
-        if not self.alive():
-            self.exit_status = self.proc.returncode
-            return self.exit_status
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.exit_status = self.proc.wait(timeout)
-            return self.exit_status
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            return None
-
     def rss_kb(self):
         try:
             for line in open("/proc/%d/status" % self.pid):
@@ -284,45 +172,6 @@ class Daemon:
         except OSError:
             pass
         return None
-
-    def tail(self, n=40):
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def push(rds, prefix, payload, priority="normal"):
-    """The producer step of taskexec-protocol(7): MULTI; RPUSH; ZADD wake; EXEC."""
-    pipe = rds.pipeline(transaction=True)
-    pipe.rpush("{%s}:queue:%s" % (prefix, priority), payload)
-    pipe.zadd("{%s}:wake" % prefix, {"w": 0})
-    pipe.execute()
-
-
-def batch_pusher(url):
-    """A client for push_batch: replies passed through untouched, so that
-    commands queued inside MULTI ("QUEUED") are not parsed as their results."""
-    r = redis.Redis.from_url(url, socket_timeout=60)
-    for cmd in ("RPUSH", "ZADD", "MULTI", "EXEC"):
-        r.set_response_callback(cmd, lambda resp, **kw: resp)
-    return r
-
-
-def push_batch(raw, prefix, payloads, priority="normal"):
-    """The producer step once per payload, many of them sent in one round trip
-    (each job still its own MULTI; RPUSH; ZADD wake; EXEC)."""
-    q, wake = "{%s}:queue:%s" % (prefix, priority), "{%s}:wake" % prefix
-    pipe = raw.pipeline(transaction=False)
-    for p in payloads:
-        pipe.execute_command("MULTI")
-        pipe.execute_command("RPUSH", q, p)
-        pipe.execute_command("ZADD", wake, 0, "w")
-        pipe.execute_command("EXEC")
-    replies = pipe.execute()
-    for i in range(3, len(replies), 4):
-        if not isinstance(replies[i], list) or len(replies[i]) != 2:
-            raise RuntimeError("producer MULTI/EXEC failed: %r" % (replies[i - 3:i + 1],))
 
 
 def redis_leftovers(rds, prefix):

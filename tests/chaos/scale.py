@@ -45,8 +45,8 @@ import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (TASK_TYPE, TASKEXECD, DB, Daemon, Services, compile_tasks, daemon_env,  # noqa: E402
-                     batch_pusher, iso_now, log, make_policy_dir, make_root, percentile, push, push_batch,
-                     redis_leftovers, table)
+                     iso_now, log, make_policy_dir, make_root, percentile, redis_leftovers, table)
+from testlib import batch_pusher, push, push_batch  # noqa: E402 (on the path through harness)
 
 HEARTBEAT = "5s"
 HEARTBEAT_S = 5.0
@@ -145,12 +145,12 @@ class Scale:
         daemons = self.live()
         log("scale", "idle measurement with %d daemons: settling %.0fs, measuring %.0fs"
             % (len(daemons), 2 * HEARTBEAT_S, a.idle_seconds))
-        time.sleep(2 * HEARTBEAT_S)
+        time.sleep(2 * HEARTBEAT_S)     # deliberate: what the last jobs started dies down
         c0, cpu0, cs0 = self.redis_counters()
         x0 = self.pg_xacts()
         d0 = sum(proc_cpu_s(d.pid) for d in daemons)
         t0 = time.monotonic()
-        time.sleep(a.idle_seconds)
+        time.sleep(a.idle_seconds)      # the measurement window itself
         c1, cpu1, cs1 = self.redis_counters()
         x1 = self.pg_xacts()
         d1 = sum(proc_cpu_s(d.pid) for d in daemons)
@@ -354,12 +354,12 @@ class Scale:
         for d in stop:
             d.proc.send_signal(signal.SIGTERM)
         for d in stop:
-            st = d.terminate(30)
+            st = d.stop(30)
             if st != 0:
                 self.problems.append("taskexecd %s: %s after SIGTERM" % (d.executor_id, st))
         idle_k = self.measure_idle("idle, %d daemons" % len(keep)) if keep else None
         for d in keep:
-            st = d.terminate(30)
+            st = d.stop(30)
             if st != 0:
                 self.problems.append("taskexecd %s: %s after SIGTERM" % (d.executor_id, st))
         left = redis_leftovers(self.rds, self.prefix)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import taskexec
-from ithelpers import TASK_TYPE, wait_for
+from ithelpers import TASK_TYPE
 
 
 @pytest.fixture
@@ -50,10 +50,9 @@ def test_cancel_of_queued_job_fails_it_and_it_never_runs(schema, daemon, client,
     job = client.enqueue("itasks.basic:noop", TASK_TYPE)
     assert job.cancel() == "cancelled"
     assert job.status() == "FAILED" and job.error == "cancelled"
-    daemon()
+    d = daemon()
     # The daemon drops the entry unrun when it claims it.
-    wait_for(lambda: not client.redis.llen(client.key("queue", "normal")), 10, "the entry to be claimed")
-    time.sleep(0.5)
+    d.wait_event("job.skipped", where=lambda e: e.get("job_id") == job.id)
     assert job.attempts == 0 and db.job(job.id)["status"] == "FAILED"
     with pytest.raises(taskexec.JobStateError):
         job.cancel()

@@ -15,11 +15,9 @@ Plain helpers (job_payload, invalid_job_id, describe, wait_for) are in ithelpers
 Set ITEST_KEEP=1 to keep the temporary directory (logs, data) after the run.
 (ITEST_*, not TASKEXEC_*: taskexecd refuses TASKEXEC_* names it does not know.)
 """
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,60 +25,20 @@ import uuid
 from pathlib import Path
 
 import psycopg2
-import psycopg2.extras
 import pytest
-from testlib import failed_in_call
 import redis
+import testlib
+from testlib import DB, REPO, TASKEXEC, TASKEXECD, Daemon, Services, failed_in_call, stop_daemons
 
-from ithelpers import BACKOFF_BASE_S, BACKOFF_MAX_S, HEARTBEAT_S, TASK_TYPE, TERMINAL, ini_set, wait_for
+from ithelpers import (BACKOFF_BASE_S, BACKOFF_MAX_S, HEARTBEAT_S, TASK_TYPE, TERMINAL, ini_set,
+                       processing_entries, wait_for)
 
-REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-SERVICES = REPO / "scripts" / "services"
-# ITEST_TASKEXECD / ITEST_TASKEXEC point the suite at other binaries (e.g. an installed build).
-TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", REPO / "build" / "taskexecd"))
-TASKEXEC = Path(os.environ.get("ITEST_TASKEXEC", REPO / "build" / "taskexec"))
 TASKS_ROOT = HERE / "tasks_root"
 
 
 # --------------------------------------------------------------------------
 # session: services and directories
-
-
-class Services:
-    def __init__(self, root):
-        self.dir = root / "services"
-        self.redis_url = None
-        self.db_url = None
-
-    def _run(self, *args):
-        r = subprocess.run([str(SERVICES), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=120, stdin=subprocess.DEVNULL)
-        if r.returncode != 0:
-            raise RuntimeError("scripts/services %s failed (%d):\n%s%s"
-                               % (" ".join(args), r.returncode, r.stdout, r.stderr))
-        return r.stdout
-
-    def start(self):
-        out = self._run("start", str(self.dir))
-        for line in out.splitlines():
-            key, _, value = line.partition("=")
-            if key == "TASKEXEC_REDIS_URL":
-                self.redis_url = value
-            elif key == "TASKEXEC_DB_URL":
-                self.db_url = value
-        assert self.redis_url and self.db_url, "scripts/services printed no URLs:\n" + out
-
-    def stop(self):
-        self._run("stop", str(self.dir))
-
-    def restart_redis(self, pause=0.0):
-        """Stop Redis, wait `pause` seconds, start it again (same port, AOF kept)."""
-        self._run("restart-redis", str(self.dir), str(pause))
-
-    def restart_pg(self, pause=0.0):
-        """Stop PostgreSQL (fast), wait `pause` seconds, start it again."""
-        self._run("restart-pg", str(self.dir), str(pause))
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +56,7 @@ def itest_root():
 
 @pytest.fixture(scope="session")
 def services(itest_root):
-    s = Services(itest_root)
+    s = Services(itest_root / "services")
     try:
         s.start()
         yield s
@@ -175,7 +133,7 @@ class Ctx:
 
     def key(self, *parts):
         """A Redis key of this test's prefix: key('queue', 'high') -> '{P}:queue:high'."""
-        return ":".join(["{%s}" % self.prefix, *parts])
+        return testlib.key(self.prefix, *parts)
 
     def marker_dir(self, name=None):
         """A fresh directory the jobs of this test may write (see fail_then_succeed)."""
@@ -230,68 +188,6 @@ def submit(cli):
     return do
 
 
-class Daemon:
-    def __init__(self, ctx, executor_id, env):
-        self.executor_id = executor_id
-        self.env = env
-        self.log_path = ctx.dir / ("taskexecd-%s.log" % executor_id)
-        self.err_path = ctx.dir / ("taskexecd-%s.stderr" % executor_id)
-        self.shutdown_s = _duration_s(env.get("TASKEXEC_SHUTDOWN_TIMEOUT", "30s"))
-        self.expected_exit = False
-        with open(self.log_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen([str(TASKEXECD)], env=env, cwd=str(ctx.dir), stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err)
-        self.pid = self.proc.pid
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def log_lines(self):
-        """The daemon's stdout, parsed: one dict per JSON line ({'raw': line} otherwise)."""
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"raw": line})
-        return out
-
-    def tail(self, n=60):
-        text = self.log_path.read_text(errors="replace").splitlines()[-n:]
-        err = self.err_path.read_text(errors="replace").splitlines()[-n:]
-        return "--- %s stdout (last %d) ---\n%s\n--- stderr ---\n%s" % (
-            self.executor_id, n, "\n".join(text), "\n".join(err))
-
-    def signal(self, sig):
-        if self.alive():
-            self.proc.send_signal(sig)
-
-    def kill(self):
-        """SIGKILL, as a crash would; returns once the process is gone."""
-        self.expected_exit = True
-        self.signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout=None):
-        """SIGTERM and wait for the drain; SIGKILL after timeout. Returns the exit status."""
-        self.expected_exit = True
-        self.signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout if timeout is not None else self.shutdown_s + 10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            pytest.fail("taskexecd %s did not exit within %ss of SIGTERM\n%s"
-                        % (self.executor_id, timeout, self.tail()))
-
-
-def _duration_s(text):
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
-    if not m:
-        return 30.0
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-
-
 @pytest.fixture
 def daemon(request, ctx, rds, db):
     """daemon(concurrency=1, executor_id=None, shutdown_timeout='5s', env=None, wait_ready=True) -> Daemon.
@@ -316,7 +212,8 @@ def daemon(request, ctx, rds, db):
             "TASKEXEC_SHUTDOWN_TIMEOUT": shutdown_timeout,
         })
         e.update(env or {})
-        d = Daemon(ctx, executor_id, e)
+        d = Daemon(e, ctx.dir, ctx.dir / ("taskexecd-%s.log" % executor_id),
+                   ctx.dir / ("taskexecd-%s.stderr" % executor_id))
         started.append(d)
         if wait_ready:
             hb = ctx.key("heartbeat", executor_id)
@@ -337,27 +234,10 @@ def daemon(request, ctx, rds, db):
 
     yield start
 
-    problems = []
     failed = failed_in_call(request)
-    for d in started:
-        if not d.alive() and not d.expected_exit:
-            problems.append("taskexecd %s died during the test (exit %s)\n%s" % (d.executor_id, d.proc.returncode, d.tail()))
-        elif failed:
-            print("\n" + d.tail(120))
-    for d in started:
-        if d.alive():
-            d.expected_exit = True
-            d.signal(signal.SIGTERM)
-    for d in started:
-        try:
-            d.proc.wait(d.shutdown_s + 10)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            d.proc.wait(10)
-            problems.append("taskexecd %s ignored SIGTERM for %ss\n%s" % (d.executor_id, d.shutdown_s + 10, d.tail()))
+    problems = stop_daemons(started, failed)
     if started and not failed:
-        left = {k: rds.lrange(k, 0, -1) for k in rds.scan_iter(match=ctx.key("processing", "*"))}
-        left = {k: v for k, v in left.items() if v}
+        left = processing_entries(rds, ctx)
         if left:
             problems.append("jobs left in processing lists after the daemons stopped: %r" % left)
     if problems:
@@ -366,54 +246,6 @@ def daemon(request, ctx, rds, db):
 
 # --------------------------------------------------------------------------
 # per test: PostgreSQL and Redis
-
-
-class DB:
-    """Rows of schema taskexec as dicts; reconnects when PostgreSQL restarts."""
-
-    def __init__(self, url):
-        self.url = url
-        self.conn = None
-
-    def _connect(self):
-        self.conn = psycopg2.connect(self.url, connect_timeout=5)
-        self.conn.autocommit = True
-
-    def query(self, sql, args=(), retry_s=30):
-        deadline = time.monotonic() + retry_s
-        while True:
-            try:
-                if self.conn is None or self.conn.closed:
-                    self._connect()
-                with self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                    cur.execute(sql, args)
-                    return [dict(r) for r in cur.fetchall()] if cur.description else []
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                if self.conn is not None:
-                    try:
-                        self.conn.close()
-                    except psycopg2.Error:
-                        pass
-                self.conn = None
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.2)
-
-    def job(self, job_id):
-        rows = self.query("SELECT * FROM taskexec.jobs WHERE job_id = %s", (job_id,))
-        return rows[0] if rows else None
-
-    def attempts(self, job_id):
-        return self.query("SELECT * FROM taskexec.attempts WHERE job_id = %s ORDER BY attempt", (job_id,))
-
-    def executor(self, executor_id):
-        rows = self.query("SELECT * FROM taskexec.executors WHERE executor_id = %s", (executor_id,))
-        return rows[0] if rows else None
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 @pytest.fixture
@@ -479,12 +311,4 @@ def push(ctx, rds):
     MULTI; RPUSH {P}:queue:<priority> payload; ZADD {P}:wake 0 w; EXEC.  A dict
     payload is dumped to JSON, str and bytes are sent as they are.  Returns
     what was sent."""
-    def do(payload, priority="normal"):
-        if not isinstance(payload, (str, bytes)):
-            payload = json.dumps(payload)
-        pipe = rds.pipeline(transaction=True)
-        pipe.rpush(ctx.key("queue", priority), payload)
-        pipe.zadd(ctx.key("wake"), {"w": 0})
-        pipe.execute()
-        return payload
-    return do
+    return lambda payload, priority="normal": testlib.push(rds, ctx.prefix, payload, priority)

@@ -89,3 +89,15 @@ def describe(db, job_id):
     return "job %s: %s\nattempts:\n%s" % (
         job_id, clean(job) if job else "no row",
         "\n".join("  %s" % clean(a) for a in db.attempts(job_id)) or "  none")
+
+
+def assert_rejected(db, job_id, *words):
+    """What a producer sees of a payload the daemon refused: a FAILED row whose
+    error names each of words, and no attempt, since it never ran.  Returns the row."""
+    row = db.job(job_id)
+    assert row is not None, "no job row for rejected payload %s" % job_id
+    assert row["status"] == "FAILED", describe(db, job_id)
+    for w in words:
+        assert w.lower() in (row["error"] or "").lower(), "%r not in error %r" % (w, row["error"])
+    assert row["attempts"] == 0 and db.attempts(job_id) == [], "a rejected job ran: " + describe(db, job_id)
+    return row

@@ -7,18 +7,9 @@ import re
 
 import pytest
 
-from ithelpers import TASK_TYPE, describe, invalid_job_id, job_payload, wait_for
+from ithelpers import TASK_TYPE, assert_rejected, describe, invalid_job_id, job_payload, wait_for
 
 E = "\u00e9"      # two bytes in UTF-8: a byte limit can cut it in half
-
-
-def assert_rejected(db, job_id, *words):
-    row = db.job(job_id)
-    assert row is not None, "no job row for rejected payload %s" % job_id
-    assert row["status"] == "FAILED", describe(db, job_id)
-    for w in words:
-        assert w.lower() in (row["error"] or "").lower(), "%r not in error %r" % (w, row["error"])
-    return row
 
 
 def rss_kb(pid):

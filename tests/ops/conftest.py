@@ -14,27 +14,21 @@ SIGTERM; a daemon that died on its own fails the test.
 
 Set OPSTEST_KEEP=1 to keep the temporary directory (logs) after the run.
 """
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
-from testlib import failed_in_call
+import testlib
+from testlib import REPO, TASKEXEC, TASKEXECD, failed_in_call, stop_daemons
 
 from opshelpers import http_request, spare_port, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-SERVICES = REPO / "scripts" / "services"
-# ITEST_TASKEXECD / ITEST_TASKEXEC point the suite at other binaries (as for tests/integration).
-TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", REPO / "build" / "taskexecd"))
-TASKEXEC = Path(os.environ.get("ITEST_TASKEXEC", REPO / "build" / "taskexec"))
 TASKS_ROOT = HERE / "tasks_root"
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 
@@ -43,49 +37,18 @@ PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 # session: services
 
 
-class Services:
-    def __init__(self, root):
-        self.dir = root / "services"
-        self.redis_url = None
-        self.db_url = None
-        self.redis_port = None
-        self.pg_port = None
-
-    def run(self, *args, check=True):
-        r = subprocess.run([str(SERVICES), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=120, stdin=subprocess.DEVNULL)
-        if check and r.returncode != 0:
-            raise RuntimeError("scripts/services %s failed (%d):\n%s%s"
-                               % (" ".join(args), r.returncode, r.stdout, r.stderr))
-        return r
-
-    def start(self):
-        out = self.run("start", str(self.dir)).stdout
-        for line in out.splitlines():
-            key, _, value = line.partition("=")
-            if key == "TASKEXEC_REDIS_URL":
-                self.redis_url = value
-            elif key == "TASKEXEC_DB_URL":
-                self.db_url = value
-        assert self.redis_url and self.db_url, "scripts/services printed no URLs:\n" + out
-        self.redis_port = int(re.search(r":(\d+)/", self.redis_url).group(1))
-        self.pg_port = int(re.search(r":(\d+)/", self.db_url).group(1))
-
-    def stop(self):
-        self.run("stop", str(self.dir))
+class Services(testlib.Services):
+    """scripts/services, and the outages the health tests make by hand."""
 
     def status(self):
         """{'redis': bool, 'postgresql': bool} from `scripts/services status`."""
-        out = self.run("status", str(self.dir), check=False).stdout
+        out = self.run("status", check=False).stdout
         return {name: ("%s: running" % name) in out for name in ("redis", "postgresql")}
 
     def stop_redis(self):
         subprocess.run(["redis-cli", "-u", self.redis_url, "shutdown", "nosave"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=10)
         wait_for(lambda: not self.status()["redis"], 10, "Redis to stop")
-
-    def restart_redis(self):
-        self.run("restart-redis", str(self.dir))
 
     def redis_pid(self):
         return int((self.dir / "redis" / "redis.pid").read_text().strip())
@@ -98,10 +61,6 @@ class Services:
             cmd = ["runuser", "-u", "postgres", "--"] + cmd
         r = subprocess.run(cmd, cwd=str(pg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=70)
         assert r.returncode == 0, "pg_ctl stop failed: %s" % r.stdout
-
-    def restart_pg(self):
-        """Start PostgreSQL again (restart-pg stops nothing when it is already down)."""
-        self.run("restart-pg", str(self.dir))
 
     def psql(self, sql, user="taskexec", password=None, check=True):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -133,7 +92,7 @@ def services(ops_root):
     for binary in (TASKEXECD, TASKEXEC):
         if not binary.exists():
             pytest.fail("%s is not built (run make)" % binary)
-    s = Services(ops_root)
+    s = Services(ops_root / "services")
     try:
         s.start()
         yield s
@@ -169,54 +128,14 @@ def secret_role(services):
 # per test
 
 
-class Daemon:
-    def __init__(self, ops, executor_id, env):
-        self.ops = ops
-        self.executor_id = executor_id
-        self.env = env
+class Daemon(testlib.Daemon):
+    """taskexecd with its HTTP endpoint."""
+
+    def __init__(self, ops, env, piped=False):
+        executor_id = env["TASKEXEC_EXECUTOR_ID"]
+        super().__init__(env, ops.dir, ops.dir / ("taskexecd-%s.log" % executor_id),
+                         ops.dir / ("taskexecd-%s.stderr" % executor_id), piped=piped)
         self.http = env["TASKEXEC_HTTP_LISTEN"]
-        self.log_path = ops.dir / ("taskexecd-%s.log" % executor_id)
-        self.err_path = ops.dir / ("taskexecd-%s.stderr" % executor_id)
-        self.expected_exit = False
-        with open(self.log_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen([str(TASKEXECD)], env=env, cwd=str(ops.dir), stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def raw_lines(self):
-        return self.log_path.read_text(errors="replace").splitlines()
-
-    def stderr(self):
-        return self.err_path.read_text(errors="replace")
-
-    def events(self, event=None):
-        """Parsed log lines (those that parse as JSON objects), optionally of one event."""
-        out = []
-        for line in self.raw_lines():
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(doc, dict) and (event is None or doc.get("event") == event):
-                out.append(doc)
-        return out
-
-    def wait_event(self, event, timeout=10, where=None):
-        """Wait for a line of event (and matching where(doc), if given); returns it."""
-        def find():
-            if not self.alive() and not self.expected_exit:
-                pytest.fail("taskexecd %s exited with %s\n%s" % (self.executor_id, self.proc.returncode, self.tail()))
-            for doc in self.events(event):
-                if where is None or where(doc):
-                    return doc
-            return None
-        return wait_for(find, timeout, "log event %s from %s\n%s" % (event, self.executor_id, "(see log)"))
-
-    def tail(self, n=40):
-        return "--- %s stdout (last %d) ---\n%s\n--- stderr ---\n%s" % (
-            self.executor_id, n, "\n".join(self.raw_lines()[-n:]), self.stderr()[-4000:])
 
     def get(self, path, method="GET", timeout=5.0):
         return http_request(self.http, method, path, timeout=timeout)
@@ -230,21 +149,6 @@ class Daemon:
             except OSError:
                 return False
         wait_for(ok, timeout, "taskexecd %s to answer /healthz with 200" % self.executor_id, interval=0.1)
-
-    def signal(self, sig):
-        if self.alive():
-            self.proc.send_signal(sig)
-
-    def terminate(self, timeout=20):
-        """SIGTERM and wait for the drain; returns the exit status."""
-        self.expected_exit = True
-        self.signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            pytest.fail("taskexecd %s did not exit within %ss of SIGTERM\n%s" % (self.executor_id, timeout, self.tail()))
 
 
 class Ops:
@@ -287,13 +191,14 @@ class Ops:
         self.env["TASKEXEC_POLICY_DIR"] = str(d)
         return d
 
-    def daemon(self, env=None, wait_healthy=True):
+    def daemon(self, env=None, wait_healthy=True, piped=False):
+        """Start build/taskexecd (piped: see testlib.Daemon) and wait for its /healthz."""
         e = dict(self.env)
         e["TASKEXEC_EXECUTOR_ID"] = "%s-d%d" % (self.prefix, len(self.daemons) + 1)
         if self.daemons:
             e["TASKEXEC_HTTP_LISTEN"] = "127.0.0.1:%d" % spare_port()
         e.update(env or {})
-        d = Daemon(self, e["TASKEXEC_EXECUTOR_ID"], e)
+        d = Daemon(self, e, piped=piped)
         self.daemons.append(d)
         if wait_healthy:
             d.wait_healthy()
@@ -344,27 +249,7 @@ class Ops:
 
     def close(self, failed=False):
         """SIGTERM every daemon still running; returns the problems seen (died early, hung)."""
-        problems = []
-        for d in self.daemons:
-            if not d.alive() and not d.expected_exit:
-                problems.append("taskexecd %s died during the test (exit %s)\n%s"
-                                % (d.executor_id, d.proc.returncode, d.tail()))
-            elif failed:
-                print("\n" + d.tail(80))
-        for d in self.daemons:
-            if d.alive():
-                d.expected_exit = True
-                d.signal(signal.SIGTERM)
-        for d in self.daemons:
-            try:
-                d.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                d.proc.kill()
-                d.proc.wait(10)
-                problems.append("taskexecd %s ignored SIGTERM for 20 s\n%s" % (d.executor_id, d.tail()))
-        return problems
-
-
+        return stop_daemons(self.daemons, failed)
 
 
 @pytest.fixture

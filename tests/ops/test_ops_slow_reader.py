@@ -7,69 +7,16 @@ job's deadline is kept, no other executor takes a live job over, and the
 lines that did not fit are counted and named once the reader is back.  A
 job that prints far past its policy's output_bytes has its log lines stop
 at that limit, followed by one job.output_truncated line."""
-import os
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from opshelpers import parse_prometheus, sample, spare_port, wait_for
+from opshelpers import parse_prometheus, sample, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 STALL = 8.0             # seconds the reader stops: eight heartbeat intervals of the ops env
 JOB_TIMEOUT = 3
-
-
-def _piped_daemon_class(ops):
-    # The ops conftest's Daemon, found through the fixture: every suite's
-    # conftest is a module named conftest, so neither an import nor
-    # sys.modules tells which one is meant.
-    conftest = type(ops).daemon.__globals__
-
-    class PipedDaemon(conftest["Daemon"]):
-        """A daemon whose standard output is a pipe this test reads into the
-        log file, and can stop reading."""
-
-        def __init__(self, ops, executor_id, env):  # pylint: disable=super-init-not-called
-            self.ops = ops
-            self.executor_id = executor_id
-            self.env = env
-            self.http = env["TASKEXEC_HTTP_LISTEN"]
-            self.log_path = ops.dir / ("taskexecd-%s.log" % executor_id)
-            self.err_path = ops.dir / ("taskexecd-%s.stderr" % executor_id)
-            self.expected_exit = False
-            self.reading = threading.Event()
-            self.reading.set()
-            with open(self.err_path, "wb") as err:
-                self.proc = subprocess.Popen([str(conftest["TASKEXECD"])], env=env, cwd=str(ops.dir),
-                                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-            self.pump = threading.Thread(target=self._pump, daemon=True)
-            self.pump.start()
-
-        def _pump(self):
-            fd = self.proc.stdout.fileno()
-            with open(self.log_path, "ab") as out:
-                while True:
-                    self.reading.wait()
-                    data = os.read(fd, 65536)
-                    if not data:
-                        return
-                    out.write(data)
-                    out.flush()
-
-    return PipedDaemon
-
-
-def piped_daemon(ops):
-    env = dict(ops.env)
-    env["TASKEXEC_EXECUTOR_ID"] = "%s-d%d" % (ops.prefix, len(ops.daemons) + 1)
-    if ops.daemons:
-        env["TASKEXEC_HTTP_LISTEN"] = "127.0.0.1:%d" % spare_port()
-    d = _piped_daemon_class(ops)(ops, env["TASKEXEC_EXECUTOR_ID"], env)
-    ops.daemons.append(d)
-    d.wait_healthy()
-    return d
 
 
 def sql(ops, query):
@@ -92,7 +39,7 @@ def dropped_metric(d):
 
 
 def test_a_reader_that_stops_reading_stops_neither_heartbeats_nor_deadlines(ops):
-    d1 = piped_daemon(ops)
+    d1 = ops.daemon(piped=True)
     d1.wait_event("heartbeat")
     d1.reading.clear()
     stalled_at = time.monotonic()

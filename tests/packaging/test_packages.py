@@ -51,7 +51,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from testlib import spare_port
+from testlib import spare_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
@@ -382,7 +382,7 @@ def test_installed_daemon_confined_like_the_unit(installed, services, tmp_path):
             json.loads(resp.read())
         with urllib.request.urlopen("http://%s/metrics" % http, timeout=10) as resp:
             assert resp.status == 200 and resp.read()
-        time.sleep(1.2)         # one more heartbeat: a WATCHDOG=1
+        wait_for(lambda: drain_notify() or "WATCHDOG=1" in messages, 10, "a heartbeat's WATCHDOG=1")
     finally:
         if top.poll() is None:
             os.kill(daemon_pid or top.pid, signal.SIGTERM)

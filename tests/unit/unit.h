@@ -31,18 +31,6 @@
 			fail_msg("expected \"%s\" not to contain \"%s\"", h_, n_);         \
 	} while (0)
 
-/* A test that pins down a product bug reported to the lead: it asserts the
- * correct behaviour, and is skipped unless UNIT_KNOWN_BUGS=1 is set, so that
- * `make unit` stays green until the fix lands.  Delete the KNOWN_BUG line with
- * the fix. */
-#define KNOWN_BUG(what)                                                                        \
-	do {                                                                                   \
-		if (!getenv("UNIT_KNOWN_BUGS")) {                                              \
-			print_message("[  KNOWN BUG ] %s (run with UNIT_KNOWN_BUGS=1)\n", what); \
-			skip();                                                                \
-		}                                                                              \
-	} while (0)
-
 static inline char *unit_mkdtemp(void)
 {
 	char *d = strdup("/tmp/taskexec-unit-XXXXXX");

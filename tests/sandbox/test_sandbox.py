@@ -885,7 +885,6 @@ def test_the_job_sees_only_fds_0_to_4():
 
 
 def test_the_job_runs_as_the_job_user_without_capabilities():
-    uid = job_uid()
     job = start_task("abuse.introspect:identity", "linger=1.0")
     seen = wait_until(lambda: [p for p in descendants(job.proc.pid)
                                if _comm(p).startswith("python")], 3)

@@ -227,6 +227,23 @@ def test_deb_builds_lintian_clean(installed):
     assert any(l.startswith("build-deb: build/") for l in lines), installed.build_output
 
 
+def test_client_deb_holds_the_client_and_its_dependencies(installed, tmp_path):
+    """python3-taskexec, built beside taskexec: its dependencies, and the
+    package imports on its own from what the .deb holds."""
+    deb = REPO / "build" / ("python3-taskexec_%s_all.deb" % VERSION)
+    assert deb.is_file(), installed.build_output
+    info = run(["dpkg-deb", "-f", str(deb), "Depends", "Architecture"]).stdout
+    for dep in ("python3-redis", "python3-psycopg2", "python3:any"):
+        assert dep in info, info
+    assert "Architecture: all" in info
+    run(["dpkg-deb", "-x", str(deb), str(tmp_path)])
+    site = tmp_path / "usr" / "lib" / "python3" / "dist-packages"
+    r = subprocess.run(["/usr/bin/python3", "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                        "import taskexec; print(taskexec.__version__)", str(site)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.split()[0] == VERSION, r.stderr
+
+
 def test_files_users_and_modes(installed):
     for p in KEY_PATHS:
         assert Path(p).exists(), p

@@ -282,12 +282,13 @@ def assert_errno_result(run, key_ok=("ENOSYS",)):
 
 
 def assert_runner_stayed_small(run):
-    """The output must stream through the runner, never sit in its memory.
-    ru_maxrss from wait4 covers the runner and the job it reaped (and, on
-    Linux, this test process's RSS at fork); VmHWM sampled while it ran is the
-    runner alone."""
-    assert run.rusage.ru_maxrss < 64 * 1024, f"peak RSS {run.rusage.ru_maxrss} KiB\n" + run.explain()
-    assert 0 < run.runner_hwm_kb < 32 * 1024, f"runner VmHWM {run.runner_hwm_kb} KiB"
+    """The output must stream through the runner, never sit in its memory:
+    the runner's VmHWM, sampled while it ran, and the job's own peak, which
+    the runner reports.  (Not ru_maxrss from wait4: on Linux it also holds
+    this test process's RSS at fork, which a long pytest session grows past
+    any bound set here.)"""
+    assert 0 < run.runner_hwm_kb < 32 * 1024, f"runner VmHWM {run.runner_hwm_kb} KiB\n" + run.explain()
+    assert 0 < run.summary["max_rss_kb"] < 64 * 1024, run.explain()
 
 
 def assert_rejected(run, field="module_path"):

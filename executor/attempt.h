@@ -13,6 +13,11 @@
 
 #define ATTEMPT_TAIL_BYTES 8192
 #define ATTEMPT_KILL_GRACE_MS 2000
+/* Of each attempt's lines and logging records at most this much text is
+ * stored (taskexec.attempt_logs, taskexec logs): enough for a job's story,
+ * never the policy's whole output_bytes (megabytes) per attempt.  What is
+ * left out past it, or past output_bytes, is counted on the attempt row. */
+#define ATTEMPT_LOG_STORED_BYTES (256 * 1024)
 /* How a progress record starts on fd 4, as taskexec_task.progress() writes
  * it: {"progress": 0.42, "msg": ...}. */
 #define ATTEMPT_PROGRESS_PREFIX "{\"progress\":"

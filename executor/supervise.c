@@ -98,11 +98,6 @@ struct job_run {
 	bool progress_dirty;
 };
 
-/* Of each attempt's lines and logging records at most this much text is
- * stored (taskexec logs): enough for a job's story, never the policy's whole
- * output_bytes (megabytes) in a row per attempt.  What is left out past it,
- * or past output_bytes, is counted on the attempt row. */
-#define ATTEMPT_LOG_STORED_BYTES (256 * 1024)
 /* Lines go in batches, one statement each, never one per line: when this
  * many are waiting, or LOG_FLUSH_MS after the first of them.  Progress goes
  * with the next batch, at most PROGRESS_FLUSH_MS after it was reported. */

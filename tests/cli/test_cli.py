@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-COMMANDS = ["run", "submit", "status", "show", "list", "retry", "cancel", "queues", "prune", "policy",
+COMMANDS = ["run", "submit", "status", "show", "list", "logs", "retry", "cancel", "queues", "prune", "policy",
             "keygen", "sign", "help"]
 
 

@@ -608,14 +608,15 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 		SQL_UTC("created_at") ", " SQL_UTC("started_at") ", " SQL_UTC("finished_at") ", "
 		SQL_UTC("next_attempt_at") ", " SQL_MS("created_at", "started_at") ", "
 		SQL_MS("started_at", "COALESCE(finished_at, now())") ", jsonb_pretty(result), error, traceback, "
-		"executor_id, idempotency_key, is_duplicate, duplicate_of, cancel_requested "
+		"executor_id, idempotency_key, is_duplicate, duplicate_of, cancel_requested, "
+		"round(progress * 100)::int, progress_msg, " SQL_UTC("progress_at") ", progress_attempt "
 		"FROM taskexec.jobs WHERE job_id = $1";
 	static const char attempts_sql[] =
 		"SELECT attempt, executor_id, COALESCE(outcome, 'running'), "
 		SQL_MS("started_at", "COALESCE(ended_at, now())") ", exit_code, signal, error_type, error_message, "
 		"traceback, stdout_tail, stderr_tail FROM taskexec.attempts WHERE job_id = $1 ORDER BY attempt";
 	enum { ID, STATUS, ENTRY, TYPE, PRIO, ATTEMPTS, MAXR, CREATED, STARTED, FINISHED, NEXT, WAITED, RAN, RESULT,
-	       ERROR, TRACE, EXECUTOR, KEY, DUP, DUP_OF, CANCEL };
+	       ERROR, TRACE, EXECUTOR, KEY, DUP, DUP_OF, CANCEL, PROGRESS, PROGRESS_MSG, PROGRESS_AT, PROGRESS_ATT };
 	const char *p[] = { job_id };
 	PGresult *j = db_exec(db, c, job_sql, 1, p), *a = NULL;
 	char dur[32], *line, *heading;
@@ -657,6 +658,13 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 		free(line);
 	} else if (!strcmp(val(j, 0, STATUS), "RUNNING")) {
 		show_field("running for", fmt_duration(val(j, 0, RAN), dur));
+	}
+	if (val(j, 0, PROGRESS)) {
+		line = xasprintf("%s%%%s%s  (attempt %s, at %s)", val(j, 0, PROGRESS), val(j, 0, PROGRESS_MSG) ? " " : "",
+				 val(j, 0, PROGRESS_MSG) ? val(j, 0, PROGRESS_MSG) : "", val(j, 0, PROGRESS_ATT),
+				 val(j, 0, PROGRESS_AT));
+		show_field("progress", line);
+		free(line);
 	}
 	if (val(j, 0, NEXT))
 		show_field("next attempt", val(j, 0, NEXT));
@@ -710,9 +718,11 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 int cli_status(int argc, char **argv, bool full)
 {
 	static const char status_sql[] =
-		"SELECT job_id, status, attempts, COALESCE(error, '') FROM taskexec.jobs WHERE job_id = $1";
+		"SELECT job_id, status, attempts, COALESCE(error, ''), round(progress * 100)::int, "
+		"to_jsonb(progress_msg)::text FROM taskexec.jobs WHERE job_id = $1";
 	static const char status_json_sql[] =
-		"SELECT jsonb_build_object('job_id', job_id, 'status', status, 'attempts', attempts, 'error', error) "
+		"SELECT jsonb_build_object('job_id', job_id, 'status', status, 'attempts', attempts, 'error', error, "
+		"'progress', progress, 'progress_msg', progress_msg, 'progress_at', " SQL_UTC("progress_at") ") "
 		"FROM taskexec.jobs WHERE job_id = $1";
 	static const char show_json_sql[] =
 		"SELECT jsonb_pretty((to_jsonb(j) - 'claim_token' - 'payload' - 'retry_base') || jsonb_build_object("
@@ -749,9 +759,16 @@ int cli_status(int argc, char **argv, bool full)
 		rc = EXIT_DONE;
 	} else if (r) {
 		char *id = term_escape_str(PQgetvalue(r, 0, 0), 0), *err = term_escape_str(PQgetvalue(r, 0, 3), 0);
+		/* The message as a JSON string: quoted, so that it cannot pass for
+		 * the error that follows. */
+		char *msg = val(r, 0, 5) ? term_escape_str(val(r, 0, 5), TERM_JSON) : NULL;
+		char *prog = val(r, 0, 4) ? xasprintf(" progress=%s%%%s%s", val(r, 0, 4), msg ? " " : "", msg ? msg : "")
+					  : xstrdup("");
 
-		printf("%s %s attempts=%s%s%s\n", id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), *err ? " error=" : "",
-		       err);
+		printf("%s %s attempts=%s%s%s%s\n", id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), prog,
+		       *err ? " error=" : "", err);
+		free(prog);
+		free(msg);
 		free(id);
 		free(err);
 		rc = EXIT_DONE;
@@ -773,13 +790,14 @@ int cli_list(int argc, char **argv)
 	"ORDER BY created_at DESC LIMIT $3::int"
 	static const char text_sql[] =
 		"SELECT job_id, status, task_type, " SQL_ENTRY ", attempts, " SQL_UTC_S("created_at") ", "
-		SQL_MS("started_at", "COALESCE(finished_at, now())") ", COALESCE(left(error, 60), '')" LIST_FROM;
+		SQL_MS("started_at", "COALESCE(finished_at, now())") ", COALESCE(round(progress * 100)::int || '%', '-'), "
+		"COALESCE(left(error, 60), '')" LIST_FROM;
 	static const char json_sql[] =
 		"SELECT COALESCE(jsonb_agg(to_jsonb(x) - 'created' ORDER BY x.created DESC), '[]')::text FROM (SELECT created_at AS created, "
 		"job_id, status, task_type, " SQL_ENTRY " AS entry, priority, attempts, error, "
 		SQL_UTC("created_at") " AS created_at, " SQL_UTC("started_at") " AS started_at, "
 		SQL_UTC("finished_at") " AS finished_at, " SQL_MS("started_at", "COALESCE(finished_at, now())")
-		" AS duration_ms" LIST_FROM ") x";
+		" AS duration_ms, progress, progress_msg" LIST_FROM ") x";
 #undef LIST_FROM
 	const char *status = NULL, *type = NULL, *limit = "20", *since = NULL;
 	const char *p[5] = { 0 };
@@ -837,16 +855,16 @@ int cli_list(int argc, char **argv)
 	if (r && json) {
 		print_safe("", PQgetvalue(r, 0, 0), TERM_JSON);
 	} else if (r) {
-		printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ENTRY",
-		       "ATTEMPTS", "CREATED", "DURATION", "ERROR");
+		printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %-8s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ENTRY",
+		       "ATTEMPTS", "CREATED", "DURATION", "PROGRESS", "ERROR");
 		for (int i = 0; i < PQntuples(r); i++) {
-			char *f[8], dur[32];
+			char *f[9], dur[32];
 
-			for (int k = 0; k < 8; k++)
+			for (int k = 0; k < 9; k++)
 				f[k] = term_escape_str(k == 6 ? fmt_duration(val(r, i, k), dur) : PQgetvalue(r, i, k), 0);
-			printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-			       f[7]);
-			for (int k = 0; k < 8; k++)
+			printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %-8s %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+			       f[7], f[8]);
+			for (int k = 0; k < 9; k++)
 				free(f[k]);
 		}
 	}

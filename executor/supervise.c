@@ -509,6 +509,14 @@ static void record(struct job_run *jr)
 
 /* ---- the attempt ------------------------------------------------------------------- */
 
+static void on_flush(struct loop *l, void *arg);
+
+static void flush_soon(struct job_run *jr, int64_t ms)
+{
+	if (!jr->flush)
+		jr->flush = loop_timer(jr->sv->h.loop, now_ms() + ms, on_flush, jr);
+}
+
 /* Send what waits: the batch of lines (FINAL: with the counts of what was
  * left out) and the latest progress.  Replies are not awaited: a batch
  * PostgreSQL refuses is logged by store and lost, never the job's outcome,
@@ -522,6 +530,13 @@ static void flush_logs(struct job_run *jr, bool final)
 	if (jr->flush) {
 		loop_timer_cancel(jr->sv->h.loop, jr->flush);
 		jr->flush = NULL;
+	}
+	/* PostgreSQL away: keep gathering (the lines are bounded, progress is
+	 * one value) rather than queue a statement a second for the reconnect.
+	 * The last batch is queued all the same, ahead of the finish. */
+	if (!final && !store_up(st)) {
+		flush_soon(jr, LOG_FLUSH_MS);
+		return;
 	}
 	snprintf(attempt, sizeof(attempt), "%d", jr->attempt);
 	if ((jr->logs && json_array_size(jr->logs)) || (final && jr->log_omitted_lines)) {
@@ -551,12 +566,6 @@ static void on_flush(struct loop *l, void *arg)
 
 	jr->flush = NULL;
 	flush_logs(jr, false);
-}
-
-static void flush_soon(struct job_run *jr, int64_t ms)
-{
-	if (!jr->flush)
-		jr->flush = loop_timer(jr->sv->h.loop, now_ms() + ms, on_flush, jr);
 }
 
 /* One line for taskexec.attempt_logs, while the attempt's share lasts;

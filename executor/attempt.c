@@ -60,15 +60,21 @@ struct attempt {
 };
 
 /* Past the cap every further line is only counted, however short: what is
- * logged is then a prefix of what the task wrote. */
+ * logged is then a prefix of what the task wrote.  Progress records pass
+ * regardless: each replaces the one before, so the receiver coalesces them
+ * and a task that filled its output still reports how far it got. */
 static void forward(struct attempt *a, int stream, const char *p, size_t n)
 {
-	if (a->suppressed_lines || !a->out_cap || n > a->out_cap - a->out_sent) {
+	bool progress = stream == PROC_EVENTS && n >= sizeof(ATTEMPT_PROGRESS_PREFIX) - 1 &&
+			!memcmp(p, ATTEMPT_PROGRESS_PREFIX, sizeof(ATTEMPT_PROGRESS_PREFIX) - 1);
+
+	if (!progress && (a->suppressed_lines || !a->out_cap || n > a->out_cap - a->out_sent)) {
 		a->suppressed_lines++;
 		a->suppressed_bytes += n;
 		return;
 	}
-	a->out_sent += n;
+	if (!progress)
+		a->out_sent += n;
 	if (stream == PROC_EVENTS)
 		a->ops->event(a->ctx, p, n);
 	else

@@ -13,6 +13,14 @@
 
 #define ATTEMPT_TAIL_BYTES 8192
 #define ATTEMPT_KILL_GRACE_MS 2000
+/* Of each attempt's lines and logging records at most this much text is
+ * stored (taskexec.attempt_logs, taskexec logs): enough for a job's story,
+ * never the policy's whole output_bytes (megabytes) per attempt.  What is
+ * left out past it, or past output_bytes, is counted on the attempt row. */
+#define ATTEMPT_LOG_STORED_BYTES (256 * 1024)
+/* How a progress record starts on fd 4, as taskexec_task.progress() writes
+ * it: {"progress": 0.42, "msg": ...}. */
+#define ATTEMPT_PROGRESS_PREFIX "{\"progress\":"
 
 struct outcome {
 	enum outcome_kind kind;
@@ -40,7 +48,8 @@ struct outcome *outcome_new(enum outcome_kind k, const char *error);
 struct attempt_ops {
 	/* A line of the task's stdout or stderr (stream PROC_STDOUT/PROC_STDERR). */
 	void (*line)(void *ctx, int stream, const char *line, size_t len);
-	/* One JSON line of the task's logging records. */
+	/* One JSON line of the task's logging records, or a progress record
+	 * (ATTEMPT_PROGRESS_PREFIX; never held back by cap_output). */
 	void (*event)(void *ctx, const char *line, size_t len);
 	/* The attempt is over; the outcome belongs to the callee. */
 	void (*done)(void *ctx, struct outcome *o);

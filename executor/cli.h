@@ -16,7 +16,7 @@ enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_WAIT_TIMEOUT = 3 };
 #define CLI_OPS(X)                                                                          \
 	X("submit", cli_submit) X("status", cli_status_line) X("show", cli_show) X("list", cli_list) \
 	X("retry", cli_retry) X("cancel", cli_cancel) X("queues", cli_queues) X("keygen", cli_keygen) \
-	X("sign", cli_sign) X("prune", cli_prune)
+	X("sign", cli_sign) X("prune", cli_prune) X("logs", cli_logs)
 
 int cli_run(int argc, char **argv);
 int cli_submit(int argc, char **argv);
@@ -28,6 +28,7 @@ int cli_queues(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 int cli_sign(int argc, char **argv);
 int cli_prune(int argc, char **argv);
+int cli_logs(int argc, char **argv);
 
 /* The list of commands (taskexec --help), or one command's usage and options
  * (taskexec help CMD, CMD --help, CMD -h). */

@@ -51,6 +51,14 @@ static const struct {
 	  "                      (2026-12-08T05:00:00Z) (default: any time)\n"
 	  "  --limit N           at most N jobs, 1 to 100000 (default: 20)\n"
 	  "  --json              a JSON array of objects\n" },
+	{ "logs", "logs JOB_ID [--attempt N] [--follow] [--json]",
+	  "The job's stored lines, in order: its stdout and stderr and its logging records\n"
+	  "with their levels, each with its time (UTC) and attempt; what was left out past\n"
+	  "the 256 KiB stored per attempt is counted at the end.\n"
+	  "  --attempt N   only attempt N (default: every attempt)\n"
+	  "  --follow, -f  keep printing new lines until the job is COMPLETED or FAILED (with\n"
+	  "                --attempt, until that attempt ended) (default: print and exit)\n"
+	  "  --json        one JSON object a line: attempt, seq, ts, stream, level, logger, line\n" },
 	{ "retry", "retry JOB_ID", "Re-enqueue a FAILED job with a fresh budget of retries.\n" },
 	{ "cancel", "cancel JOB_ID", "Cancel a queued or running job; it ends FAILED, error \"cancelled\".\n" },
 	{ "queues", "queues [--json]", "Queue depths per priority, delayed retries, live executors.\n" },

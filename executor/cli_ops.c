@@ -1,6 +1,7 @@
 /* cli_ops — the producer and inspection commands: submit, status, show, list,
  * retry, cancel, queues, keygen and sign.  Plain blocking clients: a command
  * does one thing and exits. */
+#include "attempt.h"
 #include "cli.h"
 #include "cli_payload.h"
 #include "job.h"
@@ -607,14 +608,15 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 		SQL_UTC("created_at") ", " SQL_UTC("started_at") ", " SQL_UTC("finished_at") ", "
 		SQL_UTC("next_attempt_at") ", " SQL_MS("created_at", "started_at") ", "
 		SQL_MS("started_at", "COALESCE(finished_at, now())") ", jsonb_pretty(result), error, traceback, "
-		"executor_id, idempotency_key, is_duplicate, duplicate_of, cancel_requested "
+		"executor_id, idempotency_key, is_duplicate, duplicate_of, cancel_requested, "
+		"round(progress * 100)::int, progress_msg, " SQL_UTC("progress_at") ", progress_attempt "
 		"FROM taskexec.jobs WHERE job_id = $1";
 	static const char attempts_sql[] =
 		"SELECT attempt, executor_id, COALESCE(outcome, 'running'), "
 		SQL_MS("started_at", "COALESCE(ended_at, now())") ", exit_code, signal, error_type, error_message, "
 		"traceback, stdout_tail, stderr_tail FROM taskexec.attempts WHERE job_id = $1 ORDER BY attempt";
 	enum { ID, STATUS, ENTRY, TYPE, PRIO, ATTEMPTS, MAXR, CREATED, STARTED, FINISHED, NEXT, WAITED, RAN, RESULT,
-	       ERROR, TRACE, EXECUTOR, KEY, DUP, DUP_OF, CANCEL };
+	       ERROR, TRACE, EXECUTOR, KEY, DUP, DUP_OF, CANCEL, PROGRESS, PROGRESS_MSG, PROGRESS_AT, PROGRESS_ATT };
 	const char *p[] = { job_id };
 	PGresult *j = db_exec(db, c, job_sql, 1, p), *a = NULL;
 	char dur[32], *line, *heading;
@@ -656,6 +658,13 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 		free(line);
 	} else if (!strcmp(val(j, 0, STATUS), "RUNNING")) {
 		show_field("running for", fmt_duration(val(j, 0, RAN), dur));
+	}
+	if (val(j, 0, PROGRESS)) {
+		line = xasprintf("%s%%%s%s  (attempt %s, at %s)", val(j, 0, PROGRESS), val(j, 0, PROGRESS_MSG) ? " " : "",
+				 val(j, 0, PROGRESS_MSG) ? val(j, 0, PROGRESS_MSG) : "", val(j, 0, PROGRESS_ATT),
+				 val(j, 0, PROGRESS_AT));
+		show_field("progress", line);
+		free(line);
 	}
 	if (val(j, 0, NEXT))
 		show_field("next attempt", val(j, 0, NEXT));
@@ -709,9 +718,11 @@ static int show_text(PGconn *db, const struct config *c, const char *job_id)
 int cli_status(int argc, char **argv, bool full)
 {
 	static const char status_sql[] =
-		"SELECT job_id, status, attempts, COALESCE(error, '') FROM taskexec.jobs WHERE job_id = $1";
+		"SELECT job_id, status, attempts, COALESCE(error, ''), round(progress * 100)::int, "
+		"to_jsonb(progress_msg)::text FROM taskexec.jobs WHERE job_id = $1";
 	static const char status_json_sql[] =
-		"SELECT jsonb_build_object('job_id', job_id, 'status', status, 'attempts', attempts, 'error', error) "
+		"SELECT jsonb_build_object('job_id', job_id, 'status', status, 'attempts', attempts, 'error', error, "
+		"'progress', progress, 'progress_msg', progress_msg, 'progress_at', " SQL_UTC("progress_at") ") "
 		"FROM taskexec.jobs WHERE job_id = $1";
 	static const char show_json_sql[] =
 		"SELECT jsonb_pretty((to_jsonb(j) - 'claim_token' - 'payload' - 'retry_base') || jsonb_build_object("
@@ -748,9 +759,16 @@ int cli_status(int argc, char **argv, bool full)
 		rc = EXIT_DONE;
 	} else if (r) {
 		char *id = term_escape_str(PQgetvalue(r, 0, 0), 0), *err = term_escape_str(PQgetvalue(r, 0, 3), 0);
+		/* The message as a JSON string: quoted, so that it cannot pass for
+		 * the error that follows. */
+		char *msg = val(r, 0, 5) ? term_escape_str(val(r, 0, 5), TERM_JSON) : NULL;
+		char *prog = val(r, 0, 4) ? xasprintf(" progress=%s%%%s%s", val(r, 0, 4), msg ? " " : "", msg ? msg : "")
+					  : xstrdup("");
 
-		printf("%s %s attempts=%s%s%s\n", id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), *err ? " error=" : "",
-		       err);
+		printf("%s %s attempts=%s%s%s%s\n", id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), prog,
+		       *err ? " error=" : "", err);
+		free(prog);
+		free(msg);
 		free(id);
 		free(err);
 		rc = EXIT_DONE;
@@ -772,13 +790,14 @@ int cli_list(int argc, char **argv)
 	"ORDER BY created_at DESC LIMIT $3::int"
 	static const char text_sql[] =
 		"SELECT job_id, status, task_type, " SQL_ENTRY ", attempts, " SQL_UTC_S("created_at") ", "
-		SQL_MS("started_at", "COALESCE(finished_at, now())") ", COALESCE(left(error, 60), '')" LIST_FROM;
+		SQL_MS("started_at", "COALESCE(finished_at, now())") ", COALESCE(round(progress * 100)::int || '%', '-'), "
+		"COALESCE(left(error, 60), '')" LIST_FROM;
 	static const char json_sql[] =
 		"SELECT COALESCE(jsonb_agg(to_jsonb(x) - 'created' ORDER BY x.created DESC), '[]')::text FROM (SELECT created_at AS created, "
 		"job_id, status, task_type, " SQL_ENTRY " AS entry, priority, attempts, error, "
 		SQL_UTC("created_at") " AS created_at, " SQL_UTC("started_at") " AS started_at, "
 		SQL_UTC("finished_at") " AS finished_at, " SQL_MS("started_at", "COALESCE(finished_at, now())")
-		" AS duration_ms" LIST_FROM ") x";
+		" AS duration_ms, progress, progress_msg" LIST_FROM ") x";
 #undef LIST_FROM
 	const char *status = NULL, *type = NULL, *limit = "20", *since = NULL;
 	const char *p[5] = { 0 };
@@ -836,16 +855,16 @@ int cli_list(int argc, char **argv)
 	if (r && json) {
 		print_safe("", PQgetvalue(r, 0, 0), TERM_JSON);
 	} else if (r) {
-		printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ENTRY",
-		       "ATTEMPTS", "CREATED", "DURATION", "ERROR");
+		printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %-8s %s\n", "JOB_ID", "STATUS", "TASK_TYPE", "ENTRY",
+		       "ATTEMPTS", "CREATED", "DURATION", "PROGRESS", "ERROR");
 		for (int i = 0; i < PQntuples(r); i++) {
-			char *f[8], dur[32];
+			char *f[9], dur[32];
 
-			for (int k = 0; k < 8; k++)
+			for (int k = 0; k < 9; k++)
 				f[k] = term_escape_str(k == 6 ? fmt_duration(val(r, i, k), dur) : PQgetvalue(r, i, k), 0);
-			printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-			       f[7]);
-			for (int k = 0; k < 8; k++)
+			printf("%-38s %-9s %-16s %-32s %-8s %-20s %-9s %-8s %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+			       f[7], f[8]);
+			for (int k = 0; k < 9; k++)
 				free(f[k]);
 		}
 	}
@@ -1079,6 +1098,209 @@ int cli_prune(int argc, char **argv)
 		rc = EXIT_FAILED;
 	}
 	PQclear(r);
+	PQfinish(db);
+	config_free(&c);
+	return rc;
+}
+
+/* ---- logs --------------------------------------------------------------------------------- */
+
+/* Rows fetched at a time: a job's 256 KiB a attempt could be thousands of
+ * lines; memory stays bounded and --follow resumes after the last. */
+#define LOGS_PAGE 2000
+/* A NOTIFY wakes --follow at once; this bounds the wait should one be
+ * missed (the connection's LISTEN is set before the first read). */
+#define LOGS_FOLLOW_POLL_MS 2000
+
+struct logs_cursor {
+	const char *job_id, *attempt;   /* attempt NULL: every attempt */
+	char last_attempt[24], last_seq[24];
+	bool json;
+};
+
+/* A stored line, printed as "TIME N STREAM [LEVEL LOGGER:] text"; the
+ * continuation lines of a record (a logged exception) are indented under
+ * it.  Every piece is the job's text: escaped, none reaches the terminal as
+ * a command. */
+static void print_log_row(const PGresult *r, int i, bool json)
+{
+	enum { ATT, SEQ, TS, STREAM, LEVEL, LOGGER, LINE };
+	const char *line = PQgetvalue(r, i, LINE);
+	char *head;
+
+	if (json) {
+		json_t *o = json_pack("{s:I, s:I, s:s, s:s, s:s?, s:s?, s:s}", "attempt",
+				      (json_int_t)atoll(PQgetvalue(r, i, ATT)), "seq", (json_int_t)atoll(PQgetvalue(r, i, SEQ)),
+				      "ts", PQgetvalue(r, i, TS), "stream", PQgetvalue(r, i, STREAM), "level", val(r, i, LEVEL),
+				      "logger", val(r, i, LOGGER), "line", line);
+		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		print_safe("", text, TERM_JSON);
+		free(text);
+		json_decref(o);
+		return;
+	}
+	if (val(r, i, LEVEL) || val(r, i, LOGGER)) {
+		char *lvl = term_escape_str(val(r, i, LEVEL) ? val(r, i, LEVEL) : "-", 0);
+		char *name = term_escape_str(val(r, i, LOGGER) ? val(r, i, LOGGER) : "-", 0);
+
+		head = xasprintf("%s %s %-6s %s %s: ", PQgetvalue(r, i, TS), PQgetvalue(r, i, ATT), PQgetvalue(r, i, STREAM),
+				 lvl, name);
+		free(lvl);
+		free(name);
+	} else {
+		head = xasprintf("%s %s %-6s ", PQgetvalue(r, i, TS), PQgetvalue(r, i, ATT), PQgetvalue(r, i, STREAM));
+	}
+	for (bool first = true; first || *line; first = false) {
+		size_t n = strcspn(line, "\n");
+		char *safe = term_escape(line, n, 0);
+
+		printf("%s%s\n", first ? head : "    ", safe);
+		free(safe);
+		line += n + (line[n] == '\n');
+	}
+	free(head);
+}
+
+/* Print every stored line after the cursor; 0, or -1 after saying why. */
+static int logs_page(PGconn *db, const struct config *c, struct logs_cursor *cur)
+{
+	static const char sql[] =
+		"SELECT attempt, seq, " SQL_UTC("ts") ", stream, level, logger, line FROM taskexec.attempt_logs "
+		"WHERE job_id = $1 AND ($2::int IS NULL OR attempt = $2::int) AND (attempt, seq) > ($3::int, $4::int) "
+		"ORDER BY attempt, seq LIMIT $5::int";
+	char page[24];
+	int n;
+
+	snprintf(page, sizeof(page), "%d", LOGS_PAGE);
+	do {
+		const char *p[] = { cur->job_id, cur->attempt, cur->last_attempt, cur->last_seq, page };
+		PGresult *r = db_exec(db, c, sql, 5, p);
+
+		if (!r)
+			return -1;
+		n = PQntuples(r);
+		for (int i = 0; i < n; i++)
+			print_log_row(r, i, cur->json);
+		if (n > 0) {
+			snprintf(cur->last_attempt, sizeof(cur->last_attempt), "%s", PQgetvalue(r, n - 1, 0));
+			snprintf(cur->last_seq, sizeof(cur->last_seq), "%s", PQgetvalue(r, n - 1, 1));
+		}
+		PQclear(r);
+	} while (n == LOGS_PAGE);
+	fflush(stdout);
+	return 0;
+}
+
+/* What each attempt left out (past the stored share or the policy's
+ * output_bytes), said after its lines so that nobody takes a prefix for the
+ * whole. */
+static int logs_omitted(PGconn *db, const struct config *c, const struct logs_cursor *cur)
+{
+	const char *p[] = { cur->job_id, cur->attempt };
+	PGresult *r = db_exec(db, c,
+			      "SELECT attempt, log_lines_omitted, log_bytes_omitted FROM taskexec.attempts WHERE job_id = $1 "
+			      "AND ($2::int IS NULL OR attempt = $2::int) AND log_lines_omitted > 0 ORDER BY attempt",
+			      2, p);
+
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (cur->json)
+			printf("{\"attempt\":%s,\"omitted_lines\":%s,\"omitted_bytes\":%s}\n", PQgetvalue(r, i, 0),
+			       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+		else
+			printf("[attempt %s: %s more lines (%s bytes) left out, over the %d KiB stored per attempt or "
+			       "the policy's output_bytes]\n",
+			       PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), ATTEMPT_LOG_STORED_BYTES / 1024);
+	}
+	PQclear(r);
+	return 0;
+}
+
+int cli_logs(int argc, char **argv)
+{
+	static const char job_sql[] =
+		"SELECT j.status, j.attempts, (SELECT a.ended_at IS NOT NULL FROM taskexec.attempts a "
+		"WHERE a.job_id = j.job_id AND a.attempt = $2::int) FROM taskexec.jobs j WHERE j.job_id = $1";
+	struct logs_cursor cur = { .last_attempt = "0", .last_seq = "-1" };
+	const char *job_id = NULL;
+	bool follow = false;
+	struct config c;
+	PGconn *db;
+	long n;
+	int rc;
+
+	cur.json = take_json_flag(&argc, argv);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
+			follow = true;
+		else if (!strcmp(argv[i], "--attempt") && i + 1 < argc)
+			cur.attempt = argv[++i];
+		else if (argv[i][0] == '-' || job_id)
+			return cli_usage_error("usage: taskexec logs JOB_ID [--attempt N] [--follow] [--json]");
+		else
+			job_id = argv[i];
+	}
+	if (!job_id)
+		return cli_usage_error("usage: taskexec logs JOB_ID [--attempt N] [--follow] [--json]");
+	if (cur.attempt && parse_int(cur.attempt, 1, 1000000, &n) < 0)
+		return cli_usage_error("--attempt: '%s' is not a whole number from 1", cur.attempt);
+	cur.job_id = job_id;
+	if ((rc = with_db(&c, &db)))
+		return rc;
+	rc = EXIT_FAILED;
+	/* Listening before the first read: a batch stored after it wakes us. */
+	if (follow) {
+		PQclear(PQexec(db, "LISTEN taskexec_log"));
+		PQclear(PQexec(db, "LISTEN taskexec_job"));
+	}
+	for (;;) {
+		const char *p[] = { job_id, cur.attempt };
+		PGresult *j = db_exec(db, &c, job_sql, 2, p);
+		bool over;
+
+		if (!j)
+			goto out;
+		if (PQntuples(j) == 0) {
+			char *id = term_escape_str(job_id, 0);
+
+			fprintf(stderr, "taskexec: no job %s\n", id);
+			free(id);
+			PQclear(j);
+			goto out;
+		}
+		if (cur.attempt && !follow && PQgetisnull(j, 0, 2)) {
+			char *id = term_escape_str(job_id, 0);
+
+			fprintf(stderr, "taskexec: job %s has no attempt %s (it has %s)\n", id, cur.attempt,
+				PQgetvalue(j, 0, 1));
+			free(id);
+			PQclear(j);
+			goto out;
+		}
+		/* Read after the status: a job terminal then has all its lines in,
+		 * for the daemon stores an attempt's last batch before its outcome. */
+		over = !follow || terminal(PQgetvalue(j, 0, 0)) ||
+		       (cur.attempt && !PQgetisnull(j, 0, 2) && !strcmp(PQgetvalue(j, 0, 2), "t"));
+		PQclear(j);
+		if (logs_page(db, &c, &cur) < 0)
+			goto out;
+		if (over)
+			break;
+		{
+			struct pollfd pfd = { PQsocket(db), POLLIN, 0 };
+
+			if (poll(&pfd, 1, LOGS_FOLLOW_POLL_MS) < 0 && errno != EINTR)
+				goto out;
+			PQconsumeInput(db);
+			for (PGnotify *nt; (nt = PQnotifies(db));)
+				PQfreemem(nt);
+		}
+	}
+	if (logs_omitted(db, &c, &cur) == 0)
+		rc = EXIT_DONE;
+out:
 	PQfinish(db);
 	config_free(&c);
 	return rc;

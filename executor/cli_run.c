@@ -304,7 +304,13 @@ static void on_event(void *ctx, const char *line, size_t len)
 	const char *name = json_string_value(json_object_get(ev, "logger"));
 	const char *msg = json_string_value(json_object_get(ev, "msg"));
 
-	if (lvl && name && msg) {
+	if (json_is_number(json_object_get(ev, "progress"))) {
+		char *text = xasprintf("%.0f%%%s%s", json_number_value(json_object_get(ev, "progress")) * 100,
+				       msg ? " " : "", msg ? msg : "");
+
+		print_prefixed("progress: ", text, strlen(text));
+		free(text);
+	} else if (lvl && name && msg) {
 		char *text = xasprintf("%s %s: %s", lvl, name, msg);
 
 		print_prefixed("log: ", text, strlen(text));

@@ -86,7 +86,26 @@ struct job_run {
 	int64_t retry_ms;
 	int refusals;                   /* PostgreSQL refused what this job carries */
 	bool slot_released;
+	/* The attempt's lines on their way to taskexec.attempt_logs (see keep()). */
+	json_t *logs;                   /* waiting for the next batch */
+	size_t logs_bytes;
+	int64_t log_seq;
+	uint64_t log_stored, log_omitted_lines, log_omitted_bytes;
+	struct timer *flush;
+	/* The latest progress the task reported, not yet sent when dirty. */
+	double progress;
+	char *progress_msg;
+	bool progress_dirty;
 };
+
+/* Lines go in batches, one statement each, never one per line: when this
+ * many are waiting, or LOG_FLUSH_MS after the first of them.  Progress goes
+ * with the next batch, at most PROGRESS_FLUSH_MS after it was reported. */
+#define LOG_BATCH_LINES 256
+#define LOG_BATCH_BYTES (64 * 1024)
+#define LOG_FLUSH_MS 1000
+#define PROGRESS_FLUSH_MS 500
+#define PROGRESS_MSG_MAX 1024
 
 /* After a refusal the step is sent again with less of the job's data: what
  * it sent, then also every other text it controls.  A refusal of the second
@@ -490,12 +509,99 @@ static void record(struct job_run *jr)
 
 /* ---- the attempt ------------------------------------------------------------------- */
 
+static void on_flush(struct loop *l, void *arg);
+
+static void flush_soon(struct job_run *jr, int64_t ms)
+{
+	if (!jr->flush)
+		jr->flush = loop_timer(jr->sv->h.loop, now_ms() + ms, on_flush, jr);
+}
+
+/* Send what waits: the batch of lines (FINAL: with the counts of what was
+ * left out) and the latest progress.  Replies are not awaited: a batch
+ * PostgreSQL refuses is logged by store and lost, never the job's outcome,
+ * and the statements run in order, so the attempt's last batch is in before
+ * its finish() makes the job terminal. */
+static void flush_logs(struct job_run *jr, bool final)
+{
+	struct store *st = jr->sv->h.store;
+	char attempt[24], lines[24], bytes[24], prog[32];
+
+	if (jr->flush) {
+		loop_timer_cancel(jr->sv->h.loop, jr->flush);
+		jr->flush = NULL;
+	}
+	/* PostgreSQL away: keep gathering (the lines are bounded, progress is
+	 * one value) rather than queue a statement a second for the reconnect.
+	 * The last batch is queued all the same, ahead of the finish. */
+	if (!final && !store_up(st)) {
+		flush_soon(jr, LOG_FLUSH_MS);
+		return;
+	}
+	snprintf(attempt, sizeof(attempt), "%d", jr->attempt);
+	if ((jr->logs && json_array_size(jr->logs)) || (final && jr->log_omitted_lines)) {
+		char *batch = jr->logs ? json_dumps(jr->logs, JSON_COMPACT) : xstrdup("[]");
+		const char *p[] = { jr->job_id, attempt, batch, final ? lines : NULL, final ? bytes : NULL };
+
+		snprintf(lines, sizeof(lines), "%llu", (unsigned long long)jr->log_omitted_lines);
+		snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)jr->log_omitted_bytes);
+		store_query(st, "SELECT taskexec.append_logs($1, $2::int, $3::jsonb, $4::bigint, $5::bigint)", 5, p,
+			    NULL, NULL);
+		free(batch);
+		json_array_clear(jr->logs);
+		jr->logs_bytes = 0;
+	}
+	if (jr->progress_dirty) {
+		const char *p[] = { jr->job_id, attempt, prog, jr->progress_msg };
+
+		snprintf(prog, sizeof(prog), "%.6g", jr->progress);
+		store_query(st, "SELECT taskexec.set_progress($1, $2::int, $3::real, $4)", 4, p, NULL, NULL);
+		jr->progress_dirty = false;
+	}
+}
+
+static void on_flush(struct loop *l, void *arg)
+{
+	struct job_run *jr = arg;
+
+	jr->flush = NULL;
+	flush_logs(jr, false);
+}
+
+/* One line for taskexec.attempt_logs, while the attempt's share lasts;
+ * after that, as in attempt.c, every further line is only counted, so what
+ * is stored is a prefix of what the task wrote. */
+static void keep(struct job_run *jr, const char *stream, const char *level, const char *logger, const char *text,
+		 size_t len)
+{
+	char *clean;
+
+	if (jr->log_omitted_lines || len > ATTEMPT_LOG_STORED_BYTES - jr->log_stored) {
+		jr->log_omitted_lines++;
+		jr->log_omitted_bytes += len;
+		return;
+	}
+	jr->log_stored += len;
+	if (!jr->logs)
+		jr->logs = json_array();
+	clean = utf8_clean(text, len);
+	json_array_append_new(jr->logs, json_pack("[I, I, s, s?, s?, s]", (json_int_t)jr->log_seq++,
+						  (json_int_t)wall_ms(), stream, level, logger, clean));
+	free(clean);
+	jr->logs_bytes += len;
+	if (json_array_size(jr->logs) >= LOG_BATCH_LINES || jr->logs_bytes >= LOG_BATCH_BYTES)
+		flush_logs(jr, false);
+	else
+		flush_soon(jr, LOG_FLUSH_MS);
+}
+
 static void on_line(void *ctx, int stream, const char *line, size_t len)
 {
 	struct job_run *jr = ctx;
 	char *clean;
 	json_t *f;
 
+	keep(jr, stream == PROC_STDOUT ? "stdout" : "stderr", NULL, NULL, line, len);
 	if (!log_enabled(LOG_INFO))
 		return;
 	clean = utf8_clean(line, len);
@@ -506,11 +612,46 @@ static void on_line(void *ctx, int stream, const char *line, size_t len)
 	free(clean);
 }
 
+/* A progress record: only the latest counts, sent within PROGRESS_FLUSH_MS.
+ * taskexec_task.progress() validates and throttles; a task that writes fd 4
+ * itself gets no further than a record ignored. */
+static void take_progress(struct job_run *jr, json_t *rec)
+{
+	json_t *v = json_object_get(rec, "progress"), *m = json_object_get(rec, "msg");
+	double x = json_number_value(v);
+
+	if (!json_is_number(v) || !(x >= 0.0 && x <= 1.0) || (m && !json_is_null(m) && !json_is_string(m)))
+		return;
+	jr->progress = x;
+	free(jr->progress_msg);
+	jr->progress_msg = json_is_string(m) ? utf8_clean(json_string_value(m),
+							  utf8_prefix(json_string_value(m), PROGRESS_MSG_MAX))
+					     : NULL;
+	jr->progress_dirty = true;
+	flush_soon(jr, PROGRESS_FLUSH_MS);
+}
+
 static void on_event(void *ctx, const char *line, size_t len)
 {
 	struct job_run *jr = ctx;
 	json_t *rec = json_loadb(line, len, 0, NULL), *f;
 
+	if (json_is_object(rec) && json_object_get(rec, "progress")) {
+		take_progress(jr, rec);
+		json_decref(rec);
+		return;
+	}
+	if (json_is_object(rec) && json_is_string(json_object_get(rec, "msg"))) {
+		const char *msg = json_string_value(json_object_get(rec, "msg"));
+		const char *exc = json_string_value(json_object_get(rec, "exc"));
+		char *text = exc ? xasprintf("%s\n%s", msg, exc) : NULL;
+
+		keep(jr, "log", json_string_value(json_object_get(rec, "level")),
+		     json_string_value(json_object_get(rec, "logger")), text ? text : msg, strlen(text ? text : msg));
+		free(text);
+	} else {
+		keep(jr, "log", NULL, NULL, line, len);
+	}
 	if (!log_enabled(LOG_INFO)) {
 		json_decref(rec);
 		return;
@@ -546,6 +687,9 @@ static void on_done(void *ctx, struct outcome *o)
 	}
 	jr->running = NULL;
 	jr->outcome = o;
+	jr->log_omitted_lines += o->suppressed_lines;
+	jr->log_omitted_bytes += o->suppressed_bytes;
+	flush_logs(jr, true);
 	/* A launch that failed in the child (its namespaces, mounts, uid, the
 	 * filter) is ours too; any other end means an attempt ran. */
 	jr->sv->h.fault(jr->sv->h.arg, o->kind == OUT_EXECUTOR_FAULT ? o->error : NULL);
@@ -620,6 +764,10 @@ static void finish_job(struct job_run *jr)
 		}
 	if (!jr->slot_released)
 		d->busy--;
+	if (jr->flush)
+		loop_timer_cancel(d->h.loop, jr->flush);
+	json_decref(jr->logs);
+	free(jr->progress_msg);
 	if (jr->pol)
 		policies_unref(jr->pol);
 	job_free(&jr->job);

@@ -8,7 +8,8 @@ sandbox is in place.  File descriptors:
   3  exactly one result document:
        {"ok": true, "result": ...}
        {"ok": false, "type": ..., "message": ..., "traceback": ..., "retryable": ...}
-  4  logging records, one JSON object per line
+  4  logging records, one JSON object per line, and progress records
+     {"progress": 0.42, "msg": ...} from taskexec_task.progress()
 
 Standard library only, and as few imports as possible: every module imported
 here is paid for by every job (traceback and logging load only when needed).
@@ -288,6 +289,8 @@ def main():
     taskexec_task.job_id = job["job_id"]
     taskexec_task.attempt = envelope.get("attempt", 1)
     taskexec_task.task_type = job["task_type"]
+    taskexec_task._events_fd = EVENTS_FD
+    taskexec_task._dumps = json_dumps
 
     params = job.get("parameters") or {}
     try:
@@ -304,6 +307,7 @@ def main():
             import asyncio
             result = asyncio.run(result)
     except BaseException as exc:  # noqa: B902 -- everything a task raises is reported
+        taskexec_task._flush()
         import traceback
         tb = traceback.format_exc()
         if len(tb) > 65536:
@@ -312,6 +316,7 @@ def main():
                                          AttributeError, SystemExit, KeyboardInterrupt))
         fail(type_name(exc), str(exc), retryable, tb=tb)
         return 0
+    taskexec_task._flush()      # the last progress it reported, held back by the throttle
     try:
         encoded = json_dumps(result, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:

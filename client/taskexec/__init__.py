@@ -32,8 +32,8 @@ Modules: :mod:`taskexec.client` (Client, Job), :mod:`taskexec.config`
 document).
 """
 
-from .client import Client, Job
+from .client import Client, Job, Progress
 from .errors import JobNotFound, JobStateError, TaskexecError
 
-__all__ = ["Client", "Job", "TaskexecError", "JobNotFound", "JobStateError"]
+__all__ = ["Client", "Job", "Progress", "TaskexecError", "JobNotFound", "JobStateError"]
 __version__ = "0.1.0"

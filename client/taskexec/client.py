@@ -8,6 +8,7 @@ functions (``taskexec.submit``, ``taskexec.cancel``, ``taskexec.retry``),
 which are the ones ``taskexec submit``, ``cancel`` and ``retry`` use.
 """
 
+import collections
 import json
 import select
 import time
@@ -194,6 +195,11 @@ def _due_seconds(delay, run_at):
     return None
 
 
+class Progress(collections.namedtuple("Progress", "fraction message attempt at")):
+    """How far a job is, as its task last said (see ``Job.progress``)."""
+    __slots__ = ()
+
+
 class Job:
     """One job, by id.  Every attribute reads the job's row now: ``status()``,
     ``result`` (the task's return value, decoded), ``error``, ``traceback``
@@ -236,6 +242,21 @@ class Job:
     def attempts(self):
         """How many attempts have started (0 until the job first runs)."""
         return self._row()[4]
+
+    @property
+    def progress(self):
+        """The latest progress the task reported with ``taskexec_task.progress()``:
+        a :class:`Progress` (``fraction`` from 0 to 1, ``message`` or None,
+        ``attempt`` that reported it, ``at`` a timezone-aware datetime), or
+        None before any.  It stays after the job ends; the executor writes it
+        at most twice a second."""
+        rows = self.client._query(
+            "SELECT progress, progress_msg, progress_attempt, progress_at FROM taskexec.jobs WHERE job_id = %s",
+            (self.id,))
+        if not rows:
+            raise JobNotFound("no job %s" % self.id)
+        fraction, message, attempt, at = rows[0]
+        return None if fraction is None else Progress(float(fraction), message, attempt, at)
 
     def wait(self, timeout=None):
         """Block until the job is COMPLETED or FAILED and return that status.

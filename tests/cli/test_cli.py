@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-COMMANDS = ["run", "submit", "status", "show", "list", "retry", "cancel", "queues", "prune", "policy",
+COMMANDS = ["run", "submit", "status", "show", "list", "logs", "retry", "cancel", "queues", "prune", "policy",
             "keygen", "sign", "help"]
 
 
@@ -115,7 +115,8 @@ def test_list_shows_entry_duration_and_utc_times(cli, row, task_type):
     r = cli("list", "--task-type", task_type)
     assert r.returncode == 0, r.stderr
     head, line = r.stdout.splitlines()
-    assert head.split() == ["JOB_ID", "STATUS", "TASK_TYPE", "ENTRY", "ATTEMPTS", "CREATED", "DURATION", "ERROR"]
+    assert head.split() == ["JOB_ID", "STATUS", "TASK_TYPE", "ENTRY", "ATTEMPTS", "CREATED", "DURATION", "PROGRESS",
+                            "ERROR"]
     f = line.split()
     assert f[3] == "itasks.shapes:Square.area"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", f[5])

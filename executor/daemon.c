@@ -711,6 +711,8 @@ static void reload(struct daemon *d)
 	}
 	policies_unref(d->policies);
 	d->policies = p;
+	for (size_t i = 0; i < p->set.n; i++)
+		metrics_task_type(d->metrics, p->set.v[i].name);
 	log_json(LOG_INFO, "policy.reloaded", json_pack("{s:i}", "policies", (int)p->set.n));
 }
 
@@ -934,6 +936,8 @@ int daemon_run(struct config *cfg)
 				strerror(-r));
 	}
 	d.metrics = metrics_new(cfg->executor_id);
+	for (size_t i = 0; i < d.policies->set.n; i++)
+		metrics_task_type(d.metrics, d.policies->set.v[i].name);
 	d.store = store_new(d.loop, cfg->db_url, on_store_state, &d);
 	d.queue = queue_new(d.loop, cfg, &queue_events, &d);
 	if (!d.queue) {

@@ -10,6 +10,10 @@ struct metrics;
 
 struct metrics *metrics_new(const char *executor_id);
 void metrics_free(struct metrics *m);
+/* Declare a task type: its series are exposed at 0 before its first job, so
+ * rate() and the histogram have a start, and /metrics is never a histogram
+ * family without series. */
+void metrics_task_type(struct metrics *m, const char *task_type);
 void metrics_job(struct metrics *m, const char *task_type, const char *what); /* started, completed, failed, retried, rejected */
 /* An attempt ended: counted by outcome, its wall time observed by task type. */
 void metrics_attempt(struct metrics *m, const char *task_type, enum outcome_kind k, double run_seconds);

@@ -8,6 +8,7 @@ SYSCONFDIR ?= /etc/taskexec
 STATEDIR   ?= /var/lib/taskexec
 MANDIR     ?= $(PREFIX)/share/man
 COMPLETIONSDIR ?= $(PREFIX)/share/bash-completion/completions
+DATADIR    ?= $(PREFIX)/share/taskexec
 PYTHON     ?= /usr/bin/python3
 # The Python client (client/taskexec): Debian's path for public modules.
 PYTHON_SITEDIR ?= $(PREFIX)/lib/python3/dist-packages
@@ -142,6 +143,8 @@ install: all
 	install -m 0644 policy/*.policy $(DESTDIR)$(SYSCONFDIR)/policy.d/
 	for m in man/*.[1578]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -D -m 0644 packaging/taskexec.bash-completion $(DESTDIR)$(COMPLETIONSDIR)/taskexec
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR)/observability \
+	    packaging/observability/taskexec-dashboard.json packaging/observability/taskexec-alerts.yml
 
 # The Python client, package python3-taskexec: modules only, byte-code is the
 # installing system's business (dh_python3, or python3 -m compileall).

@@ -352,7 +352,7 @@ static void on_promoted(void *arg, redisReply *reply)
 {
 	struct daemon *d = arg;
 
-	bool beat = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 8;
+	bool beat = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 9;
 	redisReply **e;
 
 	if (reply && reply->type == REDIS_REPLY_STRING) {
@@ -369,6 +369,17 @@ static void on_promoted(void *arg, redisReply *reply)
 				   "jobs of executors whose heartbeat lapsed were put back at the head of their queues"));
 	d->next_due_ms = e[0]->integer;
 	metrics_depths(d->metrics, (long)e[1]->integer, (long)e[2]->integer, (long)e[3]->integer, (long)e[4]->integer);
+	if (beat && reply->element[8]->type == REDIS_REPLY_ARRAY && reply->element[8]->elements == 3)
+		for (int i = 0; i < 3; i++) {
+			redisReply *h = reply->element[8]->element[i];
+			int64_t at;
+
+			/* An empty queue, or a head without a readable enqueued_at, ages 0. */
+			if (h->type == REDIS_REPLY_STRING && parse_iso8601_ms(h->str, &at) == 0)
+				metrics_queue_oldest(d->metrics, i, (double)(wall_ms() - at) / 1000.0);
+			else
+				metrics_queue_oldest(d->metrics, i, 0);
+		}
 	/* Work is waiting but nobody is claiming it: a lost wake-up costs at most one interval. */
 	if (beat && e[1]->integer + e[2]->integer + e[3]->integer > 0 && !d->claims)
 		fill(d);
@@ -700,6 +711,8 @@ static void reload(struct daemon *d)
 	}
 	policies_unref(d->policies);
 	d->policies = p;
+	for (size_t i = 0; i < p->set.n; i++)
+		metrics_task_type(d->metrics, p->set.v[i].name);
 	log_json(LOG_INFO, "policy.reloaded", json_pack("{s:i}", "policies", (int)p->set.n));
 }
 
@@ -923,6 +936,8 @@ int daemon_run(struct config *cfg)
 				strerror(-r));
 	}
 	d.metrics = metrics_new(cfg->executor_id);
+	for (size_t i = 0; i < d.policies->set.n; i++)
+		metrics_task_type(d.metrics, d.policies->set.v[i].name);
 	d.store = store_new(d.loop, cfg->db_url, on_store_state, &d);
 	d.queue = queue_new(d.loop, cfg, &queue_events, &d);
 	if (!d.queue) {

@@ -71,8 +71,14 @@ int main(int argc, char **argv)
 			free(perr);
 			bad = 1;
 		} else {
-			for (size_t i = 0; i < ps.n; i++)
+			for (size_t i = 0; i < ps.n; i++) {
 				printf("# policy %s: %s\n", ps.v[i].name, ps.v[i].file);
+				/* Where each secret is read from: the operator checks the
+				 * file, the output never carries the value. */
+				for (char **e = ps.v[i].secrets; e && *e; e++)
+					printf("#   secret %.*s from %s\n", (int)(strchr(*e, '=') - *e), *e,
+					       strchr(*e, '=') + 1);
+			}
 			policy_set_free(&ps);
 		}
 		free(errors);

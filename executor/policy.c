@@ -4,11 +4,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct parse {
 	FILE *f;
@@ -126,36 +129,166 @@ static const struct key keys[] = {
 };
 #undef K
 
+static bool has_name(char **v, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **e = v; e && *e; e++)
+		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+			return true;
+	return false;
+}
+
+/* A variable [env] or [secrets] may set: a valid name the interpreter and
+ * the sandbox do not depend on, set once across both sections. */
+static bool var_name_ok(struct parse *ps, const char *section, const char *name)
+{
+	if (!*name) {
+		perr(ps, "[%s]: a variable needs a name", section);
+		return false;
+	}
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || *c == '_' ||
+		      (c != name && *c >= '0' && *c <= '9'))) {
+			perr(ps, "[%s] %s: not a valid variable name", section, name);
+			return false;
+		}
+	if (!strncmp(name, "PYTHON", 6) || !strncmp(name, "LD_", 3) || !strcmp(name, "TMPDIR") ||
+	    !strcmp(name, "PATH") || !strcmp(name, "LANG")) {
+		perr(ps, "[%s] %s: may not be set by a policy", section, name);
+		return false;
+	}
+	if (has_name(ps->p->env, name) || has_name(ps->p->secrets, name)) {
+		perr(ps, "[%s] %s: given twice", section, name);
+		return false;
+	}
+	return true;
+}
+
+int policy_secret_read(const char *source, char **ret, size_t *ret_len, char **ret_err)
+{
+	char *path, *buf = NULL;
+	size_t len = 0;
+	struct stat st;
+	int fd, r = -1;
+
+	if (!strncmp(source, "credential:", 11)) {
+		const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+		if (!dir || !*dir) {
+			*ret_err = xasprintf("%s: CREDENTIALS_DIRECTORY is not set (no LoadCredential= in the unit?)", source);
+			return -1;
+		}
+		path = xasprintf("%s/%s", dir, source + 11);
+	} else {
+		path = xstrdup(source);
+	}
+	/* O_NOFOLLOW|O_NONBLOCK: a symlink planted in place of the file, or a FIFO
+	 * that would hang the daemon, is refused rather than followed. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		*ret_err = xasprintf("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		*ret_err = xasprintf("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*ret_err = xasprintf("%s: not a regular file", path);
+		goto out;
+	}
+	/* Root's, or the daemon's own user's when it runs unprivileged (taskexec
+	 * run by a developer): anyone else could have put another value there. */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		*ret_err = xasprintf("%s: owned by uid %u, not root: chown root:root %s", path, (unsigned)st.st_uid, path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		*ret_err = xasprintf("%s: mode %04o lets group or others at it: chmod 0600 %s", path,
+				     (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	if (st.st_size > POLICY_SECRET_MAX) {
+		*ret_err = xasprintf("%s: larger than %d bytes", path, POLICY_SECRET_MAX);
+		goto out;
+	}
+	buf = xmalloc(POLICY_SECRET_MAX + 1);
+	for (;;) {
+		ssize_t n = read(fd, buf + len, POLICY_SECRET_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*ret_err = xasprintf("%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > POLICY_SECRET_MAX) {
+			*ret_err = xasprintf("%s: larger than %d bytes", path, POLICY_SECRET_MAX);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	if (buf) {
+		explicit_bzero(buf, POLICY_SECRET_MAX + 1);
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *ps = user;
 	struct policy *p = ps->p;
 	bool bad;
 
+	if (!strcmp(section, "secrets")) {
+		size_t n = strv_len(p->secrets);
+		char *v, *err = NULL;
+		size_t len;
+
+		if (!var_name_ok(ps, section, name))
+			return 1;
+		if (!strncmp(value, "credential:", 11)) {
+			if (!value[11] || strchr(value + 11, '/')) {
+				perr(ps, "[secrets] %s: '%s' is not credential:NAME", name, value);
+				return 1;
+			}
+		} else if (*value != '/') {
+			perr(ps, "[secrets] %s: '%s' is not an absolute path or credential:NAME", name, value);
+			return 1;
+		}
+		/* Checked now, so --check and a SIGHUP reload name a bad file before
+		 * any job needs it; read again at each launch. */
+		if (policy_secret_read(value, &v, &len, &err) < 0) {
+			perr(ps, "[secrets] %s: %s", name, err);
+			free(err);
+			return 1;
+		}
+		explicit_bzero(v, len);
+		free(v);
+		p->secrets = xreallocarray(p->secrets, n + 2, sizeof(char *));
+		p->secrets[n] = xasprintf("%s=%s", name, value);
+		p->secrets[n + 1] = NULL;
+		return 1;
+	}
 	if (!strcmp(section, "env")) {
 		size_t n = strv_len(p->env);
 		char *v;
 
-		if (!*name) {
-			perr(ps, "[env]: a variable needs a name");
+		if (!var_name_ok(ps, section, name))
 			return 1;
-		}
-		for (const char *c = name; *c; c++)
-			if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || *c == '_' ||
-			      (c != name && *c >= '0' && *c <= '9'))) {
-				perr(ps, "[env] %s: not a valid variable name", name);
-				return 1;
-			}
-		if (!strncmp(name, "PYTHON", 6) || !strncmp(name, "LD_", 3) || !strcmp(name, "TMPDIR") ||
-		    !strcmp(name, "PATH") || !strcmp(name, "LANG")) {
-			perr(ps, "[env] %s: may not be set by a policy", name);
-			return 1;
-		}
-		for (char **e = p->env; e && *e; e++)
-			if (!strncmp(*e, name, strlen(name)) && (*e)[strlen(name)] == '=') {
-				perr(ps, "[env] %s: given twice", name);
-				return 1;
-			}
 		v = expand(ps->vars, value, &bad);
 		if (bad) {
 			perr(ps, "[env] %s: unknown ${...} variable (known: ${STATE_DIR}, ${TASKS_ROOT})", name);
@@ -242,7 +375,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (strcmp(section, "job") && strcmp(section, "limits") && strcmp(section, "network") &&
 	    strcmp(section, "paths"))
-		perr(ps, "[%s]: unknown section (known: job, limits, network, paths, env)", section);
+		perr(ps, "[%s]: unknown section (known: job, limits, network, paths, env, secrets)", section);
 	else
 		perr(ps, "[%s] %s: unknown key", section, name);
 	return 1;
@@ -271,6 +404,7 @@ static void policy_defaults(struct policy *p)
 	p->write_paths = xcalloc(1, sizeof(char *));
 	p->python_path = xcalloc(1, sizeof(char *));
 	p->env = xcalloc(1, sizeof(char *));
+	p->secrets = xcalloc(1, sizeof(char *));
 }
 
 static void policy_free(struct policy *p)
@@ -283,6 +417,7 @@ static void policy_free(struct policy *p)
 	strv_free(p->write_paths);
 	strv_free(p->python_path);
 	strv_free(p->env);
+	strv_free(p->secrets);
 }
 
 int priority_rank(const char *p)
@@ -427,6 +562,13 @@ void policy_print(const struct policy *p, FILE *out)
 	print_list(out, "python_path", p->python_path);
 	fprintf(out, "\n[env]\n");
 	for (char **e = p->env; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+
+		fprintf(out, "%.*s = %s\n", (int)(eq - *e), *e, eq + 1);
+	}
+	/* Where each secret comes from, never its value. */
+	fprintf(out, "\n[secrets]\n");
+	for (char **e = p->secrets; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 
 		fprintf(out, "%.*s = %s\n", (int)(eq - *e), *e, eq + 1);

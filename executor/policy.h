@@ -25,6 +25,7 @@ struct policy {
 	enum net_mode network;
 	char **read_paths, **write_paths, **python_path;
 	char **env;             /* "NAME=value", expanded */
+	char **secrets;         /* "NAME=source": a root-only file, or credential:ID */
 };
 
 struct policy_set {
@@ -45,6 +46,14 @@ int policy_load_dir(const char *dir, const struct policy_vars *vars, struct poli
 void policy_set_free(struct policy_set *s);
 const struct policy *policy_find(const struct policy_set *s, const char *task_type);
 void policy_print(const struct policy *p, FILE *out);
+/* Read the secret SOURCE of a [secrets] entry (a path, or credential:ID under
+ * $CREDENTIALS_DIRECTORY): 0 with the value in *ret (caller clears it with
+ * explicit_bzero and frees), or -1 with a message naming the file, never its
+ * contents.  Refused: not a regular file, owned by anyone but root (or the
+ * daemon's own user), readable or writable by group or others. */
+int policy_secret_read(const char *source, char **ret, size_t *ret_len, char **ret_err);
+/* Secrets are values of at most this many bytes. */
+#define POLICY_SECRET_MAX (64 * 1024)
 /* 0 high, 1 normal, 2 low, -1 unknown */
 int priority_rank(const char *p);
 

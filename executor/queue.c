@@ -239,7 +239,9 @@ static const char claim_id_lua[] = PRELUDE
  * linear in the number of executors rather than quadratic.  A lease another
  * daemon holds is not overwritten: the reply is then that lease's value.
  * Otherwise: [recovered, next due, depth high, normal, low, delayed, entries
- * moved aside, keys of the wrong type]. */
+ * moved aside, keys of the wrong type, enqueued_at of the head of high, normal,
+ * low ('' when empty or unreadable)].  The heads are read here, not by a
+ * command of their own: the oldest-job gauge costs no extra round trip. */
 static const char beat_lua[] = PRELUDE RECOVER_FN PROMOTE_FN
 	"if not owner(KEYS[1], ARGV[8]) then\n"
 	"  if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 'a ' .. redis.call('TYPE', KEYS[1]).ok end\n"
@@ -262,8 +264,14 @@ static const char beat_lua[] = PRELUDE RECOVER_FN PROMOTE_FN
 	"local due_next = promote(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], ARGV[5])\n"
 	"is(KEYS[7], 'zset')\n"
 	"is(ARGV[1] .. 'processing:' .. ARGV[2], 'list')\n"
+	"local heads = {}\n"
+	"for j = 4, 6 do\n"
+	"  local v = is(KEYS[j], 'list') and redis.call('LINDEX', KEYS[j], 0)\n"
+	"  local ok, d = pcall(cjson.decode, v or '')\n"
+	"  heads[j - 3] = (ok and type(d) == 'table' and type(d.enqueued_at) == 'string') and d.enqueued_at or ''\n"
+	"end\n"
 	"return {total, due_next, depth(KEYS[4], 'list'), depth(KEYS[5], 'list'), depth(KEYS[6], 'list'),\n"
-	"        depth(KEYS[3], 'zset'), moved, bad}\n";
+	"        depth(KEYS[3], 'zset'), moved, bad, heads}\n";
 
 /* KEYS: delayed high normal low wake garbage; ARGV: now
  * Reply: [next due, depth high, normal, low, delayed, entries moved aside,

@@ -774,6 +774,8 @@ struct child_args {
 	struct sock_filter *bpf;
 	unsigned short bpf_len;
 	char *const *argv, *const *envp;
+	const struct secret *secrets;           /* written to the job's /tmp, see write_secrets */
+	size_t n_secrets;
 };
 
 struct launch_status {
@@ -788,6 +790,41 @@ static void __attribute__((noreturn)) child_fail(int fd, const char *step)
 	memcpy(st.step, step, strnlen(step, sizeof(st.step) - 1));     /* async-signal-safe (POSIX.1-2017) */
 	(void)!write(fd, &st, sizeof(st));
 	_exit(127);
+}
+
+/* The policy's [secrets], read by the parent before clone. */
+struct secret {
+	char *file;             /* name in the job's /tmp (the child's cwd) */
+	char *value;
+	size_t len;
+};
+
+/* Each secret as a 0400 file of the job user in the directory we are in (the
+ * job's /tmp), made while we may still chown: the job can read it, nobody
+ * else on the host can, and it goes when the /tmp does.  O_EXCL: a name the
+ * job could have prepared is never written through. */
+static void write_secrets(const struct child_args *a, int st)
+{
+	for (size_t i = 0; i < a->n_secrets; i++) {
+		const struct secret *s = &a->secrets[i];
+		int fd = open(s->file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+		size_t off = 0;
+
+		if (fd < 0)
+			child_fail(st, "create secret file");
+		while (off < s->len) {
+			ssize_t n = write(fd, s->value + off, s->len - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				child_fail(st, "write secret file");
+			off += (size_t)n;
+		}
+		if (a->drop_uid && fchown(fd, a->uid, a->gid) < 0)
+			child_fail(st, "chown secret file");
+		close(fd);
+	}
 }
 
 /* Between fork and execve: raw system calls only, in this order. */
@@ -847,6 +884,7 @@ static int child(void *arg)
 	} else if (chdir(a->scratch) < 0) {
 		child_fail(st, "chdir scratch");
 	}
+	write_secrets(a, st);
 
 	/* 4. Resource limits.  NOFILE stays below SANDBOX_EXEC_FD (see the filter).
 	 *    NPROC comes after the uid switch: set before, execve would fail while
@@ -1121,18 +1159,73 @@ static int take_uid(const struct sandbox *sb, uid_t *ret_uid)
 	return -1;
 }
 
+/* The file a secret is written to in the job's /tmp. */
+static char *secret_file(const char *var, size_t len)
+{
+	return xasprintf("taskexec-secret.%.*s", (int)len, var);
+}
+
+/* A secret's variable names the file that holds it, not the value: the value
+ * then never sits in the environment, where every process the interpreter
+ * starts inherits it and os.environ dumps (error reports, debug output) would
+ * carry it into the job's log. */
 static char **build_env(const struct policy *p, const char *scratch)
 {
-	size_t n = strv_len(p->env), k = 0;
-	char **env = xcalloc(n + 4, sizeof(char *));
+	size_t n = strv_len(p->env), ns = strv_len(p->secrets), k = 0;
+	char **env = xcalloc(n + ns + 4, sizeof(char *));
 
 	env[k++] = xstrdup("PATH=/usr/bin:/bin");
 	env[k++] = xstrdup("LANG=C.UTF-8");
 	env[k++] = xasprintf("TMPDIR=%s", scratch);
 	for (size_t i = 0; i < n; i++)
 		env[k++] = xstrdup(p->env[i]);
+	for (size_t i = 0; i < ns; i++) {
+		size_t len = (size_t)(strchr(p->secrets[i], '=') - p->secrets[i]);
+		char *file = secret_file(p->secrets[i], len);
+
+		env[k++] = xasprintf("%.*s=%s/%s", (int)len, p->secrets[i], scratch, file);
+		free(file);
+	}
 	env[k] = NULL;
 	return env;
+}
+
+/* Read the policy's secrets now, at launch, so a rotated file takes effect
+ * with the next job.  A small local file: the read does not hold the loop. */
+static int read_secrets(const struct policy *p, struct secret **ret, size_t *ret_n, char **ret_err)
+{
+	size_t n = strv_len(p->secrets);
+	struct secret *v = xcalloc(n + 1, sizeof(*v));
+
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(p->secrets[i], '=');
+		char *err = NULL;
+
+		v[i].file = secret_file(p->secrets[i], (size_t)(eq - p->secrets[i]));
+		if (policy_secret_read(eq + 1, &v[i].value, &v[i].len, &err) < 0) {
+			*ret_err = xasprintf("secret %.*s of task type %s: %s", (int)(eq - p->secrets[i]), p->secrets[i],
+					     p->name, err);
+			free(err);
+			*ret = v;
+			*ret_n = i + 1;
+			return -1;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void secrets_free(struct secret *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		if (v[i].value) {
+			explicit_bzero(v[i].value, v[i].len);
+			free(v[i].value);
+		}
+		free(v[i].file);
+	}
+	free(v);
 }
 
 int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err)
@@ -1141,6 +1234,8 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	struct child_args a = { 0 };
 	int pipes[4][2], status[2] = { -1, -1 }, in_fd = -1, ruleset = -1;
 	char *scratch = NULL, **envp = NULL;
+	struct secret *secrets = NULL;
+	size_t n_secrets = 0;
 	struct sock_filter *bpf = NULL;
 	struct domain_plan plan = { 0 };
 	int pidfd = -1, uid_lock = -1;
@@ -1158,7 +1253,7 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 		ret->fd[i] = -1;
 
 	if (filter_for(sb, p->network, ret_err) < 0 || make_write_paths(sb, p, ret_err) < 0 ||
-	    make_scratch(sb, l->job_id, &scratch, ret_err) < 0)
+	    read_secrets(p, &secrets, &n_secrets, ret_err) < 0 || make_scratch(sb, l->job_id, &scratch, ret_err) < 0)
 		goto out;
 	if (sb->domains && sb->drop_uid) {
 		uid_lock = take_uid(sb, &uid);
@@ -1218,6 +1313,8 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	a.bpf_len = sb->bpf_len[p->network];
 	a.argv = argv;
 	a.envp = envp;
+	a.secrets = secrets;
+	a.n_secrets = n_secrets;
 
 	/* The child gets a copy of our memory, not our memory: nothing it does
 	 * between clone and execve (errno, its stack, the plan it walks) can
@@ -1275,6 +1372,8 @@ out:
 	close_nointr(in_fd);
 	close_nointr(ruleset);
 	strv_free(envp);
+	/* The child has its copy; ours is cleared at once. */
+	secrets_free(secrets, n_secrets);
 	free(bpf);
 	if (scratch) {
 		rm_rf_at(AT_FDCWD, scratch);

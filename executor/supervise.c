@@ -426,7 +426,7 @@ static void on_recorded(void *arg, PGresult *res, const char *refused)
 	if (jr->outcome->error)
 		json_object_set_new(f, "error", json_string(jr->outcome->error));
 	json_object_set_new(f, "duration_ms", json_integer(jr->outcome->duration_ms));
-	metrics_attempt(d->h.metrics, jr->outcome->kind, (double)jr->outcome->duration_ms / 1000.0);
+	metrics_attempt(d->h.metrics, jr->job.task_type, jr->outcome->kind, (double)jr->outcome->duration_ms / 1000.0);
 	if (!strcmp(status, "COMPLETED")) {
 		d->counts.completed++;
 		metrics_job(d->h.metrics, jr->job.task_type, "completed");

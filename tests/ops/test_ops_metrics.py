@@ -64,9 +64,9 @@ def test_seed_job_moves_completed_counters_by_exactly_one(ops):
     assert delta("taskexec_attempts_total", outcome="completed") == 1
     assert delta("taskexec_jobs_failed_total", task_type="etl") == 0
     assert delta("taskexec_attempts_total", outcome="exception") == 0
-    assert delta("taskexec_attempt_run_seconds_count") == 1
+    assert delta("taskexec_attempt_run_seconds_count", task_type="etl") == 1
     assert delta("taskexec_queue_to_running_seconds_count") == 1
-    assert delta("taskexec_attempt_run_seconds_sum") > 0
+    assert delta("taskexec_attempt_run_seconds_sum", task_type="etl") > 0
 
 
 def test_failing_job_moves_failed_and_exception_counters(ops):

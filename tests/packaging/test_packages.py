@@ -77,6 +77,8 @@ KEY_PATHS = [
     "/usr/lib/taskexec/tasks/__init__.py",
     "/usr/lib/taskexec/tasks/f5portalupdate/main.py",
     "/etc/taskexec/taskexec.conf",
+    "/usr/share/taskexec/observability/taskexec-dashboard.json",
+    "/usr/share/taskexec/observability/taskexec-alerts.yml",
     "/etc/taskexec/policy.d/etl.policy",
     "/var/lib/taskexec",
 ]
@@ -463,7 +465,7 @@ def test_purge_removes_the_package_but_not_data(installed):
     assert not dpkg_installed()
     left = [str(p) for p in files if p.exists() or p.is_symlink()]
     assert not left, "left after purge: %s" % left
-    for d in (LIBDIR, ETC, Path("/usr/share/doc/taskexec")):
+    for d in (LIBDIR, ETC, Path("/usr/share/doc/taskexec"), Path("/usr/share/taskexec")):
         assert not d.exists(), "left after purge: %s" % d
     # Kept on purpose: the job data and the users that own it.
     assert (STATE / "portal" / "portal.db").is_file()
@@ -505,7 +507,8 @@ def test_rpm_lists_what_the_deb_installs(installed):
                 continue
             if (p in ("/usr/sbin/taskexecd", "/usr/bin/taskexec",
                       "/usr/lib/systemd/system/taskexecd.service")
-                    or p.startswith(("/usr/lib/taskexec", "/etc/taskexec", "/var/lib/taskexec"))
+                    or p.startswith(("/usr/lib/taskexec", "/etc/taskexec", "/var/lib/taskexec",
+                                     "/usr/share/taskexec"))
                     or re.match(r"^/usr/share/man/man\d/.", p)
                     or p == "/usr/share/bash-completion/completions/taskexec"):
                 out.add(p)

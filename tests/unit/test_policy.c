@@ -225,7 +225,7 @@ static void unknown_key_names_file_and_line(void **state)
 static void unknown_section_named(void **state)
 {
 	expect_one_error(*state, "[job]\ntimeout = 5m\n[jobs]\ntimeout = 5m\n", 4,
-			 "[jobs]: unknown section (known: job, limits, network, paths, env)");
+			 "[jobs]: unknown section (known: job, limits, network, paths, env, secrets)");
 }
 
 static void bad_duration_named(void **state)
@@ -457,6 +457,67 @@ static void missing_dir_named(void **state)
 	free(missing);
 }
 
+/* A secret file of mode MODE holding "s3cr3t-value" in D; returns its path. */
+static char *secret_file(struct pdir *d, mode_t mode)
+{
+	char *path = unit_write(d->dir, "pw.secret", "s3cr3t-value");
+
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
+static void secret_readable_by_others_refused_with_its_name(void **state)
+{
+	struct pdir *d = *state;
+	char *path = secret_file(d, 0644), *text = xasprintf("[secrets]\nF5_PASSWORD = %s\n", path);
+	const char *e;
+
+	unit_write_free(d->dir, "t.policy", text);
+	e = load_bad(d);
+	assert_contains(e, "t.policy:2: [secrets] F5_PASSWORD: ");
+	assert_contains(e, path);
+	assert_contains(e, "mode 0644 lets group or others at it");
+	assert_null(strstr(e, "s3cr3t-value"));
+	free(text);
+	free(path);
+}
+
+static void secret_relative_path_and_env_clash_refused(void **state)
+{
+	struct pdir *d = *state;
+	char *path = secret_file(d, 0600), *text = xasprintf("[env]\nPW = x\n[secrets]\nPW = %s\nB = pw\n", path);
+	const char *e;
+
+	unit_write_free(d->dir, "t.policy", text);
+	e = load_bad(d);
+	assert_contains(e, "t.policy:4: [secrets] PW: given twice");
+	assert_contains(e, "t.policy:5: [secrets] B: 'pw' is not an absolute path or credential:NAME");
+	free(text);
+	free(path);
+}
+
+static void secret_printed_as_its_path_never_its_value(void **state)
+{
+	struct pdir *d = *state;
+	char *path = secret_file(d, 0600), *text = xasprintf("[secrets]\nF5_PASSWORD = %s\n", path);
+	const struct policy *p;
+	char *out = NULL, *want = xasprintf("[secrets]\nF5_PASSWORD = %s\n", path);
+	size_t len = 0;
+	FILE *f;
+
+	unit_write_free(d->dir, "t.policy", text);
+	p = load_ok(d, "t");
+	f = open_memstream(&out, &len);
+	policy_print(p, f);
+	fclose(f);
+	assert_contains(out, want);
+	assert_null(strstr(out, "s3cr3t-value"));
+	free(out);
+	free(want);
+	free(text);
+	free(path);
+}
+
 static void policy_print_loads_back(void **state)
 {
 	struct pdir *d = *state;
@@ -558,6 +619,9 @@ int main(void)
 		T(empty_dir_says_no_policy_files),
 		T(missing_dir_named),
 		T(policy_print_loads_back),
+		T(secret_readable_by_others_refused_with_its_name),
+		T(secret_relative_path_and_env_clash_refused),
+		T(secret_printed_as_its_path_never_its_value),
 		T(shipped_policies_load),
 	};
 #undef T

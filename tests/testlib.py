@@ -373,3 +373,18 @@ def push_batch(raw, prefix, payloads, priority="normal"):
     for i in range(3, len(replies), 4):
         if not isinstance(replies[i], list) or len(replies[i]) != 2:
             raise RuntimeError("producer MULTI/EXEC failed: %r" % (replies[i - 3:i + 1],))
+
+
+def fill_inodes(d):
+    """Use up every inode of the file system of directory D, so that making a
+    directory there (a scratch dir) fails with ENOSPC; returns the filler
+    directory to remove."""
+    filler = d / "filler"
+    filler.mkdir()
+    n = 0
+    while True:
+        try:
+            (filler / str(n)).touch()
+        except OSError:
+            return filler
+        n += 1

@@ -66,7 +66,7 @@ import redis
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (TASK_TYPE, TERMINAL, TASKEXECD, DB, Daemon, Services, compile_tasks, daemon_env,  # noqa: E402
                      iso_now, log, make_policy_dir, make_root, percentile, redis_leftovers, table)
-from testlib import push  # noqa: E402 (on the path through harness)
+from testlib import fill_inodes, push  # noqa: E402 (on the path through harness)
 
 DAEMONS = 4
 CONCURRENCY = 2
@@ -727,19 +727,6 @@ class Chaos:
         stop_problems = self.stop_daemons()
         after = redis_leftovers(self.rds, self.prefix)
         return self.analyse(wall, finished, before, after, stop_problems)
-
-
-def fill_inodes(d):
-    """Use up every inode of the file system of D: making a scratch dir fails."""
-    filler = d / "filler"
-    filler.mkdir()
-    n = 0
-    while True:
-        try:
-            (filler / str(n)).touch()
-        except OSError:
-            return filler
-        n += 1
 
 
 def interval(text):

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ithelpers import TASK_TYPE, assert_rejected, describe, invalid_job_id, job_payload, wait_for
+from testlib import fill_inodes
 
 E = "\u00e9"      # two bytes in UTF-8: a byte limit can cut it in half
 
@@ -243,25 +244,12 @@ def small_fs(ctx):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def fill(mnt):
-    """Use up every inode: mkdir fails with ENOSPC."""
-    filler = mnt / "filler"
-    filler.mkdir()
-    n = 0
-    while True:
-        try:
-            (filler / str(n)).touch()
-        except OSError:
-            return filler
-        n += 1
-
-
 def test_full_scratch_puts_jobs_back_uncharged_and_says_so(ctx, daemon, submit, wait_terminal, db, small_fs):
     import shutil
     from testlib import spare_port
     listen = "127.0.0.1:%d" % spare_port()
     d = daemon(env={"TASKEXEC_SCRATCH_DIR": str(small_fs), "TASKEXEC_HTTP_LISTEN": listen})
-    filler = fill(small_fs)
+    filler = fill_inodes(small_fs)
     jobs = [submit("itasks.basic:noop") for _ in range(6)]
     wait_for(lambda: any(e.get("event") == "executor.fault" for e in d.log_lines()), 15,
              "the daemon to report its fault")

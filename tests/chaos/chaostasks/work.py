@@ -20,7 +20,9 @@ def _mark():
     if not d:
         return
     line = "%s %d\n" % (taskexec_task.job_id, taskexec_task.attempt)
-    fd = os.open(os.path.join(d, "runs-" + taskexec_task.job_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    # 0o664: a rerun of this job runs under another uid and must append too
+    # (taskexec-tasks(7), write paths are shared through the jobs' group).
+    fd = os.open(os.path.join(d, "runs-" + taskexec_task.job_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o664)
     try:
         os.write(fd, line.encode())   # one short O_APPEND write: atomic
     finally:

@@ -219,6 +219,7 @@ class Chaos:
     def driver(self):
         a = self.args
         redis_done = pg_done = stall_done = scratch_done = empty_done = False
+        stall_thread = None
         next_kill = time.monotonic() + self.rng.uniform(*a.kill_interval)
         try:
             while not self.stop.is_set():
@@ -243,10 +244,14 @@ class Chaos:
                     stall_done = True
                     with self.slots_lock:
                         d = self.slots[0]
-                    t = time.time()
                     log("driver", "not reading the output of %s for %ds" % (d.executor_id, LOG_STALL_S))
-                    d.stall_reader(LOG_STALL_S)
-                    self.service_events.append(("log stall", t, time.time()))
+
+                    def stall(d=d, t=time.time()):
+                        d.stall_reader(LOG_STALL_S)
+                        self.service_events.append(("log stall", t, time.time()))
+                    # In a thread of its own: the other faults go on meanwhile.
+                    stall_thread = threading.Thread(target=stall, name="stall", daemon=True)
+                    stall_thread.start()
                     continue
                 if not scratch_done and self.progress >= 0.55:
                     scratch_done = True
@@ -272,6 +277,7 @@ class Chaos:
                     continue
                 if (redis_done and pg_done and stall_done and scratch_done and empty_done and a.kills
                         and len(self.kills) >= a.kills):
+                    stall_thread.join(LOG_STALL_S + 5)
                     return
                 time.sleep(0.1)
         except Exception as e:
@@ -718,6 +724,11 @@ class Chaos:
         wall = time.time() - t0
         if not finished:
             log("chaos", "TIMED OUT\n" + self.describe_pending())
+        else:
+            # A fast run may end before the driver's last fault: let it
+            # finish its plan (it ends by itself once every fault and kill
+            # is done) rather than stop it halfway.
+            threads[1].join(180)
         self.stop.set()
         for t in threads:
             t.join(300)

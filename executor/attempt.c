@@ -338,8 +338,8 @@ static void finish(struct attempt *a)
 	struct rusage ru = { 0 };
 	int status = 0;
 
-	while (wait4(a->proc.pid, &status, 0, &ru) < 0 && errno == EINTR)
-		;
+	bool server_died = proc_wait(&a->proc, &status, &ru) < 0;
+
 	if (a->listener >= 0) {
 		loop_del(a->loop, a->listener);
 		close(a->listener);
@@ -351,7 +351,7 @@ static void finish(struct attempt *a)
 			loop_del(a->loop, a->proc.fd[i]);
 		}
 	}
-	loop_del(a->loop, a->proc.pidfd);
+	loop_del(a->loop, proc_exit_fd(&a->proc));
 	if (a->deadline)
 		loop_timer_cancel(a->loop, a->deadline);
 	emit_lines(a, PROC_STDOUT, &a->lines[0], NULL, 0, true);
@@ -383,6 +383,14 @@ static void finish(struct attempt *a)
 		o->syscall = a->violation;
 		a->violation = NULL;
 		o->error = xasprintf("sandbox violation: %s", o->syscall);
+	} else if (server_died && !a->timed_out && a->stopped == OUT_COMPLETED) {
+		/* Its warm server died under it: nothing the job did (it
+		 * cannot signal the server), so not charged; it reruns. */
+		o->kind = OUT_EXECUTOR_FAULT;
+		o->retryable = true;
+		o->exit_code = -1;
+		o->signal = 0;
+		o->error = xstrdup("warm server died during the attempt");
 	} else if (a->stopped != OUT_COMPLETED) {
 		o->kind = a->stopped;
 		o->retryable = a->stopped == OUT_SHUTDOWN;
@@ -451,13 +459,13 @@ static int watch(struct loop *l, struct attempt *a)
 	for (int i = 0; i < 4 && r >= 0; i++)
 		r = loop_add(l, a->proc.fd[i], EPOLLIN, on_pipe, a);
 	if (r >= 0)
-		r = loop_add(l, a->proc.pidfd, EPOLLIN, on_exit_fd, a);
+		r = loop_add(l, proc_exit_fd(&a->proc), EPOLLIN, on_exit_fd, a);
 	if (r < 0) {
 		/* loop_del of an fd that was never added does nothing. */
 		loop_del(l, a->proc.listener);
 		for (int i = 0; i < 4; i++)
 			loop_del(l, a->proc.fd[i]);
-		loop_del(l, a->proc.pidfd);
+		loop_del(l, proc_exit_fd(&a->proc));
 	}
 	return r;
 }
@@ -487,8 +495,7 @@ struct attempt *attempt_start(struct loop *l, struct sandbox *sb, const struct l
 		 * was just killed, so the wait is short (finish() waits the same). */
 		*ret_err = xasprintf("cannot watch the attempt: %s", strerror(-r));
 		kill_group(a, SIGKILL);
-		while (waitpid(a->proc.pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		proc_wait(&a->proc, NULL, NULL);
 		proc_cleanup(&a->proc);
 		free(a);
 		return NULL;

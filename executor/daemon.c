@@ -711,6 +711,8 @@ static void reload(struct daemon *d)
 	}
 	policies_unref(d->policies);
 	d->policies = p;
+	/* Warm servers start again from the new files (and a fresh interpreter). */
+	sandbox_warm_flush(&d->sandbox, false);
 	for (size_t i = 0; i < p->set.n; i++)
 		metrics_task_type(d->metrics, p->set.v[i].name);
 	log_json(LOG_INFO, "policy.reloaded", json_pack("{s:i}", "policies", (int)p->set.n));

@@ -95,7 +95,7 @@ static char *expand(const struct policy_vars *v, const char *s, bool *ret_bad)
 	return out;
 }
 
-enum vkind { V_PRIO, V_DUR, V_INT, V_SIZE, V_NET, V_PATHS };
+enum vkind { V_PRIO, V_DUR, V_INT, V_SIZE, V_NET, V_START, V_PATHS };
 
 struct key {
 	const char *section, *name;
@@ -123,6 +123,9 @@ static const struct key keys[] = {
 	K("limits", "output_bytes", V_SIZE, output_bytes, 0, 0),
 	K("limits", "scratch_size", V_SIZE, scratch_size, 1 << 20, 0),
 	K("network", "mode", V_NET, network, 0, 0),
+	K("start", "mode", V_START, start, 0, 0),
+	K("start", "warm_forks", V_INT, warm_forks, 1, 1000000),
+	K("start", "warm_age", V_DUR, warm_age_ms, 1000, 7 * 24 * 3600 * 1000L),
 	K("paths", "read", V_PATHS, read_paths, 0, 0),
 	K("paths", "write", V_PATHS, write_paths, 0, 0),
 	K("paths", "python_path", V_PATHS, python_path, 0, 0),
@@ -354,6 +357,14 @@ static int handler(void *user, const char *section, const char *name, const char
 			else
 				perr(ps, "[network] mode: '%s' is not none or outbound", value);
 			return 1;
+		case V_START:
+			if (!strcmp(value, "fresh"))
+				p->start = START_FRESH;
+			else if (!strcmp(value, "warm"))
+				p->start = START_WARM;
+			else
+				perr(ps, "[start] mode: '%s' is not fresh or warm", value);
+			return 1;
 		case V_PATHS: {
 			char **list = split_list(value, ',');
 
@@ -374,8 +385,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		}
 	}
 	if (strcmp(section, "job") && strcmp(section, "limits") && strcmp(section, "network") &&
-	    strcmp(section, "paths"))
-		perr(ps, "[%s]: unknown section (known: job, limits, network, paths, env, secrets)", section);
+	    strcmp(section, "start") && strcmp(section, "paths"))
+		perr(ps, "[%s]: unknown section (known: job, limits, network, start, paths, env, secrets)", section);
 	else
 		perr(ps, "[%s] %s: unknown key", section, name);
 	return 1;
@@ -400,6 +411,9 @@ static void policy_defaults(struct policy *p)
 	p->output_bytes = 4ULL << 20;
 	p->scratch_size = 64ULL << 20;
 	p->network = NET_NONE;
+	p->start = START_FRESH;
+	p->warm_forks = 1000;
+	p->warm_age_ms = 3600 * 1000;
 	p->read_paths = xcalloc(1, sizeof(char *));
 	p->write_paths = xcalloc(1, sizeof(char *));
 	p->python_path = xcalloc(1, sizeof(char *));
@@ -556,7 +570,9 @@ void policy_print(const struct policy *p, FILE *out)
 		(unsigned long long)(p->memory >> 10), (long long)p->cpu_ms / 1000, p->open_files,
 		(unsigned long long)(p->file_size >> 10), p->processes, (unsigned long long)p->output_bytes,
 		(unsigned long long)(p->scratch_size >> 10));
-	fprintf(out, "\n[network]\nmode = %s\n\n[paths]\n", p->network == NET_NONE ? "none" : "outbound");
+	fprintf(out, "\n[network]\nmode = %s\n", p->network == NET_NONE ? "none" : "outbound");
+	fprintf(out, "\n[start]\nmode = %s\nwarm_forks = %ld\nwarm_age = %llds\n\n[paths]\n",
+		p->start == START_WARM ? "warm" : "fresh", p->warm_forks, (long long)p->warm_age_ms / 1000);
 	print_list(out, "read", p->read_paths);
 	print_list(out, "write", p->write_paths);
 	print_list(out, "python_path", p->python_path);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 enum net_mode { NET_NONE, NET_OUTBOUND };
+/* How an attempt's interpreter starts (taskexec-policy(5), [start]). */
+enum start_mode { START_FRESH, START_WARM };
 
 struct policy {
 	char *name;             /* the task type */
@@ -23,6 +25,9 @@ struct policy {
 	uint64_t output_bytes;          /* of an attempt's output forwarded to the daemon's log */
 	uint64_t scratch_size;          /* the tmpfs that is the job's /tmp in its domain */
 	enum net_mode network;
+	enum start_mode start;          /* fresh exec, or a fork of the domain's warm server */
+	long warm_forks;                /* a warm server is replaced after this many attempts */
+	int64_t warm_age_ms;            /* ... or when it is this old */
 	char **read_paths, **write_paths, **python_path;
 	char **env;             /* "NAME=value", expanded */
 	char **secrets;         /* "NAME=source": a root-only file, or credential:ID */

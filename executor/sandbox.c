@@ -109,6 +109,18 @@ static const char *const deny_eperm[] = {
 	"wait4", "waitid",
 };
 
+/* What a warm server may do beyond a job: fork, reap, start sessions for its
+ * attempts and name each to the executor by a pidfd (see the clone rules). */
+static const char *const server_calls[] = { "wait4", "waitid", "setsid", "pidfd_open" };
+
+static bool is_server_call(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(server_calls); i++)
+		if (!strcmp(server_calls[i], name))
+			return true;
+	return false;
+}
+
 /* Newer interfaces whose arguments BPF cannot inspect (clone3 keeps its flags
  * in memory) or that bypass seccomp for later operations (io_uring): ENOSYS
  * makes libraries fall back to the checked calls. */
@@ -149,8 +161,10 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
  * whatever a caller leaves in the high half must not change the verdict. */
 #define A32(i, v) SCMP_CMP((i), SCMP_CMP_MASKED_EQ, 0xffffffffULL, (scmp_datum_t)(uint32_t)(v))
 
-int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err)
+int sandbox_build_filter(enum net_mode net, enum filter_stage stage, struct sock_filter **ret,
+			  unsigned short *ret_len, char **ret_err)
 {
+	bool server = stage == STAGE_SERVER;
 	static const unsigned long ioctls[] = { TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX };
 	static const int fcntls[] = { F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_GETLK,
 				      F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_GETOWN,
@@ -158,7 +172,11 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 				      F_SETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS };
 	static const int prctls[] = { PR_GET_NAME, PR_SET_NAME, PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS,
 				      PR_CAPBSET_READ, PR_GET_SECCOMP };
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
+	/* A warm server's default is TRACE, which with no tracer fails the call
+	 * with ENOSYS: a chain of filters holds only one listener, and it must
+	 * be the attempt's (stacked on top, its NOTIF outranks TRACE, so every
+	 * call neither allows reaches the attempt's listener by name). */
+	scmp_filter_ctx ctx = seccomp_init(server ? SCMP_ACT_TRACE(0) : SCMP_ACT_NOTIFY);
 	int r = 0, fds[2] = { -1, -1 };
 	char *buf = NULL;
 	ssize_t n;
@@ -176,14 +194,30 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 	for (size_t i = 0; i < ARRAY_SIZE(allow_always); i++)
 		r |= rule(ctx, SCMP_ACT_ALLOW, allow_always[i], 0);
 	for (size_t i = 0; i < ARRAY_SIZE(deny_eperm); i++)
-		r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), deny_eperm[i], 0);
+		if (!server || !is_server_call(deny_eperm[i]))
+			r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), deny_eperm[i], 0);
 	for (size_t i = 0; i < ARRAY_SIZE(deny_enosys); i++)
 		r |= rule(ctx, SCMP_ACT_ERRNO(ENOSYS), deny_enosys[i], 0);
 
 	/* Threads yes, processes and namespaces no. */
 	r |= rule(ctx, SCMP_ACT_ALLOW, "clone", 1,
 		  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NS_FLAGS, CLONE_THREAD));
-	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+	if (!server) {
+		r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+	} else {
+		/* A warm server forks its attempts (a plain fork: no shared
+		 * memory, no namespace), reaps them, hands the executor each
+		 * one's pidfd, and lets each load its own, tighter filter —
+		 * this program without these rules, which a filter stacked on
+		 * top can only narrow (see warm_child in the shim). */
+		r |= rule(ctx, SCMP_ACT_ALLOW, "clone", 1,
+			  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM | NS_FLAGS, 0));
+		r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1,
+			  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM, CLONE_VM));
+		for (size_t i = 0; i < ARRAY_SIZE(server_calls); i++)
+			r |= rule(ctx, SCMP_ACT_ALLOW, server_calls[i], 0);
+		r |= rule(ctx, SCMP_ACT_ALLOW, "seccomp", 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+	}
 
 	/* No execve, no execveat is ever allowed by the filter itself.  The one
 	 * exec the sandbox makes, execveat(SANDBOX_EXEC_FD, "", ...,
@@ -195,6 +229,11 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 	 * arguments could not close exec on its own.)  Other fds fail quietly. */
 	r |= rule(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1,
 		  SCMP_A0(SCMP_CMP_NE, SANDBOX_EXEC_FD));
+	/* A server has no listener to let its exec through: its filter allows
+	 * exactly that call (the fd is closed by the exec; the attempts' own
+	 * filters refuse it again). */
+	if (server)
+		r |= rule(ctx, SCMP_ACT_ALLOW, "execveat", 1, SCMP_A0(SCMP_CMP_EQ, SANDBOX_EXEC_FD));
 
 	/* fcntl commands from a list, compared on their low 32 bits.  Refused:
 	 * those that make the kernel signal another process on I/O (F_SETOWN +
@@ -239,8 +278,15 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 
 	/* Signals only to itself (its pid is patched in at launch); any other
 	 * target is a violation the supervisor names. */
-	r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, SCMP_A0(SCMP_CMP_EQ, PID_PLACEHOLDER));
-	r |= rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, SCMP_A0(SCMP_CMP_EQ, PID_PLACEHOLDER));
+	if (!server) {
+		r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 1, SCMP_A0(SCMP_CMP_EQ, PID_PLACEHOLDER));
+		r |= rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, SCMP_A0(SCMP_CMP_EQ, PID_PLACEHOLDER));
+	} else {
+		/* Its pid namespace holds only itself and its attempt; an
+		 * attempt's own filter allows only its own pid. */
+		r |= rule(ctx, SCMP_ACT_ALLOW, "kill", 0);
+		r |= rule(ctx, SCMP_ACT_ALLOW, "tgkill", 0);
+	}
 	r |= rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, SCMP_A0(SCMP_CMP_EQ, 0));
 
 	/* ioctl commands compared on their low 32 bits, as the kernel reads them
@@ -249,6 +295,8 @@ int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned s
 		r |= rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, A32(1, ioctls[i]));
 	for (size_t i = 0; i < ARRAY_SIZE(prctls); i++)
 		r |= rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, A32(0, prctls[i]));
+	if (server)
+		r |= rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, A32(0, PR_SET_DUMPABLE));
 
 	/* The launcher hands the seccomp listener over on the status socket, the
 	 * one fd above the job's RLIMIT_NOFILE besides the exec fd. */
@@ -619,6 +667,7 @@ int sandbox_init(struct sandbox *sb, const struct config *c, char **ret_err)
 	}
 	sb->cap_last = (int)cap_max_bits() - 1;
 	sb->landlock_abi = landlock_abi();
+	sb->warm_max = c->concurrency > 0 ? (unsigned)c->concurrency : 1;
 	sb->stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (sb->stack == MAP_FAILED) {
 		sb->stack = NULL;
@@ -640,8 +689,11 @@ void sandbox_free(struct sandbox *sb)
 	free(sb->shim_path);
 	free(sb->shim_dir);
 	free(sb->scratch_dir);
-	free(sb->bpf[0]);
-	free(sb->bpf[1]);
+	sandbox_warm_flush(sb, true);
+	free(sb->warm);
+	for (int st = 0; st < 2; st++)
+		for (int m = 0; m < 2; m++)
+			free(sb->bpf[st][m]);
 	if (sb->stack)
 		munmap(sb->stack, CHILD_STACK);
 	for (size_t i = 0; i < sb->ll_n; i++) {
@@ -765,6 +817,7 @@ struct child_args {
 	pid_t parent;
 	const char *scratch;
 	const struct domain_plan *domain;       /* NULL in weak mode */
+	bool newpid;                            /* pid 1 of a new pid namespace (a warm server) */
 	uint64_t tmp_access;                    /* the Landlock rights on a domain's /tmp */
 	bool drop_uid;
 	uid_t uid;
@@ -925,7 +978,9 @@ static int child(void *arg)
 	 *    catch a daemon that already died before we got here. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		child_fail(st, "pdeathsig");
-	if (getppid() != a->parent)
+	/* (In a new pid namespace the parent shows as 0; a daemon gone by now
+	 * is caught when the listener cannot be sent.) */
+	if (!a->newpid && getppid() != a->parent)
 		_exit(127);
 
 	/* 7. no_new_privs: required for unprivileged Landlock and seccomp, and no
@@ -970,6 +1025,12 @@ static int child(void *arg)
 		for (unsigned i = 0; i < a->bpf_len; i++)
 			if (a->bpf[i].k == PID_PLACEHOLDER)
 				a->bpf[i].k = self;
+		if (a->newpid) {
+			/* A warm server: no listener (see sandbox_build_filter). */
+			if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+				child_fail(st, "seccomp");
+			goto exec;
+		}
 		listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 		if (listener < 0)
 			child_fail(st, "seccomp");
@@ -981,6 +1042,7 @@ static int child(void *arg)
 			child_fail(st, "send seccomp listener");
 	}
 
+exec:
 	syscall(SYS_execveat, SANDBOX_EXEC_FD, "", a->argv, a->envp, AT_EMPTY_PATH);
 	child_fail(st, "execveat");
 }
@@ -991,18 +1053,18 @@ static int child(void *arg)
 #include "filter_bpf.h"
 #endif
 
-/* The seccomp program for a network mode, the first time it is needed. */
-static int filter_for(struct sandbox *sb, enum net_mode m, char **ret_err)
+/* The seccomp program for a network mode and stage, the first time it is needed. */
+static int filter_for(struct sandbox *sb, enum net_mode m, enum filter_stage st, char **ret_err)
 {
-	if (sb->bpf[m])
+	if (sb->bpf[st][m])
 		return 0;
 #ifdef TASKEXEC_PREBUILT_FILTER
-	sb->bpf_len[m] = prebuilt_len[m];
-	sb->bpf[m] = xmalloc(prebuilt_len[m] * sizeof(struct sock_filter));
-	memcpy(sb->bpf[m], prebuilt[m], prebuilt_len[m] * sizeof(struct sock_filter));
+	sb->bpf_len[st][m] = prebuilt_len[st][m];
+	sb->bpf[st][m] = xmalloc(prebuilt_len[st][m] * sizeof(struct sock_filter));
+	memcpy(sb->bpf[st][m], prebuilt[st][m], prebuilt_len[st][m] * sizeof(struct sock_filter));
 	return 0;
 #else
-	return sandbox_build_filter(m, &sb->bpf[m], &sb->bpf_len[m], ret_err);
+	return sandbox_build_filter(m, st, &sb->bpf[st][m], &sb->bpf_len[st][m], ret_err);
 #endif
 }
 
@@ -1023,7 +1085,7 @@ static void kill_and_wait(pid_t pid)
 		;
 }
 
-static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char **ret_err)
+static void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_listener, char **ret_err)
 {
 	bool exec_let_through = false;
 	int64_t deadline = now_ms() + LAUNCH_TIMEOUT_MS;
@@ -1031,7 +1093,10 @@ static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char *
 	*ret_listener = -1;
 	*ret_err = NULL;
 	for (;;) {
-		struct pollfd pf[2] = { { status_fd, POLLIN, 0 }, { *ret_listener, POLLIN, 0 } };
+		/* A fresh child's own listener (its one exec); a warm child's
+		 * server's, which nothing may trip (there is no exec). */
+		int watched = server_listener >= 0 ? server_listener : *ret_listener;
+		struct pollfd pf[2] = { { status_fd, POLLIN, 0 }, { watched, POLLIN, 0 } };
 		int64_t left = deadline - now_ms();
 		int n;
 
@@ -1041,7 +1106,7 @@ static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char *
 				*ret_err = xstrdup("launch: no exec within 10 seconds");
 			return;
 		}
-		n = poll(pf, *ret_listener >= 0 ? 2 : 1, (int)left);
+		n = poll(pf, watched >= 0 ? 2 : 1, (int)left);
 		if (n < 0 && errno != EINTR) {
 			kill_and_wait(pid);
 			if (!*ret_err)
@@ -1055,10 +1120,11 @@ static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char *
 			struct seccomp_notif_resp resp;
 
 			memset(&req, 0, sizeof(req));
-			if (ioctl(*ret_listener, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+			if (ioctl(watched, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
 				memset(&resp, 0, sizeof(resp));
 				resp.id = req.id;
-				if (!exec_let_through && req.data.nr == SYS_execveat && (pid_t)req.pid == pid) {
+				if (server_listener < 0 && !exec_let_through && req.data.nr == SYS_execveat &&
+				    (pid_t)req.pid == pid) {
 					exec_let_through = true;
 					resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 				} else {
@@ -1068,10 +1134,11 @@ static void launch_handshake(pid_t pid, int status_fd, int *ret_listener, char *
 					kill(pid, SIGKILL);
 					resp.error = -EPERM;
 					if (!*ret_err)
-						*ret_err = xasprintf("launch: %s before exec", name);
+						*ret_err = xasprintf("launch: %s before %s", name,
+								     server_listener < 0 ? "exec" : "its own filter");
 					free(name);
 				}
-				ioctl(*ret_listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+				ioctl(watched, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 			}
 		}
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -1228,7 +1295,86 @@ static void secrets_free(struct secret *v, size_t n)
 	free(v);
 }
 
-int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err)
+/* An attempt's I/O: the job on a sealed memfd (a payload of any size is
+ * ready to read at once, and nobody can change it after the fact), pipes for
+ * fds 1-4 and the status socket of its launch.  0, or -1 with *ret_err. */
+static int make_io(const struct launch *l, int *in_fd, int pipes[4][2], int status[2], char **ret_err)
+{
+	*in_fd = memfd_create("taskexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (*in_fd < 0 || write_all(*in_fd, l->input, l->input_len) < 0 || lseek(*in_fd, 0, SEEK_SET) < 0 ||
+	    fcntl(*in_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		*ret_err = xasprintf("job input memfd: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < 4; i++)
+		if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+			*ret_err = xasprintf("pipe: %s", strerror(errno));
+			return -1;
+		}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) < 0) {
+		*ret_err = xasprintf("socketpair: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The limits of the policy, for child(). */
+static void set_limits(struct child_args *a, const struct policy *p)
+{
+	a->rl_as = (struct rlimit){ p->memory, p->memory };
+	a->rl_cpu = (struct rlimit){ (rlim_t)((p->cpu_ms + 999) / 1000), (rlim_t)((p->cpu_ms + 999) / 1000 + 2) };
+	a->rl_nofile = (struct rlimit){ (rlim_t)p->open_files, (rlim_t)p->open_files };
+	a->rl_fsize = (struct rlimit){ p->file_size, p->file_size };
+	a->rl_nproc = (struct rlimit){ (rlim_t)p->processes, (rlim_t)p->processes };
+}
+
+/* Start child(a) in the namespaces of FLAGS and wait for its exec (see
+ * launch_handshake).  0, or -1 with *ret_err when no child could be made;
+ * a failure inside the child arrives as *ret_launch_err. */
+static int clone_child(struct sandbox *sb, struct child_args *a, int flags, int status[2], pid_t *ret_pid,
+		       int *ret_pidfd, int *ret_listener, char **ret_launch_err, char **ret_err)
+{
+	int pidfd = -1;
+	pid_t pid;
+
+	/* The child gets a copy of our memory, not our memory: nothing it does
+	 * between clone and execve (errno, its stack, the plan it walks) can
+	 * touch the parent, which runs the handshake meanwhile, and the same
+	 * path runs under valgrind.  (CLONE_VFORK is no option: the child's
+	 * execveat waits for our answer, see launch_handshake.)  CLONE_PIDFD
+	 * hands us the pidfd with no window in which the pid could be reused;
+	 * where the flags are refused (EINVAL: some emulators), fork and
+	 * unshare do the same in two steps (without a pid namespace: unshare
+	 * would put only the child's children in it). */
+	pid = clone(child, (char *)sb->stack + CHILD_STACK, CLONE_PIDFD | SIGCHLD | flags, a, &pidfd);
+	if (pid < 0 && errno == EINVAL) {
+		a->newpid = false;
+		pid = fork();
+		if (pid == 0) {
+			if ((flags & ~CLONE_NEWPID) && unshare(flags & ~CLONE_NEWPID) < 0)
+				child_fail(a->status_fd, "unshare");
+			_exit(child(a));
+		}
+		if (pid > 0 && (pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			pid = -1;
+		}
+	}
+	if (pid < 0) {
+		*ret_err = xasprintf("clone: %s", strerror(errno));
+		return -1;
+	}
+	/* Only the child's copy of the status socket may remain: its EOF is the exec. */
+	close_nointr(status[1]);
+	status[1] = -1;
+	launch_handshake(pid, status[0], -1, ret_listener, ret_launch_err);
+	*ret_pid = pid;
+	*ret_pidfd = pidfd;
+	return 0;
+}
+
+static int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err)
 {
 	const struct policy *p = l->policy;
 	struct child_args a = { 0 };
@@ -1238,21 +1384,15 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	size_t n_secrets = 0;
 	struct sock_filter *bpf = NULL;
 	struct domain_plan plan = { 0 };
-	int pidfd = -1, uid_lock = -1;
+	int uid_lock = -1;
 	char *argv[] = { sb->python, "-I", "-S", "-B", sb->shim_path, NULL };
 	uid_t uid = sb->uid;
 	gid_t gid = sb->gid;
-	pid_t pid;
 	int r = -1;
 
 	for (int i = 0; i < 4; i++)
 		pipes[i][0] = pipes[i][1] = -1;
-	memset(ret, 0, sizeof(*ret));
-	ret->pidfd = ret->listener = ret->uid_lock = -1;
-	for (int i = 0; i < 4; i++)
-		ret->fd[i] = -1;
-
-	if (filter_for(sb, p->network, ret_err) < 0 || make_write_paths(sb, p, ret_err) < 0 ||
+	if (filter_for(sb, p->network, STAGE_JOB, ret_err) < 0 || make_write_paths(sb, p, ret_err) < 0 ||
 	    read_secrets(p, &secrets, &n_secrets, ret_err) < 0 || make_scratch(sb, l->job_id, &scratch, ret_err) < 0)
 		goto out;
 	if (sb->domains && sb->drop_uid) {
@@ -1265,24 +1405,8 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	}
 	if (sb->domains)
 		plan_domain(sb, l, scratch, uid, gid, &plan);
-	/* The job arrives on a sealed memfd: a payload of any size is ready to
-	 * read at once, and nobody can change it after the fact. */
-	in_fd = memfd_create("taskexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (in_fd < 0 || write_all(in_fd, l->input, l->input_len) < 0 || lseek(in_fd, 0, SEEK_SET) < 0 ||
-	    fcntl(in_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
-		*ret_err = xasprintf("job input memfd: %s", strerror(errno));
-		goto out;
-	}
-	for (int i = 0; i < 4; i++)
-		if (pipe2(pipes[i], O_CLOEXEC) < 0) {
-			*ret_err = xasprintf("pipe: %s", strerror(errno));
-			goto out;
-		}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) < 0) {
-		*ret_err = xasprintf("socketpair: %s", strerror(errno));
-		goto out;
-	}
-	if (landlock_build(sb, l, sb->domains ? NULL : scratch, &ruleset, ret_err) < 0)
+	if (make_io(l, &in_fd, pipes, status, ret_err) < 0 ||
+	    landlock_build(sb, l, sb->domains ? NULL : scratch, &ruleset, ret_err) < 0)
 		goto out;
 	envp = build_env(p, sb->domains ? "/tmp" : scratch);
 
@@ -1301,53 +1425,20 @@ int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, 
 	a.gid = gid;
 	a.group = sb->gid;
 	a.cap_last = sb->cap_last;
-	a.rl_as = (struct rlimit){ p->memory, p->memory };
-	a.rl_cpu = (struct rlimit){ (rlim_t)((p->cpu_ms + 999) / 1000), (rlim_t)((p->cpu_ms + 999) / 1000 + 2) };
-	a.rl_nofile = (struct rlimit){ (rlim_t)p->open_files, (rlim_t)p->open_files };
-	a.rl_fsize = (struct rlimit){ p->file_size, p->file_size };
-	a.rl_nproc = (struct rlimit){ (rlim_t)p->processes, (rlim_t)p->processes };
+	set_limits(&a, p);
 	/* The child patches its pid into its copy of this. */
-	bpf = xmalloc(sb->bpf_len[p->network] * sizeof(*bpf));
-	memcpy(bpf, sb->bpf[p->network], sb->bpf_len[p->network] * sizeof(*bpf));
+	bpf = xmalloc(sb->bpf_len[STAGE_JOB][p->network] * sizeof(*bpf));
+	memcpy(bpf, sb->bpf[STAGE_JOB][p->network], sb->bpf_len[STAGE_JOB][p->network] * sizeof(*bpf));
 	a.bpf = bpf;
-	a.bpf_len = sb->bpf_len[p->network];
+	a.bpf_len = sb->bpf_len[STAGE_JOB][p->network];
 	a.argv = argv;
 	a.envp = envp;
 	a.secrets = secrets;
 	a.n_secrets = n_secrets;
 
-	/* The child gets a copy of our memory, not our memory: nothing it does
-	 * between clone and execve (errno, its stack, the plan it walks) can
-	 * touch the parent, which runs the handshake meanwhile, and the same
-	 * path runs under valgrind.  (CLONE_VFORK is no option: the child's
-	 * execveat waits for our answer, see launch_handshake.)  CLONE_PIDFD
-	 * hands us the pidfd with no window in which the pid could be reused;
-	 * where the flags are refused (EINVAL: some emulators), fork and
-	 * unshare do the same in two steps. */
-	pid = clone(child, (char *)sb->stack + CHILD_STACK, CLONE_PIDFD | SIGCHLD | plan.clone_flags, &a, &pidfd);
-	if (pid < 0 && errno == EINVAL) {
-		pid = fork();
-		if (pid == 0) {
-			if (plan.clone_flags && unshare(plan.clone_flags) < 0)
-				child_fail(a.status_fd, "unshare");
-			_exit(child(&a));
-		}
-		if (pid > 0 && (pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			pid = -1;
-		}
-	}
-	if (pid < 0) {
-		*ret_err = xasprintf("clone: %s", strerror(errno));
+	if (clone_child(sb, &a, plan.clone_flags, status, &ret->pid, &ret->pidfd, &ret->listener, &ret->launch_err,
+			ret_err) < 0)
 		goto out;
-	}
-	/* Only the child's copy of the status socket may remain: its EOF is the exec. */
-	close_nointr(status[1]);
-	status[1] = -1;
-	launch_handshake(pid, status[0], &ret->listener, &ret->launch_err);
-	ret->pid = pid;
-	ret->pidfd = pidfd;
 	for (int i = 0; i < 4; i++) {
 		ret->fd[i] = pipes[i][0];
 		pipes[i][0] = -1;
@@ -1380,6 +1471,551 @@ out:
 		free(scratch);
 	}
 	return r;
+}
+
+/* ---- warm servers ----------------------------------------------------------
+ *
+ * A policy with [start] mode = warm runs its attempts as forks of a warm
+ * server: the shim started with --serve through the very launch above (its
+ * domain's uid, namespaces, rlimits, Landlock), plus a pid namespace of its
+ * own whose pid 1 it is, under the STAGE_SERVER filter.  It imports what
+ * every attempt needs once, never imports task code, and per attempt:
+ *
+ *   executor -> server   "R" + fds: job memfd, stdout, stderr, result, events,
+ *                        status socket, setup memfd (see write_setup)
+ *   server: fork; the child takes the fds, loads its own STAGE_JOB filter
+ *           (sending its listener on the status socket) and only then runs
+ *           the job, exactly as a fresh interpreter would
+ *   server -> executor   "P" + the child's pidfd
+ *   server -> executor   "X" + wait status and rusage, once it reaped it;
+ *                        then it empties its /tmp for the next attempt
+ *
+ * Nothing of a job passes through the server's own memory: the job and its
+ * secrets are read by the child from the memfds, so no later fork inherits
+ * them.  A server that dies, stalls or breaks protocol is replaced, and the
+ * attempt it held is the executor's fault, never the job's. */
+
+struct warm {
+	struct sandbox *sb;
+	char *key;                      /* the policy it serves, as policy_print shows it */
+	pid_t pid;
+	int pidfd, ctl, listener, uid_lock;
+	char *root;                     /* the host directory its root is mounted on */
+	bool landlock, busy, retire;
+	long forks, max_forks;
+	int64_t started, max_age_ms;
+};
+
+#define WARM_REPLY_TIMEOUT_MS 10000
+
+static char *policy_key(const struct policy *p)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return xstrdup(p->name);
+	policy_print(p, f);
+	fclose(f);
+	return buf;
+}
+
+/* Stop a server and everything in its pid namespace, and forget it. */
+static void warm_kill(struct warm *w)
+{
+	struct sandbox *sb = w->sb;
+	siginfo_t si;
+
+	if (w->pidfd >= 0) {
+		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+		while (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+			;
+	}
+	close_nointr(w->pidfd);
+	close_nointr(w->ctl);
+	close_nointr(w->listener);
+	close_nointr(w->uid_lock);      /* its uid's processes died with its namespace */
+	if (w->root) {
+		rm_rf_at(AT_FDCWD, w->root);
+		free(w->root);
+	}
+	free(w->key);
+	for (size_t i = 0; i < sb->n_warm; i++)
+		if (sb->warm[i] == w) {
+			sb->warm[i] = sb->warm[--sb->n_warm];
+			break;
+		}
+	free(w);
+}
+
+void sandbox_warm_flush(struct sandbox *sb, bool all)
+{
+	for (size_t i = sb->n_warm; i-- > 0;) {
+		struct warm *w = sb->warm[i];
+
+		if (w->busy && !all)
+			w->retire = true;
+		else
+			warm_kill(w);
+	}
+}
+
+static int warm_start(struct sandbox *sb, const struct launch *l, char *key, struct warm **ret, char **ret_err)
+{
+	const struct policy *p = l->policy;
+	struct child_args a = { 0 };
+	struct domain_plan plan = { 0 };
+	int ctl[2] = { -1, -1 }, status[2] = { -1, -1 }, null = -1, errfd = -1, ruleset = -1, uid_lock = -1;
+	char *root = NULL, **envp = NULL, *launch_err = NULL, id[48];
+	char *argv[] = { sb->python, "-I", "-S", "-B", sb->shim_path, "--serve", NULL };
+	struct warm *w = NULL;
+	uid_t uid = sb->uid;
+	gid_t gid = sb->gid;
+	pid_t pid = -1;
+	int pidfd = -1, listener = -1, r = -1;
+
+	snprintf(id, sizeof(id), "warm-%d-%u", (int)getpid(), ++sb->warm_seq);
+	if (filter_for(sb, p->network, STAGE_SERVER, ret_err) < 0 || filter_for(sb, p->network, STAGE_JOB, ret_err) < 0 ||
+	    make_write_paths(sb, p, ret_err) < 0 || make_scratch(sb, id, &root, ret_err) < 0)
+		goto out;
+	if (sb->drop_uid) {
+		uid_lock = take_uid(sb, &uid);
+		if (uid_lock < 0) {
+			*ret_err = xasprintf("no free uid in TASKEXEC_JOB_UIDS: all %u run a job", sb->uid_slots);
+			goto out;
+		}
+		gid = (gid_t)uid;
+	}
+	plan_domain(sb, l, root, uid, gid, &plan);
+	/* Its stdout goes nowhere, its stderr (tracebacks of the server itself;
+	 * it never holds job data) to ours. */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	errfd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (null < 0 || errfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) < 0) {
+		*ret_err = xasprintf("warm server: %s", strerror(errno));
+		goto out;
+	}
+	if (landlock_build(sb, l, NULL, &ruleset, ret_err) < 0)
+		goto out;
+	envp = build_env(p, "/tmp");
+	a.in_fd = null;
+	a.out_fd[0] = null;
+	a.out_fd[1] = errfd;
+	a.out_fd[2] = ctl[1];
+	a.out_fd[3] = null;
+	a.interp_fd = sb->interp_fd;
+	a.ruleset_fd = ruleset;
+	a.status_fd = status[1];
+	a.parent = getpid();
+	a.scratch = root;
+	a.domain = &plan;
+	a.newpid = true;
+	a.tmp_access = ll_fs_handled(sb->landlock_abi) & LL_WRITE;
+	a.drop_uid = sb->drop_uid;
+	a.uid = uid;
+	a.gid = gid;
+	a.group = sb->gid;
+	a.cap_last = sb->cap_last;
+	set_limits(&a, p);
+	/* The CPU limit is each attempt's own (it sets soft and hard itself):
+	 * the server's forks would otherwise add up against it. */
+	a.rl_cpu = (struct rlimit){ RLIM_INFINITY, RLIM_INFINITY };
+	a.bpf = sb->bpf[STAGE_SERVER][p->network];     /* no pid in it to patch */
+	a.bpf_len = sb->bpf_len[STAGE_SERVER][p->network];
+	a.argv = argv;
+	a.envp = envp;
+	if (clone_child(sb, &a, plan.clone_flags | CLONE_NEWPID, status, &pid, &pidfd, &listener, &launch_err,
+			ret_err) < 0)
+		goto out;
+	w = xcalloc(1, sizeof(*w));
+	w->sb = sb;
+	w->pid = pid;
+	w->pidfd = pidfd;
+	w->ctl = ctl[0];
+	ctl[0] = -1;
+	w->listener = listener;
+	w->uid_lock = uid_lock;
+	uid_lock = -1;
+	w->root = root;
+	root = NULL;
+	w->landlock = ruleset >= 0;
+	w->key = key;
+	key = NULL;
+	w->max_forks = p->warm_forks;
+	w->max_age_ms = p->warm_age_ms;
+	w->started = now_ms();
+	sb->warm = xreallocarray(sb->warm, sb->n_warm + 1, sizeof(*sb->warm));
+	sb->warm[sb->n_warm++] = w;
+	if (launch_err) {
+		*ret_err = xasprintf("warm server: %s", launch_err);
+		warm_kill(w);
+		goto out;
+	}
+	*ret = w;
+	r = 0;
+out:
+	free(key);
+	free(launch_err);
+	close_nointr(uid_lock);
+	domain_plan_free(&plan);
+	close_nointr(ctl[0]);
+	close_nointr(ctl[1]);
+	close_nointr(status[0]);
+	close_nointr(status[1]);
+	close_nointr(null);
+	close_nointr(errfd);
+	close_nointr(ruleset);
+	strv_free(envp);
+	if (root) {
+		rm_rf_at(AT_FDCWD, root);
+		free(root);
+	}
+	return r;
+}
+
+/* An idle server for this policy, or a new one: expired and surplus idle
+ * servers are stopped first. */
+static int warm_take(struct sandbox *sb, const struct launch *l, struct warm **ret, char **ret_err)
+{
+	char *key = policy_key(l->policy);
+	int64_t now = now_ms();
+	size_t idle_other = 0;
+
+	for (size_t i = sb->n_warm; i-- > 0;) {
+		struct warm *w = sb->warm[i];
+
+		if (!w->busy && (w->retire || w->forks >= w->max_forks || now - w->started >= w->max_age_ms))
+			warm_kill(w);
+	}
+	for (size_t i = 0; i < sb->n_warm; i++) {
+		struct warm *w = sb->warm[i];
+
+		if (!w->busy && !strcmp(w->key, key)) {
+			free(key);
+			*ret = w;
+			return 0;
+		}
+		idle_other += !w->busy;
+	}
+	for (size_t i = sb->n_warm; i-- > 0 && idle_other && sb->n_warm >= sb->warm_max;)
+		if (!sb->warm[i]->busy) {
+			warm_kill(sb->warm[i]);
+			idle_other--;
+		}
+	return warm_start(sb, l, key, ret, ret_err);
+}
+
+/* What the child reads from its setup memfd before anything else, in the
+ * native byte order: u32 count, then per variable u32 length + "NAME=value";
+ * u32 count, then per secret u32 + file name, u32 + value; u64 soft and hard
+ * CPU limit; u32 instructions + its STAGE_JOB seccomp program. */
+static void put_u32(FILE *f, uint32_t v) { fwrite(&v, sizeof(v), 1, f); }
+
+static int write_setup(struct sandbox *sb, const struct launch *l, char *const *envp, const struct secret *secrets,
+		       size_t n_secrets, int *ret_fd, char **ret_err)
+{
+	const struct policy *p = l->policy;
+	uint64_t cpu[2] = { (uint64_t)((p->cpu_ms + 999) / 1000), (uint64_t)((p->cpu_ms + 999) / 1000 + 2) };
+	unsigned short n = sb->bpf_len[STAGE_JOB][p->network];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int fd = -1;
+
+	if (!f) {
+		*ret_err = xasprintf("setup: %s", strerror(errno));
+		return -1;
+	}
+	put_u32(f, (uint32_t)strv_len((char **)envp));
+	for (char *const *e = envp; *e; e++) {
+		put_u32(f, (uint32_t)strlen(*e));
+		fwrite(*e, 1, strlen(*e), f);
+	}
+	put_u32(f, (uint32_t)n_secrets);
+	for (size_t i = 0; i < n_secrets; i++) {
+		put_u32(f, (uint32_t)strlen(secrets[i].file));
+		fwrite(secrets[i].file, 1, strlen(secrets[i].file), f);
+		put_u32(f, (uint32_t)secrets[i].len);
+		fwrite(secrets[i].value, 1, secrets[i].len, f);
+	}
+	fwrite(cpu, sizeof(cpu), 1, f);
+	put_u32(f, n);
+	fwrite(sb->bpf[STAGE_JOB][p->network], sizeof(struct sock_filter), n, f);
+	if (fclose(f) != 0) {
+		*ret_err = xstrdup("setup: out of memory");
+		free(buf);
+		return -1;
+	}
+	fd = memfd_create("taskexec-setup", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || write_all(fd, buf, len) < 0 || lseek(fd, 0, SEEK_SET) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		*ret_err = xasprintf("setup memfd: %s", strerror(errno));
+		close_nointr(fd);
+		fd = -1;
+	}
+	explicit_bzero(buf, len);
+	free(buf);
+	*ret_fd = fd;
+	return fd < 0 ? -1 : 0;
+}
+
+/* Wait for a message on the server's control socket: its length (the tag in
+ * buf[0]), with an fd in *ret_fd if one came; 0 on EOF or after the timeout,
+ * -1 on error.  A notification on the server's own listener breaks the
+ * wait: the server, or a child still under the server's filter, broke it. */
+static ssize_t warm_recv(struct warm *w, void *buf, size_t size, int *ret_fd, int64_t timeout_ms, char **ret_violation)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	if (ret_fd)
+		*ret_fd = -1;
+	for (;;) {
+		struct pollfd pf[2] = { { w->ctl, POLLIN, 0 }, { w->listener, POLLIN, 0 } };
+		int64_t left = deadline - now_ms();
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { buf, size };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				      .msg_controllen = sizeof(cbuf) };
+		ssize_t n;
+
+		if (left <= 0)
+			return 0;
+		n = poll(pf, w->listener >= 0 ? 2 : 1, (int)left);
+		if (n < 0 && errno != EINTR)
+			return -1;
+		if (n <= 0)
+			continue;
+		if (pf[1].revents & POLLIN) {
+			uint64_t id;
+			char *name = sandbox_notif_recv(w->listener, &id);
+
+			if (name) {
+				syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+				sandbox_notif_deny(w->listener, id);
+				if (ret_violation && !*ret_violation)
+					*ret_violation = name;
+				else
+					free(name);
+				return 0;
+			}
+		}
+		if (!(pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = recvmsg(w->ctl, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); n >= 0 && cm; cm = CMSG_NXTHDR(&msg, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+				if (ret_fd && *ret_fd < 0)
+					*ret_fd = fd;
+				else
+					close(fd);
+			}
+		return n;
+	}
+}
+
+/* The pid a pidfd refers to, in our pid namespace. */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], line[128];
+	FILE *f;
+	int pid = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Pid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return pid;
+}
+
+/* One attempt on server W.  0; -EAGAIN when the server was gone before it
+ * forked (the caller starts a new one: the attempt never began); or -1. */
+static int warm_request(struct sandbox *sb, struct warm *w, const struct launch *l, struct proc *ret, char **ret_err)
+{
+	const struct policy *p = l->policy;
+	int pipes[4][2], status[2] = { -1, -1 }, in_fd = -1, setup = -1, pidfd = -1, r = -1;
+	struct secret *secrets = NULL;
+	size_t n_secrets = 0;
+	char **envp = NULL, *violation = NULL, tag = 'R', reply[8];
+	ssize_t n;
+
+	for (int i = 0; i < 4; i++)
+		pipes[i][0] = pipes[i][1] = -1;
+	if (make_write_paths(sb, p, ret_err) < 0 || read_secrets(p, &secrets, &n_secrets, ret_err) < 0 ||
+	    make_io(l, &in_fd, pipes, status, ret_err) < 0)
+		goto out;
+	envp = build_env(p, "/tmp");
+	if (write_setup(sb, l, envp, secrets, n_secrets, &setup, ret_err) < 0)
+		goto out;
+	{
+		int fds[7] = { in_fd, pipes[0][1], pipes[1][1], pipes[2][1], pipes[3][1], status[1], setup };
+		char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
+		struct iovec iov = { &tag, 1 };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				      .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		if (sendmsg(w->ctl, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+			*ret_err = xasprintf("warm server: send: %s", strerror(errno));
+			r = -EAGAIN;
+			goto out;
+		}
+	}
+	/* Only the child may hold its ends now: their EOFs are its end. */
+	for (int i = 0; i < 4; i++) {
+		close_nointr(pipes[i][1]);
+		pipes[i][1] = -1;
+	}
+	close_nointr(status[1]);
+	status[1] = -1;
+	w->busy = true;
+	n = warm_recv(w, reply, sizeof(reply), &pidfd, WARM_REPLY_TIMEOUT_MS, &violation);
+	if (n != 1 || reply[0] != 'P' || pidfd < 0) {
+		*ret_err = violation ? xasprintf("warm server: sandbox violation: %s", violation)
+				     : xstrdup("warm server: no fork within 10 seconds, or it died");
+		r = n == 0 && !violation ? -EAGAIN : -1;
+		w->retire = true;
+		goto out;
+	}
+	ret->pid = pidfd_pid(pidfd);
+	ret->pidfd = pidfd;
+	pidfd = -1;
+	ret->server = w;
+	/* The child, still under the server's filter, sets itself up and sends
+	 * the listener of its own filter; a notification on the server's
+	 * listener meanwhile is a fault of our code, not the job's. */
+	launch_handshake(ret->pid, status[0], w->listener, &ret->listener, &ret->launch_err);
+	for (int i = 0; i < 4; i++) {
+		ret->fd[i] = pipes[i][0];
+		pipes[i][0] = -1;
+		fd_nonblock(ret->fd[i]);
+	}
+	ret->landlock = w->landlock;
+	ret->domain = true;
+	w->forks++;
+	r = 0;
+out:
+	free(violation);
+	close_nointr(pidfd);
+	for (int i = 0; i < 4; i++) {
+		close_nointr(pipes[i][0]);
+		close_nointr(pipes[i][1]);
+	}
+	close_nointr(status[0]);
+	close_nointr(status[1]);
+	close_nointr(in_fd);
+	close_nointr(setup);
+	strv_free(envp);
+	secrets_free(secrets, n_secrets);
+	return r;
+}
+
+static int warm_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err)
+{
+	/* A server that died while idle costs one more start, never the job. */
+	for (int tries = 0; tries < 2; tries++) {
+		struct warm *w;
+		int r;
+
+		if (warm_take(sb, l, &w, ret_err) < 0)
+			return -1;
+		r = warm_request(sb, w, l, ret, ret_err);
+		if (r == 0)
+			return 0;
+		warm_kill(w);
+		if (r != -EAGAIN || tries == 1)
+			return -1;
+		free(*ret_err);
+		*ret_err = NULL;
+	}
+	return -1;
+}
+
+int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->pidfd = ret->listener = ret->uid_lock = -1;
+	for (int i = 0; i < 4; i++)
+		ret->fd[i] = -1;
+	/* Warm servers need a domain: its pid namespace and /tmp are what keep
+	 * one attempt from the next. */
+	if (l->policy->start == START_WARM && sb->domains)
+		return warm_spawn(sb, l, ret, ret_err);
+	return fresh_spawn(sb, l, ret, ret_err);
+}
+
+int proc_exit_fd(const struct proc *p)
+{
+	return p->server ? p->server->ctl : p->pidfd;
+}
+
+int proc_wait(struct proc *p, int *ret_status, struct rusage *ret_ru)
+{
+	struct {
+		char tag, pad[3];
+		int32_t status;
+		int64_t utime_us, stime_us, maxrss_kb;
+	} x;
+	struct rusage ru = { 0 };
+	int status = 0;
+	ssize_t n;
+
+	if (!p->server) {
+		while (wait4(p->pid, &status, 0, &ru) < 0 && errno == EINTR)
+			;
+		p->reaped = true;
+		if (ret_status)
+			*ret_status = status;
+		if (ret_ru)
+			*ret_ru = ru;
+		return 0;
+	}
+	n = warm_recv(p->server, &x, sizeof(x), NULL, WARM_REPLY_TIMEOUT_MS, NULL);
+	if (n != (ssize_t)sizeof(x) || x.tag != 'X') {
+		/* Dead, stalled or confused: its namespace goes, and the child with it. */
+		p->server->retire = true;
+		if (ret_status)
+			*ret_status = SIGKILL;
+		if (ret_ru)
+			*ret_ru = ru;
+		return -1;
+	}
+	p->reaped = true;
+	ru.ru_utime = (struct timeval){ x.utime_us / 1000000, x.utime_us % 1000000 };
+	ru.ru_stime = (struct timeval){ x.stime_us / 1000000, x.stime_us % 1000000 };
+	ru.ru_maxrss = x.maxrss_kb;
+	if (ret_status)
+		*ret_status = x.status;
+	if (ret_ru)
+		*ret_ru = ru;
+	return 0;
+}
+
+/* A warm attempt is over: its server takes the next one, unless it is due
+ * for replacement, or its attempt was never reaped (a reply would be left
+ * in the socket). */
+static void warm_release(struct proc *p)
+{
+	struct warm *w = p->server;
+
+	p->server = NULL;
+	w->busy = false;
+	if (!p->reaped || w->retire || w->forks >= w->max_forks || now_ms() - w->started >= w->max_age_ms)
+		warm_kill(w);
 }
 
 char *sandbox_notif_recv(int listener, uint64_t *ret_id)
@@ -1444,6 +2080,8 @@ int proc_cleanup_async(struct proc *p)
 
 void proc_cleanup(struct proc *p)
 {
+	if (p->server)
+		warm_release(p);
 	close_nointr(p->uid_lock);
 	p->uid_lock = -1;
 	for (int i = 0; i < 4; i++) {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -34,8 +35,13 @@ struct sandbox {
 	unsigned uid_slots;
 	int landlock_abi;               /* 0 = not available */
 	int cap_last;                   /* highest capability number the kernel knows */
-	struct sock_filter *bpf[2];     /* per enum net_mode, built on first use */
-	unsigned short bpf_len[2];
+	struct sock_filter *bpf[2][2];  /* per enum filter_stage and enum net_mode, built on first use */
+	unsigned short bpf_len[2][2];
+	/* Warm servers (policy [start] mode = warm): at most warm_max, one per
+	 * running attempt plus idle ones kept for the next (see sandbox.c). */
+	struct warm **warm;
+	size_t n_warm;
+	unsigned warm_max, warm_seq;
 	void *stack;                    /* the child's stack until it execs (CLONE_VM) */
 	struct ll_path *ll_cache;       /* O_PATH fds of the system paths, opened once */
 	size_t ll_n;
@@ -62,6 +68,8 @@ struct proc {
 	bool landlock;
 	bool domain;                    /* ran in an isolation domain */
 	int uid_lock;                   /* the flock that makes its uid ours, or -1 */
+	struct warm *server;            /* forked by this warm server (which reaps it), or NULL */
+	bool reaped;
 };
 enum { PROC_STDOUT, PROC_STDERR, PROC_RESULT, PROC_EVENTS };
 
@@ -74,14 +82,27 @@ int sandbox_job_user(const char *name, uid_t *ret_uid, gid_t *ret_gid, char **re
 void sandbox_free(struct sandbox *sb);
 /* Start an attempt.  0, or -1 with a one-line message (nothing left behind). */
 int sandbox_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err);
-/* Close the parent's fds and remove the scratch dir (after the child is reaped). */
+/* The fd that becomes readable when the attempt's process has ended: its
+ * pidfd, or its warm server's control socket. */
+int proc_exit_fd(const struct proc *p);
+/* Reap the ended attempt: its wait status and resource use.  0, or -1 when
+ * its warm server died or broke protocol (the status is then a SIGKILL):
+ * the executor's fault, not the job's.  Blocks until the process is gone. */
+int proc_wait(struct proc *p, int *ret_status, struct rusage *ret_ru);
+/* Close the parent's fds and remove the scratch dir (after proc_wait); a
+ * warm attempt's server goes back to its pool, or is replaced. */
 void proc_cleanup(struct proc *p);
 /* The same, but a scratch dir the job left full is removed by an rm child:
  * returns its pidfd, to be reaped with waitid(P_PIDFD), or -1. */
 int proc_cleanup_async(struct proc *p);
+/* Stop idle warm servers now and busy ones when their attempt ends (SIGHUP:
+ * policies may have changed); ALL: stop every one now (exit). */
+void sandbox_warm_flush(struct sandbox *sb, bool all);
 /* Compile the seccomp program for a network mode (the build runs this once
  * through gen_filter and compiles the result in; see filter_for). */
-int sandbox_build_filter(enum net_mode net, struct sock_filter **ret, unsigned short *ret_len, char **ret_err);
+enum filter_stage { STAGE_JOB, STAGE_SERVER };
+int sandbox_build_filter(enum net_mode net, enum filter_stage stage, struct sock_filter **ret,
+			 unsigned short *ret_len, char **ret_err);
 /* The name of syscall NR on this architecture (caller frees). */
 char *sandbox_syscall_name(long nr);
 /* Take one seccomp notification from the listener: the syscall that broke

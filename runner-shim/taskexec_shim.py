@@ -1,7 +1,15 @@
-"""taskexec shim: run one job in this fresh, sandboxed interpreter.
+"""taskexec shim: run one job in a sandboxed interpreter no other job touched.
 
-Started by the executor as `python3 -I -S -B taskexec_shim.py` after the kernel
-sandbox is in place.  File descriptors:
+Started by the executor after the kernel sandbox is in place, in one of two
+ways (taskexec-policy(5), [start] mode):
+
+  fresh   `python3 -I -S -B taskexec_shim.py`: this interpreter runs one job.
+  warm    `... taskexec_shim.py --serve`: a warm server (serve()).  It imports
+          what every job needs once and never imports task code; per attempt
+          it forks a child that takes its own fds, loads its own seccomp
+          filter, and then runs the job exactly as a fresh interpreter would.
+
+File descriptors of the job:
 
   0  the job envelope (JSON: job, attempt, roots, allowed, result_max)
   1  the task's stdout         2  the task's stderr
@@ -11,67 +19,24 @@ sandbox is in place.  File descriptors:
   4  logging records, one JSON object per line, and progress records
      {"progress": 0.42, "msg": ...} from taskexec_task.progress()
 
-Standard library only, and as few imports as possible: every module imported
-here is paid for by every job (traceback and logging load only when needed).
-The module checks below are defence in depth; the kernel is the boundary.
+Standard library only.  The module checks below are defence in depth; the
+kernel is the boundary.
 """
+import json
 import os
 import sys
 
 RESULT_FD = 3
 EVENTS_FD = 4
 
-# JSON through the C accelerator directly.  `import json` pulls in re, enum
-# and functools and costs a fresh interpreter about 7 ms of CPU, as much as
-# starting it; _json alone costs 0.3 ms.  The scanner and encoder below are
-# the ones json.loads and json.dumps(ensure_ascii=False, separators=(",", ":"))
-# use, with the same results and error messages (the pure-Python fallback
-# words a few of its messages differently).
-try:
-    import _json
-except ImportError:  # a CPython built without it: the slow, equal path
-    _json = None
-
-
-class _ScanContext:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-
-    @staticmethod
-    def parse_constant(name):
-        return float({"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}[name])
-
-
-def _not_serialisable(obj):
-    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
-
 
 def json_loads(data):
-    if _json is None:
-        import json
-        return json.loads(data)
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    start = len(text) - len(text.lstrip(" \t\n\r"))
-    try:
-        obj, end = _json.make_scanner(_ScanContext)(text, start)
-    except StopIteration as stop:
-        raise ValueError("invalid JSON at offset %d" % stop.value) from None
-    if text[end:].strip(" \t\n\r"):
-        raise ValueError("extra data after JSON at offset %d" % end)
-    return obj
+    return json.loads(data)
 
 
 def json_dumps(obj, allow_nan=True):
     """Compact JSON, non-ASCII kept as is."""
-    if _json is None:
-        import json
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
-    encode = _json.make_encoder({}, _not_serialisable, _json.encode_basestring, None, ":", ",", False, False,
-                                allow_nan)
-    return "".join(encode(obj, 0))
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
 
 
 def has_nul_escape(encoded):
@@ -233,40 +198,17 @@ def resolve(job):
 
 
 def bind_error(fn, params):
-    """Why fn(**params) cannot bind, or None.  Without inspect: it is slow to import."""
-    # Bound first: a bound method forwards __wrapped__ to its decorated
-    # function, whose signature still lists self.
-    bound = hasattr(fn, "__self__") and hasattr(fn, "__func__")
-    f = getattr(fn, "__func__", fn)
-    while hasattr(f, "__wrapped__"):
-        f = f.__wrapped__
-    if not hasattr(f, "__code__") and callable(f) and hasattr(type(f), "__call__"):
-        f = getattr(type(f).__call__, "__func__", type(f).__call__)
-        bound = True
-    code = getattr(f, "__code__", None)
-    if code is None:
+    """Why fn(**params) cannot bind, or None."""
+    import inspect
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):    # a builtin without a signature: the call says it
         return None
-    name = getattr(f, "__qualname__", "task")
-    nargs, nkw, nposonly = code.co_argcount, code.co_kwonlyargcount, code.co_posonlyargcount
-    names = code.co_varnames[:nargs + nkw]
-    skip = 1 if bound else 0
-    positional = names[skip:nargs]
-    kwonly = names[nargs:]
-    defaults = f.__defaults__ or ()
-    kwdefaults = f.__kwdefaults__ or {}
-    first_default = len(names[:nargs]) - len(defaults)
-    posonly = set(names[skip:nposonly])
-    for key in params:
-        if key in posonly:
-            return "%s() parameter %r is positional-only" % (name, key)
-        if key not in positional and key not in kwonly and not code.co_flags & 0x08:
-            return "%s() got an unexpected parameter %r" % (name, key)
-    for i, arg in enumerate(names[:nargs]):
-        if i >= skip and i < first_default and arg not in params:
-            return "%s() is missing the required parameter %r" % (name, arg)
-    for arg in kwonly:
-        if arg not in kwdefaults and arg not in params:
-            return "%s() is missing the required parameter %r" % (name, arg)
+    try:
+        signature.bind(**params)
+    except TypeError as exc:
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__ + ".__call__"
+        return "%s() %s" % (name, exc)
     return None
 
 
@@ -275,15 +217,22 @@ def type_name(exc):
     return t.__qualname__ if t.__module__ == "builtins" else "%s.%s" % (t.__module__, t.__qualname__)
 
 
+def shim_dir():
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.basename(here) == "__pycache__":  # started from its byte code
+        here = os.path.dirname(here)
+    return here
+
+
 def main():
     envelope = read_envelope()
     job, roots, allowed = envelope["job"], envelope["roots"], envelope["allowed"]
-    shim_dir = os.path.dirname(os.path.abspath(__file__))
-    if os.path.basename(shim_dir) == "__pycache__":  # started from its byte code
-        shim_dir = os.path.dirname(shim_dir)
     sys.path[:] = [p for p in sys.path if p.startswith(sys.prefix)]
-    sys.path += roots + envelope.get("python_path", []) + [shim_dir]
-    sys.meta_path.insert(0, RouteLogging())
+    sys.path += roots + envelope.get("python_path", []) + [shim_dir()]
+    if "logging" in sys.modules:    # a warm server imported it already
+        configure_logging(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, RouteLogging())
 
     import taskexec_task
     taskexec_task.job_id = job["job_id"]
@@ -339,5 +288,182 @@ def main():
     return 0
 
 
+# ---- warm server ---------------------------------------------------------
+
+PR_SET_DUMPABLE = 4
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+SYS_SECCOMP = 317       # x86-64, the only architecture the executor builds for
+PID_PLACEHOLDER = 0x7E57C0DE    # in the filter's "this process" rules (sandbox.c)
+
+
+def serve():
+    """Fork one child per request on fd 3 until the executor closes it.
+
+    Requests, replies and the child's side are described at "warm servers"
+    in sandbox.c.  This process holds no job data: the child reads its job
+    and setup from the memfds it was handed, after the fork.
+    """
+    import ctypes
+    import gc
+    import socket
+    import struct
+    # What every job would import: paid once here, shared by every fork.
+    import inspect      # noqa: F401 (bind_error)
+    import logging
+    import traceback    # noqa: F401 (main's error path)
+    sys.path.append(shim_dir())
+    import taskexec_task    # noqa: F401
+
+    import resource     # noqa: F401 (warm_child)
+    import signal
+    # pid 1 of our namespace: no signal from inside it reaches us.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    # Not dumpable: an attempt (same uid) may not read our memory through /proc.
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    ctl = socket.socket(fileno=3)
+    gc.collect()
+    gc.freeze()         # the heap stays shared with the forks, not copied on first touch
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 16, 7)
+        except OSError:
+            return 0
+        if not msg:
+            return 0    # the executor is done with us
+        if msg != b"R" or len(fds) != 7:
+            return 2
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 127
+            try:
+                code = warm_child(ctl, fds, libc, logging)
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        socket.send_fds(ctl, [b"P"], [pidfd])
+        os.close(pidfd)
+        _, status, ru = os.wait4(pid, 0)
+        ctl.send(struct.pack("=c3xiqqq", b"X", status, int(ru.ru_utime * 1e6), int(ru.ru_stime * 1e6),
+                             ru.ru_maxrss))
+        empty_tmp()
+
+
+def empty_tmp():
+    """Leave /tmp (this domain's own tmpfs) as the next attempt must find it: empty."""
+    def remove(top):
+        with os.scandir(top) as it:
+            entries = list(it)
+        for entry in entries:
+            path = os.path.join(top, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(path, 0o700)           # the attempt's, so ours: same uid
+                remove(path)
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+    os.chmod("/tmp", 0o700)
+    remove("/tmp")
+
+
+def warm_child(ctl, fds, libc, logging):
+    """In the fork: become the attempt, then run it as main() would."""
+    import ctypes
+    import random
+    import signal
+    import socket
+    import struct
+    ctl.close()
+    # The fds arrived above 4 (0-4 are ours): place the job's, keep the
+    # status socket and the setup memfd where they are, close the rest.
+    *job_fds, status_fd, setup_fd = fds
+    for target, fd in enumerate(job_fds):
+        os.dup2(fd, target, inheritable=False)
+        os.close(fd)
+    os.closerange(max(status_fd, setup_fd) + 1, 1 << 16)
+    os.setsid()         # a process group of its own, as a fresh attempt has
+    status = socket.socket(fileno=status_fd)
+    try:
+        with os.fdopen(setup_fd, "rb") as f:
+            data = f.read()
+        env, secrets, cpu, bpf = parse_setup(struct, data)
+        del data
+        os.environ.clear()
+        for var in env:
+            name, _, value = var.partition("=")
+            os.environ[name] = value
+        for name, value in secrets:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o400)
+            with os.fdopen(fd, "wb") as f:
+                f.write(value)
+        del secrets
+        import resource
+        resource.setrlimit(resource.RLIMIT_CPU, cpu)
+        # Not shared with the server or the previous attempt.
+        random.seed()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        listener = load_filter(ctypes, libc, bpf)
+    except BaseException as exc:   # noqa: B902 -- the executor must hear of any failure here
+        status.send(struct.pack("=i56s", getattr(exc, "errno", None) or 0,
+                                ("warm child: %s" % type(exc).__name__).encode()[:55]))
+        return 127
+    socket.send_fds(status, [b"L"], [listener])
+    os.close(listener)
+    status.close()      # its EOF tells the executor the job starts now
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+def parse_setup(struct, data):
+    """The setup memfd as sandbox.c's write_setup lays it out."""
+    pos = 0
+
+    def u32():
+        nonlocal pos
+        (v,) = struct.unpack_from("=I", data, pos)
+        pos += 4
+        return v
+
+    def blob():
+        nonlocal pos
+        n = u32()
+        pos += n
+        return data[pos - n:pos]
+
+    env = [blob().decode("utf-8", "surrogateescape") for _ in range(u32())]
+    secrets = [(blob().decode("utf-8", "surrogateescape"), blob()) for _ in range(u32())]
+    cpu = struct.unpack_from("=QQ", data, pos)
+    pos += 16
+    n = u32()
+    bpf = bytearray(data[pos:pos + 8 * n])
+    return env, secrets, cpu, bpf
+
+
+def load_filter(ctypes, libc, bpf):
+    """Stack this attempt's own seccomp program on the server's, with its pid
+    patched in; return the listener for the executor."""
+    me = os.getpid()
+    for off in range(4, len(bpf), 8):          # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
+        if int.from_bytes(bpf[off:off + 4], sys.byteorder) == PID_PLACEHOLDER:
+            bpf[off:off + 4] = me.to_bytes(4, sys.byteorder)
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    buf = (ctypes.c_char * len(bpf)).from_buffer(bpf)
+    prog = Prog(len(bpf) // 8, ctypes.addressof(buf))
+    fd = libc.syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, ctypes.byref(prog))
+    if fd < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    return fd
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main())

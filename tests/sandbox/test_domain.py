@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from test_sandbox import (JOB_UIDS, MiB, REPO, SUITE, TASKEXEC, _CTX, base_dir, run_task,  # noqa: F401
-                          sandbox_env, start_task, unique_dir)
+                          sandbox_env, start_mode, start_task, unique_dir)
 
 
 def completed(run):
@@ -83,7 +83,7 @@ def test_jobs_running_at_once_have_uids_of_their_own():
 
 def _policy_with_write_path(path):
     policy = _CTX["base"] / "policy" / "domaintest.policy"
-    text = (REPO / "policy" / "ad_hoc.policy").read_text()
+    text = (_CTX["base"] / "policy" / "ad_hoc.policy").read_text()     # in this run's start mode
     policy.write_text(text + "\n[paths]\nwrite = %s\n" % path)
     return "domaintest"
 

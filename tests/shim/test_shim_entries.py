@@ -44,14 +44,14 @@ def test_callable_module_attribute():
 
 
 def test_callable_module_attribute_is_bound_to_its_signature():
-    failed(run("shimtasks.entries:add", "c=1"), "exception",
-           "TypeError: Adder.__call__() got an unexpected parameter 'c'", "TypeError", False)
+    failed(run("shimtasks.entries:add", "a=1", "b=2", "c=1"), "exception",
+           "TypeError: Adder.__call__() got an unexpected keyword argument 'c'", "TypeError", False)
 
 
 def test_decorated_function_binds_to_the_wrapped_signature():
     identical(completed(run("shimtasks.entries:decorated", "x=2")), {"wrapped": 3})
     failed(run("shimtasks.entries:decorated", "x=2", "z=1"), "exception",
-           "TypeError: decorated() got an unexpected parameter 'z'", "TypeError", False)
+           "TypeError: decorated() got an unexpected keyword argument 'z'", "TypeError", False)
 
 
 def test_decorated_instance_method():

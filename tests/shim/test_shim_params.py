@@ -55,15 +55,15 @@ def test_var_keyword_takes_unknown_parameters():
 
 
 @pytest.mark.parametrize("entry, kv, message", [
-    ("shimtasks.params:needs", ["a=1", "c=3", "x=9"], "needs() got an unexpected parameter 'x'"),
-    ("shimtasks.params:needs", ["c=3"], "needs() is missing the required parameter 'a'"),
-    ("shimtasks.params:needs", ["a=1", "b=2"], "needs() is missing the required parameter 'c'"),
-    ("shimtasks.params:positional", ["a=1"], "positional() parameter 'a' is positional-only"),
-    ("shimtasks.params:only_keywords", ["y=1"], "only_keywords() got an unexpected parameter 'y'"),
-    ("shimtasks.params:only_keywords", [], "only_keywords() is missing the required parameter 'x'"),
-    ("shimtasks.params:Greeter.greet", [], "Greeter.greet() is missing the required parameter 'name'"),
-    ("shimtasks.params:Greeter.greet", ["name=x", "self=1"], "Greeter.greet() got an unexpected parameter 'self'"),
-    ("shimtasks.params:flexible", ["zz=1"], "flexible() is missing the required parameter 'a'"),
+    ("shimtasks.params:needs", ["a=1", "c=3", "x=9"], "needs() got an unexpected keyword argument 'x'"),
+    ("shimtasks.params:needs", ["c=3"], "needs() missing a required argument: 'a'"),
+    ("shimtasks.params:needs", ["a=1", "b=2"], "needs() missing a required argument: 'c'"),
+    ("shimtasks.params:positional", ["a=1"], "positional() 'a' parameter is positional only, but was passed as a keyword"),
+    ("shimtasks.params:only_keywords", ["x=1", "y=1"], "only_keywords() got an unexpected keyword argument 'y'"),
+    ("shimtasks.params:only_keywords", [], "only_keywords() missing a required argument: 'x'"),
+    ("shimtasks.params:Greeter.greet", [], "Greeter.greet() missing a required argument: 'name'"),
+    ("shimtasks.params:Greeter.greet", ["name=x", "self=1"], "Greeter.greet() got an unexpected keyword argument 'self'"),
+    ("shimtasks.params:flexible", ["zz=1"], "flexible() missing a required argument: 'a'"),
 ], ids=["unexpected", "missing", "missing-kwonly", "positional-only", "unexpected-kwonly", "missing-kwonly-only",
         "method-missing", "method-self", "var-keyword-missing"])
 def test_parameter_mismatch_fails_without_retry_or_call(entry, kv, message):

@@ -225,7 +225,7 @@ static void unknown_key_names_file_and_line(void **state)
 static void unknown_section_named(void **state)
 {
 	expect_one_error(*state, "[job]\ntimeout = 5m\n[jobs]\ntimeout = 5m\n", 4,
-			 "[jobs]: unknown section (known: job, limits, network, paths, env, secrets)");
+			 "[jobs]: unknown section (known: job, limits, network, start, paths, env, secrets)");
 }
 
 static void bad_duration_named(void **state)

@@ -30,13 +30,17 @@ RESULT_FD = 3
 EVENTS_FD = 4
 
 
+# Taken now: a task that patches json.dumps changes only what it calls itself.
+_loads, _dumps = json.loads, json.dumps
+
+
 def json_loads(data):
-    return json.loads(data)
+    return _loads(data)
 
 
 def json_dumps(obj, allow_nan=True):
     """Compact JSON, non-ASCII kept as is."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
+    return _dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
 
 
 def has_nul_escape(encoded):
@@ -355,18 +359,31 @@ def serve():
 
 
 def empty_tmp():
-    """Leave /tmp (this domain's own tmpfs) as the next attempt must find it: empty."""
+    """Leave /tmp (this domain's own tmpfs) as the next attempt must find it.
+
+    Everything the attempt made there goes: it is ours (same uid) on /tmp's
+    own filesystem.  What the domain made is left alone: root's directories
+    leading to write paths mounted below /tmp, and those write paths (shared
+    by every job of the type, by design).  An error ends the server: one
+    that cannot clean up must not serve again.
+    """
+    me, dev = os.getuid(), os.stat("/tmp").st_dev
+
     def remove(top):
         with os.scandir(top) as it:
             entries = list(it)
         for entry in entries:
-            path = os.path.join(top, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            if st.st_dev != dev:
+                continue                        # a mount point: a write path
             if entry.is_dir(follow_symlinks=False):
-                os.chmod(path, 0o700)           # the attempt's, so ours: same uid
-                remove(path)
-                os.rmdir(path)
-            else:
-                os.unlink(path)
+                if st.st_uid == me:
+                    os.chmod(entry.path, 0o700)     # the attempt may have locked it
+                remove(entry.path)
+                if st.st_uid == me:
+                    os.rmdir(entry.path)
+            elif st.st_uid == me:
+                os.unlink(entry.path)
     os.chmod("/tmp", 0o700)
     remove("/tmp")
 

@@ -1,0 +1,88 @@
+"""Issue "warm start": attempts forked from one warm server share nothing
+with each other, and the server's faults are never the job's.  The sandbox
+suite (tests/sandbox) runs whole in both start modes; this is what only a
+daemon, whose servers serve many attempts, can show."""
+import os
+import signal
+
+import pytest
+
+from ithelpers import describe, ini_set, wait_for
+from testlib import REPO
+
+WARM_TYPE = "warm_it"
+
+
+@pytest.fixture
+def warm_type(policy_dir):
+    """A task type like ad_hoc whose attempts are forks of a warm server."""
+    text = (policy_dir / "ad_hoc.policy").read_text()
+    text = ini_set(text, "start", "mode", "warm")
+    (policy_dir / ("%s.policy" % WARM_TYPE)).write_text(text)
+    return WARM_TYPE
+
+
+def servers(daemon_pid):
+    """The daemon's children: in warm mode, its servers (pid 1 of their namespaces)."""
+    with open("/proc/%d/task/%d/children" % (daemon_pid, daemon_pid)) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def result(db, job_id):
+    row = db.job(job_id)
+    assert row["status"] == "COMPLETED", describe(db, job_id)
+    return row["result"]
+
+
+def test_an_attempt_finds_nothing_of_the_one_before_on_the_same_server(daemon, submit, wait_terminal, db,
+                                                                      warm_type):
+    d = daemon(concurrency=1)
+    first = submit("itasks.warm:litter", "token=t0k3n", task_type=warm_type)
+    wait_terminal([first], 30)
+    a = result(db, first)
+    server = servers(d.pid)
+    assert len(server) == 1, server
+    second = submit("itasks.warm:look", task_type=warm_type)
+    wait_terminal([second], 30)
+    b = result(db, second)
+    assert servers(d.pid) == server, "the second attempt did not run on the same server"
+    # forks of one server: pid 1 is the server, each attempt a new process
+    assert a["ppid"] == b["ppid"] == 1 and a["pid"] != b["pid"], (a, b)
+    assert b["strings"] == [], b
+    assert b["env"] is None and "left-behind" not in b["tmp"] and "dir" not in b["tmp"], b
+    assert b["fds"] == [], b
+    assert b["json_ok"] and not b["modules"] and b["threads"] == 1, b
+    assert a["random"] != b["random"]
+
+
+def test_a_server_killed_under_its_attempt_costs_the_job_nothing(daemon, submit, wait_terminal, db, warm_type):
+    d = daemon(concurrency=1)
+    job = submit("itasks.warm:sleep", "seconds=2", task_type=warm_type)
+    wait_for(lambda: db.job(job)["status"] == "RUNNING", 20, "the job to run")
+    server = wait_for(lambda: servers(d.pid), 10, "the warm server")
+    wait_for(lambda: [c for s in server for c in servers(s)], 10, "the attempt, forked")
+    os.kill(server[0], signal.SIGKILL)
+    rows = wait_terminal([job], 40)
+    assert rows[job]["status"] == "COMPLETED", describe(db, job)
+    attempts = db.attempts(job)
+    assert [a["outcome"] for a in attempts] == ["executor_fault", "completed"], describe(db, job)
+    assert "warm server died" in attempts[0]["error_message"], describe(db, job)
+    assert servers(d.pid) != server
+    assert d.alive()
+
+
+def test_a_violation_in_a_warm_attempt_is_named_and_its_server_serves_the_next(daemon, submit, wait_terminal, db,
+                                                                               warm_type):
+    d = daemon(concurrency=1)
+    bad = submit("itasks.warm:signal_the_server", task_type=warm_type)
+    wait_terminal([bad], 30)
+    row = db.job(bad)
+    assert row["status"] == "FAILED", describe(db, bad)
+    attempt = db.attempts(bad)[-1]
+    assert attempt["outcome"] == "violation" and attempt["error_message"] == "sandbox violation: kill", \
+        describe(db, bad)
+    server = servers(d.pid)
+    good = submit("itasks.warm:look", task_type=warm_type)
+    wait_terminal([good], 30)
+    assert result(db, good)["json_ok"]
+    assert servers(d.pid) == server

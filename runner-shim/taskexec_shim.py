@@ -142,6 +142,11 @@ def configure_logging(logging):
     root = logging.getLogger()
     root.addHandler(EventHandler())
     root.setLevel(logging.INFO)
+    global logging_ready
+    logging_ready = True
+
+
+logging_ready = False
 
 
 def origin(obj):
@@ -233,9 +238,7 @@ def main():
     job, roots, allowed = envelope["job"], envelope["roots"], envelope["allowed"]
     sys.path[:] = [p for p in sys.path if p.startswith(sys.prefix)]
     sys.path += roots + envelope.get("python_path", []) + [shim_dir()]
-    if "logging" in sys.modules:    # a warm server imported it already
-        configure_logging(sys.modules["logging"])
-    else:
+    if not logging_ready:           # (a warm server set it up before forking us)
         sys.meta_path.insert(0, RouteLogging())
 
     import taskexec_task
@@ -319,6 +322,7 @@ def serve():
     sys.path.append(shim_dir())
     import taskexec_task    # noqa: F401
 
+    import random       # noqa: F401 (it reseeds itself in each fork: os.register_at_fork)
     import resource     # noqa: F401 (warm_child)
     import signal
     # pid 1 of our namespace: no signal from inside it reaches us.
@@ -326,7 +330,15 @@ def serve():
     libc = ctypes.CDLL(None, use_errno=True)
     # Not dumpable: an attempt (same uid) may not read our memory through /proc.
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # Everything a fork would otherwise build for itself, built once: each
+    # page a child writes costs it a copy-on-write fault.
+    configure_logging(logging)
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    seccomp = (ctypes, libc.syscall, Prog)
     ctl = socket.socket(fileno=3)
+    clean = os.stat("/tmp").st_ctime_ns
     gc.collect()
     gc.freeze()         # the heap stays shared with the forks, not copied on first touch
     while True:
@@ -344,7 +356,7 @@ def serve():
         if pid == 0:
             code = 127
             try:
-                code = warm_child(ctl, fds, libc, logging)
+                code = warm_child(ctl, fds, seccomp)
             finally:
                 os._exit(code)
         for fd in fds:
@@ -355,7 +367,11 @@ def serve():
         _, status, ru = os.wait4(pid, 0)
         ctl.send(struct.pack("=c3xiqqq", b"X", status, int(ru.ru_utime * 1e6), int(ru.ru_stime * 1e6),
                              ru.ru_maxrss))
-        empty_tmp()
+        # Only the attempt could have changed /tmp (its change time says so):
+        # most leave it as they found it, and pay nothing for the check.
+        if os.stat("/tmp").st_ctime_ns != clean:
+            empty_tmp()
+            clean = os.stat("/tmp").st_ctime_ns
 
 
 def empty_tmp():
@@ -388,10 +404,9 @@ def empty_tmp():
     remove("/tmp")
 
 
-def warm_child(ctl, fds, libc, logging):
+def warm_child(ctl, fds, seccomp):
     """In the fork: become the attempt, then run it as main() would."""
-    import ctypes
-    import random
+    import resource
     import signal
     import socket
     import struct
@@ -419,12 +434,10 @@ def warm_child(ctl, fds, libc, logging):
             with os.fdopen(fd, "wb") as f:
                 f.write(value)
         del secrets
-        import resource
         resource.setrlimit(resource.RLIMIT_CPU, cpu)
-        # Not shared with the server or the previous attempt.
-        random.seed()
+        # (random reseeded itself in the fork: os.register_at_fork.)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        listener = load_filter(ctypes, libc, bpf)
+        listener = load_filter(seccomp, bpf)
     except BaseException as exc:   # noqa: B902 -- the executor must hear of any failure here
         status.send(struct.pack("=i56s", getattr(exc, "errno", None) or 0,
                                 ("warm child: %s" % type(exc).__name__).encode()[:55]))
@@ -463,19 +476,19 @@ def parse_setup(struct, data):
     return env, secrets, cpu, bpf
 
 
-def load_filter(ctypes, libc, bpf):
+def load_filter(seccomp, bpf):
     """Stack this attempt's own seccomp program on the server's, with its pid
     patched in; return the listener for the executor."""
-    me = os.getpid()
-    for off in range(4, len(bpf), 8):          # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
-        if int.from_bytes(bpf[off:off + 4], sys.byteorder) == PID_PLACEHOLDER:
-            bpf[off:off + 4] = me.to_bytes(4, sys.byteorder)
-
-    class Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    ctypes, syscall, Prog = seccomp
+    placeholder, me = PID_PLACEHOLDER.to_bytes(4, sys.byteorder), os.getpid().to_bytes(4, sys.byteorder)
+    off = bpf.find(placeholder, 4)
+    while off >= 0:
+        if off % 8 == 4:                        # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
+            bpf[off:off + 4] = me
+        off = bpf.find(placeholder, off + 1)
     buf = (ctypes.c_char * len(bpf)).from_buffer(bpf)
     prog = Prog(len(bpf) // 8, ctypes.addressof(buf))
-    fd = libc.syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, ctypes.byref(prog))
+    fd = syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, ctypes.byref(prog))
     if fd < 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))

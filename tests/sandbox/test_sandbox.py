@@ -854,11 +854,15 @@ def test_module_symlinked_out_of_the_task_roots_is_rejected(base_dir, kind):
         link, entry = SUITE / "abuse" / name, f"abuse.{name}.main:run"
         target = outside
     os.chmod(outside, 0o755)
-    link.symlink_to(target)
-    try:
-        run = run_task(entry)
-    finally:
-        link.unlink()
+    # A task root of this test's own (the suite may run as a user who cannot
+    # write the checkout): an allowed package whose module is a link out of it.
+    root = base_dir / f"root-{uuid.uuid4().hex[:8]}"
+    (root / "abuse").mkdir(parents=True)
+    (root / "abuse" / "__init__.py").write_text("")
+    root.chmod(0o755)
+    (root / "abuse").chmod(0o755)
+    (root / "abuse" / link.name).symlink_to(target)
+    run = run_task(entry, env={"TASKEXEC_TASKS_PATH": f"{root}:{REPO}"})
     assert_rejected(run)
     assert "OUTSIDE-MODULE-RAN" not in run.stderr
 

@@ -86,3 +86,23 @@ def test_a_violation_in_a_warm_attempt_is_named_and_its_server_serves_the_next(d
     wait_terminal([good], 30)
     assert result(db, good)["json_ok"]
     assert servers(d.pid) == server
+
+
+def test_a_server_is_replaced_after_warm_forks_attempts_and_on_sighup(daemon, submit, wait_terminal, db, policy_dir):
+    text = ini_set((policy_dir / "ad_hoc.policy").read_text(), "start", "mode", "warm")
+    (policy_dir / "warm_forks2.policy").write_text(ini_set(text, "start", "warm_forks", "2"))
+    d = daemon(concurrency=1)
+    seen = []
+    for _ in range(3):
+        job = submit("itasks.warm:look", task_type="warm_forks2")
+        wait_terminal([job], 30)
+        result(db, job)
+        seen.append(servers(d.pid))
+    # the first server is stopped as its second attempt ends; the third runs on a new one
+    assert len(seen[0]) == 1 and seen[1] == [] and len(seen[2]) == 1 and seen[2] != seen[0], seen
+    d.signal(signal.SIGHUP)
+    d.wait_event("policy.reloaded", 10)
+    assert servers(d.pid) == [], "an idle server outlived the policy reload"
+    job = submit("itasks.warm:look", task_type="warm_forks2")
+    wait_terminal([job], 30)
+    assert result(db, job)["json_ok"] and servers(d.pid) not in ([], seen[2])

@@ -206,7 +206,7 @@ const char *domain_enter(const struct domain_plan *dp)
 			return "userns gid_map";
 	}
 	/* 2. Nothing we mount may propagate back to the host. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return "mount private";
 	/* 3. The new root, then every step of the plan, in order: /tmp and /dev
 	 *    come first, so binds beneath them land on the tmpfs. */
@@ -232,9 +232,9 @@ const char *domain_enter(const struct domain_plan *dp)
 				return "symlink";
 			break;
 		case DOM_BIND:
-			if (mount(op->src, op->dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+			if (mount(op->src, op->dst, "none", MS_BIND | MS_REC, NULL) < 0)
 				return "bind mount";
-			if (mount(NULL, op->dst, NULL, MS_REMOUNT | MS_BIND | op->flags, NULL) < 0)
+			if (mount("none", op->dst, "none", MS_REMOUNT | MS_BIND | op->flags, NULL) < 0)
 				return "remount bind";
 			break;
 		case DOM_TMPFS:
@@ -243,7 +243,7 @@ const char *domain_enter(const struct domain_plan *dp)
 			break;
 		}
 	}
-	if (mount(NULL, dp->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+	if (mount("none", dp->root, "none", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		return "remount root read-only";
 	/* 4. Into it: pivot_root with the old root stacked beneath the new one,
 	 *    then detach the old root; no path leads out any more. */

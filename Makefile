@@ -136,7 +136,7 @@ install: all
 	install -m 0755 $(B)/taskexecd $(DESTDIR)$(SBINDIR)/taskexecd
 	install -m 0755 $(B)/taskexec $(DESTDIR)$(BINDIR)/taskexec
 	install -m 0755 $(B)/taskexec-ops $(DESTDIR)$(LIBDIR)/taskexec-ops
-	install -m 0644 runner-shim/taskexec_shim.py runner-shim/taskexec_task.py $(DESTDIR)$(LIBDIR)/
+	install -m 0644 runner-shim/taskexec_shim.py runner-shim/taskexec_task.py runner-shim/taskexec_warm.py $(DESTDIR)$(LIBDIR)/
 	cp -r --no-preserve=ownership tasks $(DESTDIR)$(LIBDIR)/
 	find $(DESTDIR)$(LIBDIR) -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -m compileall -q -d $(LIBDIR) $(DESTDIR)$(LIBDIR)

@@ -28,6 +28,14 @@ def servers(daemon_pid):
         return [int(p) for p in f.read().split()]
 
 
+def _state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
 def result(db, job_id):
     row = db.job(job_id)
     assert row["status"] == "COMPLETED", describe(db, job_id)
@@ -58,16 +66,19 @@ def test_an_attempt_finds_nothing_of_the_one_before_on_the_same_server(daemon, s
 def test_a_server_killed_under_its_attempt_costs_the_job_nothing(daemon, submit, wait_terminal, db, warm_type):
     d = daemon(concurrency=1)
     job = submit("itasks.warm:sleep", "seconds=2", task_type=warm_type)
-    wait_for(lambda: db.job(job)["status"] == "RUNNING", 20, "the job to run")
-    server = wait_for(lambda: servers(d.pid), 10, "the warm server")
-    wait_for(lambda: [c for s in server for c in servers(s)], 10, "the attempt, forked")
-    os.kill(server[0], signal.SIGKILL)
+    # Mid-flight: the attempt runs task code (a server lost before that is
+    # replaced before the attempt begins, and the job never sees it).
+    d.wait_event("job.started", 20)
+    (server, attempt), = [(s, c) for s in servers(d.pid) for c in servers(s)]
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists("/proc/%d/stat" % attempt) or _state(attempt) == "Z", 10,
+             "the attempt to die with its server's pid namespace")
     rows = wait_terminal([job], 40)
     assert rows[job]["status"] == "COMPLETED", describe(db, job)
     attempts = db.attempts(job)
     assert [a["outcome"] for a in attempts] == ["executor_fault", "completed"], describe(db, job)
     assert "warm server died" in attempts[0]["error_message"], describe(db, job)
-    assert servers(d.pid) != server
+    assert server not in servers(d.pid)
     assert d.alive()
 
 

@@ -63,7 +63,9 @@ def test_scratch_beyond_its_size_fails_with_enospc_inside_the_job_only():
     got = completed(run_task("abuse.domain:fill_tmp", "limit_mb=256"))
     # ad_hoc's scratch_size is 64M.
     assert got["errno"] == "ENOSPC" and 56 <= got["written_mb"] <= 64, got
-    assert abs(os.statvfs(_CTX["scratch"]).f_bavail - before) * os.statvfs(_CTX["scratch"]).f_frsize < 8 * MiB
+    # None of the 56-64 MiB landed on the host's disk (one-sided: other
+    # processes of the machine may free or take a few MiB meanwhile).
+    assert (before - os.statvfs(_CTX["scratch"]).f_bavail) * os.statvfs(_CTX["scratch"]).f_frsize < 24 * MiB
     assert os.listdir(_CTX["scratch"]) == []
 
 

@@ -44,7 +44,7 @@ B ?= build
 TEST_ENV := SANDBOX_SUITE_TASKEXEC=$(CURDIR)/$(B)/taskexec ITEST_TASKEXECD=$(CURDIR)/$(B)/taskexecd \
             ITEST_TASKEXEC=$(CURDIR)/$(B)/taskexec CHAOS_TASKEXECD=$(CURDIR)/$(B)/taskexecd
 COMMON := util log outbuf config job policy domain sandbox attempt loop
-DAEMON := queue store supervise daemon http metrics sign
+DAEMON := queue store supervise daemon http metrics sign check
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
 CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_common.o

@@ -111,6 +111,7 @@ class Ctx:
         for sub in ("state", "scratch"):
             (self.dir / sub).mkdir()
             (self.dir / sub).chmod(0o755)
+        testlib.seed_exports(self.dir / "state")       # for the seed task's etl policy
         self.markers_root = markers_root
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("TASKEXEC_") and k != "ALLOWED_MODULES"}

@@ -44,7 +44,7 @@ B ?= build
 TEST_ENV := SANDBOX_SUITE_TASKEXEC=$(CURDIR)/$(B)/taskexec ITEST_TASKEXECD=$(CURDIR)/$(B)/taskexecd \
             ITEST_TASKEXEC=$(CURDIR)/$(B)/taskexec CHAOS_TASKEXECD=$(CURDIR)/$(B)/taskexecd
 COMMON := util log outbuf config job policy domain sandbox attempt loop
-DAEMON := queue store supervise daemon http metrics sign
+DAEMON := queue store supervise daemon http metrics sign check
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
 CLI_OBJ := $(B)/cli.o $(B)/cli_run.o $(B)/cli_common.o
@@ -52,7 +52,7 @@ OPS_OBJ := $(B)/cli_ops_main.o $(B)/cli_ops.o $(B)/cli_run.o $(B)/cli_common.o $
 # taskexec (run, policy) links only what the sandbox needs; see exec_ops in cli.c.
 RUN_LIBS = $(call pkg,--libs,jansson libseccomp libcap inih)
 
-all: $(B)/taskexecd $(B)/taskexec $(B)/taskexec-ops pyc
+all: $(B)/taskexecd $(B)/taskexec $(B)/taskexec-ops pyc build/state/f5exports
 
 # Made once per build directory: a missing -dev package is named here, not
 # found later as an undefined reference.
@@ -99,6 +99,13 @@ $(B)/taskexec-ops: $(OPS_OBJ) $(COMMON_OBJ)
 # and compiling on every run would cost each job several milliseconds.
 pyc:
 	@$(PYTHON) -m compileall -q runner-shim tasks
+
+# A source tree's state directory is build/state (config.c): the etl
+# policy's exports there are the samples, so that "build/taskexec run" of
+# the seed task works from a checkout.  A packaged host's are the
+# operator's, in /var/lib/taskexec/f5exports.
+build/state/f5exports: $(wildcard tasks/f5portalupdate/sample_exports/*/*.json)
+	@rm -rf $@ && mkdir -p build/state && cp -r tasks/f5portalupdate/sample_exports $@
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
 $(B)/unit/%: tests/unit/%.c $(COMMON_OBJ) $(DAEMON_OBJ)

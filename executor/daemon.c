@@ -52,6 +52,7 @@ struct daemon {
 	int64_t fault_until, fault_backoff_ms;
 	struct timer *fault_timer;
 	uint64_t beats;
+	struct timer *first_beat;       /* until Redis and PostgreSQL first answer */
 	char **reconcile_ids;           /* the rows of the sweep in flight */
 	int reconcile_n;
 	int exit_code;
@@ -68,6 +69,7 @@ static void start_drain(struct daemon *d, int sig);
 static void on_recovered_self(void *arg, redisReply *reply);
 static void redis_beat(struct daemon *d, json_t *doc);
 static void store_beat(struct daemon *d);
+static void first_heartbeat_when_connected(struct daemon *d);
 
 static struct policies *load_policies(const struct config *c, char **ret_err)
 {
@@ -439,6 +441,7 @@ static void on_queue_state(void *arg, bool up)
 	if (!up)
 		return;
 	d->redis_up_at = now_ms();
+	first_heartbeat_when_connected(d);
 	/* The id first: until its lease is ours, our processing list may be a
 	 * live daemon's with the same id, not ours to put back. */
 	if (!d->id_claimed) {
@@ -514,6 +517,7 @@ static void on_store_state(void *arg, bool up)
 {
 	if (!up)
 		return;
+	first_heartbeat_when_connected(arg);
 	/* The executors row at once, not an interval later: operators and the
 	 * liveness check of claim() look for it. */
 	store_beat(arg);
@@ -647,7 +651,28 @@ static void heartbeat(struct loop *l, void *arg)
 	json_object_del(doc, "executor_id");
 	json_object_del(doc, "ts");
 	json_object_del(doc, "token");
-	log_json(LOG_INFO, "heartbeat", doc);
+	/* Debug: at info, one line an interval per daemon fills the journal. */
+	log_json(LOG_DEBUG, "heartbeat", doc);
+}
+
+static void on_first_beat(struct loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->first_beat = NULL;
+	heartbeat(l, d);
+}
+
+/* The connections start when the loop does: a heartbeat at once would say
+ * Redis and PostgreSQL are down a moment after the migration reached
+ * PostgreSQL.  The first one waits for both, one interval at most. */
+static void first_heartbeat_when_connected(struct daemon *d)
+{
+	if (!d->first_beat || !queue_up(d->queue) || !store_up(d->store))
+		return;
+	loop_timer_cancel(d->loop, d->first_beat);
+	d->first_beat = NULL;
+	heartbeat(d->loop, d);
 }
 
 /* ---- signals and drain ---------------------------------------------------------------- */
@@ -967,7 +992,8 @@ int daemon_run(struct config *cfg)
 		 json_pack("{s:s, s:s, s:i, s:I, s:i, s:b}", "version", TASKEXEC_VERSION, "host", d.host, "pid",
 			   (int)getpid(), "concurrency", (json_int_t)cfg->concurrency, "landlock_abi",
 			   d.sandbox.landlock_abi, "drops_uid", d.sandbox.drop_uid));
-	loop_timer(d.loop, now_ms(), heartbeat, &d);
+	d.first_beat = loop_timer(d.loop, now_ms() + cfg->heartbeat_ms, on_first_beat, &d);
+	first_heartbeat_when_connected(&d);
 	sd_notify(0, "READY=1\nSTATUS=claiming jobs");
 	watchdog(d.loop, &d);
 	while (!d.done)
@@ -978,6 +1004,8 @@ int daemon_run(struct config *cfg)
 	 * our heartbeat, so nobody waits for it to lapse. */
 	if (d.id_timer)
 		loop_timer_cancel(d.loop, d.id_timer);
+	if (d.first_beat)
+		loop_timer_cancel(d.loop, d.first_beat);
 	if (store_up(d.store) && d.id_claimed) {
 		const char *p[] = { cfg->executor_id };
 

@@ -15,6 +15,8 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -228,29 +230,45 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	free(msg);
 }
 
+/* "host:port" or "[v6 address]:port": the host a name or a numeric
+ * address, the port a number.  A name is resolved at start (in --check and
+ * before the loop runs, so the blocking lookup stalls nothing). */
 static int listen_addr(const char *listen, struct addrinfo **ret, char **ret_err)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	const char *colon = strrchr(listen, ':');
-	char *host;
+	char *host, *end;
+	size_t n;
+	unsigned long port;
 	int r;
 
-	if (!colon || !colon[1]) {
+	if (!colon || colon == listen || !colon[1]) {
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s' is not host:port or off", listen);
 		return -1;
 	}
 	host = xstrndup(listen, (size_t)(colon - listen));
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	r = getaddrinfo(host, colon + 1, &hints, ret);
-	free(host);
-	if (r) {
-		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s': %s", listen, gai_strerror(r));
+	n = strlen(host);
+	if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	} else if (strchr(host, ':') || host[0] == '[') {
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s': an IPv6 address goes in brackets: [::1]:9464", listen);
+		free(host);
 		return -1;
 	}
-	return 0;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || errno || port < 1 || port > 65535 || !isdigit((unsigned char)colon[1])) {
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s': the port must be a number from 1 to 65535", listen);
+		free(host);
+		return -1;
+	}
+	r = getaddrinfo(host, colon + 1, &hints, ret);
+	if (r)
+		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: '%s': cannot resolve host '%s': %s", listen, host,
+				     r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+	free(host);
+	return r ? -1 : 0;
 }
 
 int http_listen_check(const char *listen, char **ret_err)
@@ -284,11 +302,16 @@ struct http *http_new(const struct http_host *d, const char *listen, char **ret_
 		h->id_json = json_dumps(id, JSON_ENCODE_ANY);
 		json_decref(id);
 	}
-	h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				  on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
-				  ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_CONNECTION_LIMIT,
-				  (unsigned)64, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+	/* A name may resolve to several addresses (::1 and 127.0.0.1): the
+	 * first one that binds serves.  libmicrohttpd takes an IPv6 address
+	 * only when told so. */
+	for (struct addrinfo *a = ai; a && !h->mhd; a = a->ai_next)
+		h->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+						  (a->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+					  0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+					  MHD_OPTION_SOCK_ADDR, a->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5,
+					  MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+					  (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!h->mhd) {
 		*ret_err = xasprintf("TASKEXEC_HTTP_LISTEN: cannot listen on %s", listen);

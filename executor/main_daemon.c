@@ -1,4 +1,5 @@
 /* main_daemon — taskexecd(8): options, configuration, then the daemon. */
+#include "check.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -11,11 +12,16 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: taskexecd [--config FILE] [--check] [--version]\n"
+	"usage: taskexecd [--config FILE] [--check [--connect]] [--version]\n"
 	"\n"
 	"  --config FILE  read settings from FILE (default /etc/taskexec/taskexec.conf)\n"
 	"  --check        validate the configuration and policies, print the effective\n"
-	"                 settings (secrets masked) and exit: 0 valid, 1 not\n"
+	"                 settings (secrets masked) and exit: 0 valid, 1 not;\n"
+	"                 contacts neither Redis nor PostgreSQL\n"
+	"  --connect      with --check (implies it): also connect to Redis (AUTH,\n"
+	"                 SELECT, PING) and PostgreSQL (schema version), one line\n"
+	"                 for each that fails; exit 3 when the configuration is\n"
+	"                 valid but one of them fails\n"
 	"  --version      print the version and exit\n"
 	"\n"
 	"Runs in the foreground and logs one JSON object per line on stdout.\n"
@@ -26,10 +32,11 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, 'k' },
 		{ "version", no_argument, NULL, 'V' },      { "help", no_argument, NULL, 'h' },
+		{ "connect", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = NULL;
-	bool check = false;
+	bool check = false, connect = false;
 	struct config c;
 	char *errors = NULL;
 	enum log_level lvl = LOG_INFO;
@@ -40,6 +47,7 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 'c': file = optarg; break;
 		case 'k': check = true; break;
+		case 'C': check = connect = true; break;
 		case 'V': printf("taskexecd %s\n", TASKEXEC_VERSION); return 0;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -54,7 +62,7 @@ int main(int argc, char **argv)
 		struct policy_set ps;
 		char *perr = NULL;
 		struct policy_vars v = { c.state_dir, c.tasks_path && c.tasks_path[0] ? c.tasks_path[0] : "" };
-		int bad = r < 0;
+		int bad = r < 0, unreachable = 0;
 
 		/* Name every problem at once: settings, then policies. */
 		config_print(&c, stdout);
@@ -82,9 +90,17 @@ int main(int argc, char **argv)
 			policy_set_free(&ps);
 		}
 		free(errors);
+		/* Only a configuration the daemon would accept is worth connecting with. */
+		if (!bad && connect)
+			unreachable = check_connect(&c, stdout, stderr);
 		config_free(&c);
-		fprintf(bad ? stderr : stdout, "%s\n", bad ? "taskexecd: configuration refused" : "# configuration valid");
-		return bad;
+		if (bad)
+			fputs("taskexecd: configuration refused\n", stderr);
+		else if (unreachable)
+			fputs("taskexecd: Redis or PostgreSQL failed the connection check\n", stderr);
+		else
+			puts("# configuration valid");
+		return bad ? 1 : unreachable ? 3 : 0;
 	}
 	if (r < 0) {
 		log_setup(NULL, LOG_INFO, true);

@@ -79,6 +79,7 @@ struct job_run {
 	struct job_plan plan;
 	int attempt;
 	struct attempt *running;
+	pid_t pid;                      /* the interpreter's, once started; for attempts.pid */
 	struct outcome *outcome;
 	int64_t next_at_ms;
 	char token[48];
@@ -467,11 +468,11 @@ static int64_t backoff_ms(const struct job_run *jr)
 static void record(struct job_run *jr)
 {
 	struct outcome *o = jr->outcome;
-	char attempt[24], exit_code[24], sig[24], cpu[24], rss[24], delay[24];
+	char attempt[24], exit_code[24], sig[24], cpu[24], rss[24], delay[24], pid[24];
 	const char *result = o->result;
 	char *error = storable(o->error), *etype = storable(o->error_type), *tb = storable(o->traceback);
 	char *out = storable(o->stdout_tail), *err = storable(o->stderr_tail);
-	const char *p[16];
+	const char *p[17];
 
 	snprintf(attempt, sizeof(attempt), "%d", jr->attempt);
 	snprintf(exit_code, sizeof(exit_code), "%d", o->exit_code);
@@ -479,6 +480,7 @@ static void record(struct job_run *jr)
 	snprintf(cpu, sizeof(cpu), "%lld", (long long)o->cpu_ms);
 	snprintf(rss, sizeof(rss), "%lld", (long long)o->max_rss_kb);
 	snprintf(delay, sizeof(delay), "%lld", (long long)backoff_ms(jr));
+	snprintf(pid, sizeof(pid), "%d", (int)jr->pid);
 	p[0] = jr->job_id;
 	p[1] = attempt;
 	p[2] = outcome_name(o->kind);
@@ -495,11 +497,12 @@ static void record(struct job_run *jr)
 	p[13] = rss;
 	p[14] = o->landlock ? "true" : "false";
 	p[15] = delay;
+	p[16] = jr->pid > 0 ? pid : NULL;
 	store_query(jr->sv->h.store,
 		    "SELECT status, attempts, next_at_ms, applied FROM taskexec.finish($1, $2::int, $3, $4::boolean, "
 		    "$5::jsonb, $6, $7, $8, $9::int, $10::int, $11, $12, $13::bigint, $14::bigint, $15::boolean, "
-		    "$16::bigint)",
-		    16, p, on_recorded, jr);
+		    "$16::bigint, $17::int)",
+		    17, p, on_recorded, jr);
 	free(error);
 	free(etype);
 	free(tb);
@@ -719,6 +722,7 @@ static void run(struct job_run *jr)
 		if (jr->attempt == 1 && enq && parse_iso8601_ms(enq, &at) == 0)
 			metrics_queue_latency(d->h.metrics, (double)(wall_ms() - at) / 1000.0);
 	}
+	jr->pid = 0;
 	jr->running = attempt_start(d->h.loop, d->h.sandbox, &launch, jr->plan.timeout_ms, d->h.cfg->result_max, &ops,
 				    jr, &err);
 	free(envelope);
@@ -732,8 +736,9 @@ static void run(struct job_run *jr)
 		fire(jr, E_ENDED);
 		return;
 	}
+	jr->pid = attempt_pid(jr->running);
 	f = job_fields(jr);
-	json_object_set_new(f, "pid", json_integer(attempt_pid(jr->running)));
+	json_object_set_new(f, "pid", json_integer(jr->pid));
 	json_object_set_new(f, "module_path", json_string(jr->job.module_path));
 	log_json(LOG_INFO, "job.started", f);
 }

@@ -10,6 +10,7 @@ stdlib + python3-redis + python3-psycopg2.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ SERVICES = REPO / "scripts" / "services"
 # ITEST_TASKEXECD / ITEST_TASKEXEC point the suites at other binaries (e.g. an installed build).
 TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", REPO / "build" / "taskexecd"))
 TASKEXEC = Path(os.environ.get("ITEST_TASKEXEC", REPO / "build" / "taskexec"))
+SAMPLE_EXPORTS = REPO / "tasks" / "f5portalupdate" / "sample_exports"
 
 
 def fail(message):
@@ -65,6 +67,12 @@ def duration_s(text, default=30.0):
     if not m:
         return default
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+def seed_exports(state_dir):
+    """Put the seed task's sample exports where the shipped etl policy reads
+    exports, ${STATE_DIR}/f5exports, as an operator puts the real ones."""
+    shutil.copytree(SAMPLE_EXPORTS, Path(state_dir) / "f5exports", dirs_exist_ok=True)
 
 
 def key(prefix, *parts):

@@ -111,6 +111,7 @@ class Ctx:
         for sub in ("state", "scratch"):
             (self.dir / sub).mkdir()
             (self.dir / sub).chmod(0o755)
+        testlib.seed_exports(self.dir / "state")       # for the seed task's etl policy
         self.markers_root = markers_root
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("TASKEXEC_") and k != "ALLOWED_MODULES"}
@@ -212,8 +213,12 @@ def daemon(request, ctx, rds, db):
             "TASKEXEC_SHUTDOWN_TIMEOUT": shutdown_timeout,
         })
         e.update(env or {})
-        d = Daemon(e, ctx.dir, ctx.dir / ("taskexecd-%s.log" % executor_id),
-                   ctx.dir / ("taskexecd-%s.stderr" % executor_id))
+        # A second daemon under the same id gets files of its own: sharing
+        # one, each writes at its own offset over the other's lines.
+        name = executor_id
+        if any(x.executor_id == executor_id for x in started):
+            name = "%s-%d" % (executor_id, len(started) + 1)
+        d = Daemon(e, ctx.dir, ctx.dir / ("taskexecd-%s.log" % name), ctx.dir / ("taskexecd-%s.stderr" % name))
         started.append(d)
         if wait_ready:
             hb = ctx.key("heartbeat", executor_id)

@@ -536,3 +536,44 @@ def test_status_show_list_and_wait_print_job_text_escaped(daemon, submit, cli, w
     assert_no_raw_controls("submit --wait", done.stdout + done.stderr)
     assert done.stdout.splitlines()[1] == "COMPLETED", done.stdout
     assert json.loads(done.stdout.splitlines()[2]) == {"text": "\x1b]0;pwned\x07\x1b[2J\x9b31m\rFAKE\x7f"}
+
+
+def _descendants(root):
+    """{pid: cmdline} of every process below root, read from the host's /proc."""
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    parent[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = {}, {root}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
+        for p in frontier:
+            try:
+                with open("/proc/%d/cmdline" % p, "rb") as f:
+                    found[p] = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            except OSError:
+                found[p] = ""
+    return found
+
+
+def test_attempt_row_holds_the_interpreters_host_pid_and_the_executors_pid(daemon, submit, wait_terminal, db):
+    # taskexec-protocol(7): attempts.pid is the interpreter's pid (as the
+    # executor's host sees it: in an isolation domain the task has a pid
+    # namespace of its own), executor_pid the daemon's.
+    d = daemon()
+    job = submit("itasks.basic:sleep", "seconds=3")
+    seen = {}
+
+    def interpreter_running():
+        seen.update({p: c for p, c in _descendants(d.pid).items() if "taskexec_shim" in c})
+        return seen
+    wait_for(interpreter_running, 15, "the job's interpreter under taskexecd %d" % d.pid)
+    assert wait_terminal(job, 30)[job]["status"] == "COMPLETED", describe(db, job)
+    (att,) = db.attempts(job)
+    assert att["executor_pid"] == d.pid, att
+    assert att["pid"] != d.pid and att["pid"] in seen, (att["pid"], seen)
+    assert "python3" in seen[att["pid"]], seen

@@ -53,7 +53,7 @@ def family_of(name, families):
 @pytest.fixture
 def scraped(obs):
     """The families of a daemon that has run one job (so labelled series exist)."""
-    d = obs.daemon()
+    d = obs.daemon(env={"TASKEXEC_LOG_LEVEL": "debug"})    # heartbeat lines are debug
     obs.submit("opstasks.talk:mark", task_type="ad_hoc")
     d.wait_event("heartbeat", where=lambda e: e.get("postgres") is True)
     return scrape(d)

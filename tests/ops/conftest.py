@@ -163,6 +163,7 @@ class Ops:
         for sub in ("state", "scratch"):
             (self.dir / sub).mkdir()
             (self.dir / sub).chmod(0o755)
+        testlib.seed_exports(self.dir / "state")       # for the seed task's etl policy
         self.daemons = []
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("TASKEXEC_") and k != "ALLOWED_MODULES"}

@@ -21,6 +21,7 @@ class Response:
 def http_request(address, method, path, timeout=5.0):
     """One request to host:port; returns Response (any status, never raises on 4xx/5xx)."""
     host, _, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") else host     # [::1]:9464
     t0 = time.monotonic()
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:

@@ -1,8 +1,12 @@
 """taskexecd --check: effective settings with secrets masked; every problem named, exit non-zero."""
 import os
 import re
+import subprocess
+import uuid
 
 import pytest
+
+from opshelpers import spare_port
 
 SECRET = "Chk5ecret-xyz"
 
@@ -182,3 +186,118 @@ def test_sign_names_why_an_oversized_payload_is_refused(ops):
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "%s: File too large" % payload in r.stderr, r.stderr
     assert "Success" not in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------
+# --check --connect: Redis and PostgreSQL reached as the daemon reaches them
+
+
+def connect_check(ops, env=None):
+    return ops.taskexecd("--check", "--connect", env=env)
+
+
+def errors_for(stderr, name):
+    return [line for line in stderr.splitlines() if line.startswith(name + ": ")]
+
+
+def fresh_database(services, name):
+    services.psql("CREATE DATABASE %s" % name)
+    return re.sub(r"/taskexec$", "/" + name, services.db_url)
+
+
+def test_check_connect_reaches_redis_and_postgres(ops):
+    ops.daemon()                # the schema is there, at this taskexecd's version
+    r = connect_check(ops)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^# redis: ok \(PING answered at redis://127\.0\.0\.1:\d+/0\)$", r.stdout, re.M), r.stdout
+    assert re.search(r"^# postgres: ok \(schema taskexec at version \d+\)$", r.stdout, re.M), r.stdout
+    assert r.stdout.rstrip().endswith("# configuration valid"), r.stdout
+    assert r.stderr == "", r.stderr
+
+
+def test_check_alone_contacts_neither_service(ops):
+    r = ops.check(env={"TASKEXEC_REDIS_URL": "redis://127.0.0.1:%d/0" % spare_port()})
+    assert r.returncode == 0, r.stderr
+    assert "# redis:" not in r.stdout and "# postgres:" not in r.stdout, r.stdout
+
+
+def test_check_connect_names_a_redis_that_refuses_the_connection(ops):
+    url = "redis://127.0.0.1:%d/0" % spare_port()
+    r = connect_check(ops, env={"TASKEXEC_REDIS_URL": url})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert errors_for(r.stderr, "TASKEXEC_REDIS_URL") == ["TASKEXEC_REDIS_URL: Redis at %s: Connection refused" % url]
+    # PostgreSQL is checked all the same.
+    assert "# postgres: ok" in r.stdout, r.stdout
+    assert r.stderr.rstrip().endswith("taskexecd: Redis or PostgreSQL failed the connection check"), r.stderr
+
+
+def test_check_connect_names_a_redis_password_refused_without_showing_it(ops):
+    url = ops.services.redis_url.replace("redis://", "redis://:%s@" % SECRET)
+    r = connect_check(ops, env={"TASKEXEC_REDIS_URL": url})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    (line,) = errors_for(r.stderr, "TASKEXEC_REDIS_URL")
+    assert line.startswith("TASKEXEC_REDIS_URL: Redis at redis://:***@127.0.0.1:") and \
+        ": authentication failed: " in line, line
+    assert SECRET not in r.stdout + r.stderr
+
+
+def test_check_connect_names_a_redis_database_that_does_not_exist(ops):
+    url = re.sub(r"/0$", "/999", ops.services.redis_url)
+    r = connect_check(ops, env={"TASKEXEC_REDIS_URL": url})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    (line,) = errors_for(r.stderr, "TASKEXEC_REDIS_URL")
+    assert re.search(r"/999: SELECT 999: ", line), line
+
+
+def test_check_connect_names_a_postgres_password_refused_without_showing_it(ops, secret_role):
+    url = secret_role.db_url.replace(secret_role.password, SECRET)
+    r = connect_check(ops, env={"TASKEXEC_DB_URL": url})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    (line,) = errors_for(r.stderr, "TASKEXEC_DB_URL")
+    assert line.startswith("TASKEXEC_DB_URL: PostgreSQL at postgresql://opsuser:***@127.0.0.1:"), line
+    assert "password authentication failed" in line, line
+    assert SECRET not in r.stdout + r.stderr
+    assert "# redis: ok" in r.stdout, r.stdout
+
+
+def test_check_connect_names_a_postgres_that_refuses_the_connection(ops):
+    url = "postgresql://taskexec@127.0.0.1:%d/taskexec" % spare_port()
+    r = connect_check(ops, env={"TASKEXEC_DB_URL": url})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    (line,) = errors_for(r.stderr, "TASKEXEC_DB_URL")
+    assert line.startswith("TASKEXEC_DB_URL: PostgreSQL at %s: " % url) and "Connection refused" in line, line
+
+
+def test_check_connect_accepts_a_database_the_daemon_has_yet_to_create_the_schema_in(ops, services):
+    url = fresh_database(services, "chk_fresh_%s" % uuid.uuid4().hex[:8])
+    r = connect_check(ops, env={"TASKEXEC_DB_URL": url})
+    assert r.returncode == 0, r.stderr
+    assert "# postgres: ok (no schema taskexec yet: taskexecd creates it at start)" in r.stdout, r.stdout
+
+
+def test_check_connect_refuses_a_schema_newer_than_this_taskexecd(ops, services):
+    name = "chk_newer_%s" % uuid.uuid4().hex[:8]
+    url = fresh_database(services, name)
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
+                        "CREATE SCHEMA taskexec; CREATE TABLE taskexec.schema_version (version int PRIMARY KEY);"
+                        " INSERT INTO taskexec.schema_version VALUES (999)"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout
+    r = connect_check(ops, env={"TASKEXEC_DB_URL": url})
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    (line,) = errors_for(r.stderr, "TASKEXEC_DB_URL")
+    assert re.search(r": schema taskexec is at version 999, newer than this taskexecd knows \(\d+\)$", line), line
+
+
+def test_check_connect_with_a_refused_configuration_exits_1_connecting_nowhere(ops):
+    r = connect_check(ops, env={"TASKEXEC_CONCURRENCY": "zero",
+                                "TASKEXEC_REDIS_URL": "redis://127.0.0.1:%d/0" % spare_port()})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "# redis:" not in r.stdout and not errors_for(r.stderr, "TASKEXEC_REDIS_URL"), r.stdout + r.stderr
+    assert r.stderr.rstrip().endswith("taskexecd: configuration refused"), r.stderr
+
+
+def test_help_documents_check_connect_and_its_exit_codes(ops):
+    r = ops.taskexecd("--help")
+    assert r.returncode == 0
+    assert "--connect" in r.stdout and "exit 3 when" in r.stdout, r.stdout

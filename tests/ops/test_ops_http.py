@@ -5,7 +5,9 @@ import signal
 import socket
 import time
 
-from opshelpers import wait_for
+import pytest
+
+from opshelpers import spare_port, wait_for
 
 
 def _health(d, timeout=5.0):
@@ -123,3 +125,33 @@ def test_slow_and_malformed_clients_do_not_stall_the_daemon(ops):
     finally:
         for s in idle:
             s.close()
+
+
+def test_listen_accepts_a_host_name(ops):
+    port = spare_port()
+    d = ops.daemon(env={"TASKEXEC_HTTP_LISTEN": "localhost:%d" % port})
+    r, body = _health(d)
+    assert r.status == 200 and body["status"] == "ok", r
+    c = ops.check(env={"TASKEXEC_HTTP_LISTEN": "localhost:%d" % port})
+    assert c.returncode == 0, c.stderr
+
+
+def test_listen_accepts_a_bracketed_ipv6_address(ops):
+    d = ops.daemon(env={"TASKEXEC_HTTP_LISTEN": "[::1]:%d" % spare_port()})
+    r, body = _health(d)
+    assert r.status == 200 and body["status"] == "ok", r
+
+
+@pytest.mark.parametrize("value, why", [
+    ("no-such-host.invalid:9464", "TASKEXEC_HTTP_LISTEN: 'no-such-host.invalid:9464': cannot resolve "
+                                  "host 'no-such-host.invalid': "),
+    ("localhost:http", "TASKEXEC_HTTP_LISTEN: 'localhost:http': the port must be a number from 1 to 65535"),
+    ("localhost:0", "TASKEXEC_HTTP_LISTEN: 'localhost:0': the port must be a number from 1 to 65535"),
+    ("9464", "TASKEXEC_HTTP_LISTEN: '9464' is not host:port or off"),
+    ("[::1:9464", "TASKEXEC_HTTP_LISTEN: '[::1:9464': an IPv6 address goes in brackets: [::1]:9464"),
+])
+def test_listen_refuses_what_it_cannot_listen_on_in_one_line(ops, value, why):
+    r = ops.check(env={"TASKEXEC_HTTP_LISTEN": value})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = [x for x in r.stderr.splitlines() if x.startswith("TASKEXEC_HTTP_LISTEN")]
+    assert len(lines) == 1 and lines[0].startswith(why), r.stderr

@@ -1,16 +1,17 @@
 """taskexecd's log (FR-5): one daemon run — start, the seed job, a job that
 prints and logs, a failing job, several heartbeats, SIGTERM — read back line
 by line.  The daemon connects to PostgreSQL with a password, which must never
-show up in its output."""
+show up in its output.  It runs at debug level: heartbeat lines are debug."""
 import json
 import re
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from opshelpers import wait_for
+from opshelpers import parse_prometheus, sample, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
@@ -29,7 +30,7 @@ def run(make_ops, secret_role):
         r = Run()
         r.secret = secret_role.password
         r.tag = "t-%s" % uuid.uuid4().hex[:12]
-        r.d = d = o.daemon()
+        r.d = d = o.daemon(env={"TASKEXEC_LOG_LEVEL": "debug"})
         r.seed = o.submit("tasks.f5portalupdate.main:run", "customer_id=42", task_type="etl")
         r.chatter = o.submit("opstasks.talk:chatter", "tag=%s" % r.tag)
         r.fail = o.submit("opstasks.talk:fail", "why=%s" % r.tag, extra=["--max-retries", "0"], expect="FAILED")
@@ -128,6 +129,26 @@ def test_heartbeat_logged_every_interval(run):
     # From the first heartbeat to the drain, no interval went without one.
     end = _ts(next(x for x in run.lines if x["event"] == "shutdown.started"))
     assert (end - _ts(beats[-1])).total_seconds() <= 1.6
+
+
+def test_the_first_heartbeat_reports_the_connections_made_at_start(run):
+    # The schema was migrated before the loop started: PostgreSQL answered,
+    # and the first heartbeat must not say it is down.
+    first = next(x for x in run.lines if x["event"] == "heartbeat")
+    assert first["level"] == "debug", first
+    assert first["postgres"] is True and first["redis"] is True, first
+
+
+def test_heartbeats_stay_out_of_the_log_at_info(ops):
+    d = ops.daemon()
+    d.wait_event("executor.started")
+    t0 = time.time()
+
+    def beats_seen():
+        m = parse_prometheus(d.get("/metrics").body)
+        return sample(m, "taskexec_last_heartbeat_timestamp_seconds") >= t0 + 2
+    wait_for(beats_seen, 10, "three heartbeats after start")
+    assert d.events("heartbeat") == [], d.tail()
 
 
 def test_db_password_never_appears_in_the_log_or_check_output(run):

@@ -33,7 +33,7 @@ def scrape(d):
 
 
 def test_metrics_parse_as_prometheus_text_with_the_required_families(ops):
-    d = ops.daemon()
+    d = ops.daemon(env={"TASKEXEC_LOG_LEVEL": "debug"})    # heartbeat lines are debug
     d.wait_event("heartbeat", where=lambda e: e.get("postgres") is True)
     m = scrape(d)
     for name, kind in REQUIRED.items():

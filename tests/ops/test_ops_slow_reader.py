@@ -39,7 +39,7 @@ def dropped_metric(d):
 
 
 def test_a_reader_that_stops_reading_stops_neither_heartbeats_nor_deadlines(ops):
-    d1 = ops.daemon(piped=True)
+    d1 = ops.daemon(piped=True, env={"TASKEXEC_LOG_LEVEL": "debug"})    # heartbeat lines are debug
     d1.wait_event("heartbeat")
     d1.reading.clear()
     stalled_at = time.monotonic()

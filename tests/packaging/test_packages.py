@@ -316,8 +316,15 @@ def test_installed_check_shows_installed_layout(installed):
 
 
 def test_installed_taskexec_run_seed_task(installed):
-    r = run([str(BIN), "run", "tasks.f5portalupdate.main:run", "customer_id=42", "--task-type", "etl"],
-            env={"PATH": "/usr/bin:/bin"}, cwd="/")
+    seed = [str(BIN), "run", "tasks.f5portalupdate.main:run", "customer_id=42", "--task-type", "etl"]
+    # The packaged etl policy reads the operator's exports, never the samples
+    # the tasks package carries: none there yet, a clear failure, not retried.
+    r = run(seed, env={"PATH": "/usr/bin:/bin"}, cwd="/", check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "F5PORTAL_SOURCE_DIR=%s: not a directory" % (STATE / "f5exports") in r.stderr, r.stderr
+    # The operator puts exports there (here: the samples, as README.Debian shows).
+    shutil.copytree(LIBDIR / "tasks" / "f5portalupdate" / "sample_exports", STATE / "f5exports")
+    r = run(seed, env={"PATH": "/usr/bin:/bin"}, cwd="/")
     assert json.loads(r.stdout) == {"updated_rows": 17, "customer_id": 42}, r.stderr
     db = STATE / "portal" / "portal.db"
     assert db.is_file()

@@ -2,9 +2,10 @@
 
     build/taskexec run tasks.f5portalupdate.main:run customer_id=42 --task-type etl
 
-The etl policy passes F5PORTAL_SOURCE_DIR (the shipped sample exports) and
+The etl policy passes F5PORTAL_SOURCE_DIR=${STATE_DIR}/f5exports and
 F5PORTAL_DB=${STATE_DIR}/portal/portal.db; each test points
-TASKEXEC_STATE_DIR at a fresh directory.  These tests need `make` to have
+TASKEXEC_STATE_DIR at a fresh directory holding a copy of the sample exports
+(the tasks package's, which production never reads).  These tests need `make` to have
 built build/taskexec and fail, not skip, when it has not.
 """
 
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 
 import pytest
+from testlib import seed_exports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASKEXEC = os.environ.get("SANDBOX_SUITE_TASKEXEC", os.path.join(ROOT, "build", "taskexec"))
@@ -24,13 +26,19 @@ SUMMARY_PREFIX = "taskexec: summary "
 
 
 @pytest.fixture
-def state_dir():
+def empty_state_dir():
     # Not pytest's tmp_path: its parents are 0700, and when the tests run as
     # root the job runs as nobody, which must reach ${STATE_DIR}/portal.
     directory = tempfile.mkdtemp(prefix="taskexec-seed-state-", dir="/tmp")
     os.chmod(directory, 0o755)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def state_dir(empty_state_dir):
+    seed_exports(empty_state_dir)
+    return empty_state_dir
 
 
 def taskexec_run(state_dir, *arguments):
@@ -92,3 +100,13 @@ def test_sandboxed_unknown_customer_fails_with_a_clear_error(state_dir):
     assert "unknown customer 99: no export under " in summary["error"], summary
     assert summary["error_type"].endswith("UnknownCustomerError"), summary
     assert summary["retryable"] is False, summary
+
+
+def test_the_shipped_etl_policy_reads_exports_from_the_state_directory_not_the_samples(empty_state_dir):
+    # Production must not run on the bundled sample data: with nothing in
+    # ${STATE_DIR}/f5exports the job fails, not retried, naming where it looked.
+    result, summary = taskexec_run(empty_state_dir, "customer_id=42")
+    assert result.returncode == 1, result.stderr
+    assert summary["outcome"] == "exception" and summary["retryable"] is False, summary
+    assert summary["error"] == ("tasks.f5portalupdate.steps.ConfigurationError: F5PORTAL_SOURCE_DIR=%s: "
+                                "not a directory" % os.path.join(empty_state_dir, "f5exports")), summary

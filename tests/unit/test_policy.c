@@ -575,6 +575,9 @@ static void shipped_policies_load(void **state)
 	etl = policy_find(&d->set, "etl");
 	assert_int_equal(etl->max_timeout_ms, 7200 * 1000);     /* the seed task's 2 h */
 	assert_string_equal(etl->write_paths[0], "/var/lib/x/portal");
+	/* Production reads the operator's exports, never the bundled samples. */
+	assert_string_equal(etl->read_paths[0], "/var/lib/x/f5exports");
+	assert_string_equal(etl->env[0], "F5PORTAL_SOURCE_DIR=/var/lib/x/f5exports");
 	free(dir);
 }
 

@@ -301,14 +301,14 @@ PR_SET_DUMPABLE = 4
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 SYS_SECCOMP = 317       # x86-64, the only architecture the executor builds for
-PID_PLACEHOLDER = 0x7E57C0DE    # in the filter's "this process" rules (sandbox.c)
+PID_PLACEHOLDER = 0x7E57C0DE    # in the filter's "this process" rules (seccomp_policy.h)
 
 
 def serve():
     """Fork one child per request on fd 3 until the executor closes it.
 
     Requests, replies and the child's side are described at "warm servers"
-    in sandbox.c.  This process holds no job data: the child reads its job
+    in warm.c.  This process holds no job data: the child reads its job
     and setup from the memfds it was handed, after the fork.
     """
     import ctypes
@@ -452,7 +452,7 @@ def warm_child(ctl, fds, seccomp):
 
 
 def parse_setup(struct, data):
-    """The setup memfd as sandbox.c's write_setup lays it out."""
+    """The setup memfd as warm.c's write_setup lays it out."""
     pos = 0
 
     def u32():

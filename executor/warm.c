@@ -195,7 +195,7 @@ static int warm_start(struct sandbox *sb, const struct launch *l, char *key, str
 	w->max_forks = p->warm_forks;
 	w->max_age_ms = p->warm_age_ms;
 	w->started = now_ms();
-	sb->warm = xreallocarray(sb->warm, sb->n_warm + 1, sizeof(*sb->warm));
+	sb->warm = xreallocarray(sb->warm, sb->n_warm + 1, sizeof(struct warm *));
 	sb->warm[sb->n_warm++] = w;
 	if (launch_err) {
 		*ret_err = xasprintf("warm server: %s", launch_err);

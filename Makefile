@@ -43,7 +43,7 @@ B ?= build
 # Point every suite at the binaries of this build.
 TEST_ENV := SANDBOX_SUITE_TASKEXEC=$(CURDIR)/$(B)/taskexec ITEST_TASKEXECD=$(CURDIR)/$(B)/taskexecd \
             ITEST_TASKEXEC=$(CURDIR)/$(B)/taskexec CHAOS_TASKEXECD=$(CURDIR)/$(B)/taskexecd
-COMMON := util log outbuf config job policy domain sandbox attempt loop
+COMMON := util log outbuf config job policy domain sandbox seccomp_policy landlock scratch spawn warm attempt loop
 DAEMON := queue store supervise daemon http metrics sign check
 COMMON_OBJ := $(COMMON:%=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON:%=$(B)/%.o)
@@ -66,12 +66,13 @@ $(B)/%.o: executor/%.c executor/*.h | $(B)
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
 # The seccomp programs are compiled once, at build time: gen_filter links a
-# copy of sandbox.c that builds them with libseccomp and prints them as C.
-$(B)/sandbox_gen.o: executor/sandbox.c executor/*.h | $(B)
+# copy of seccomp_policy.c (and util.c, nothing else of the executor) that
+# builds them with libseccomp and prints them as C.
+$(B)/seccomp_policy_gen.o: executor/seccomp_policy.c executor/*.h | $(B)
 	@echo "  CC      $< (filter generator)"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/gen_filter: $(B)/gen_filter.o $(B)/sandbox_gen.o $(B)/domain.o $(B)/util.o $(B)/log.o $(B)/outbuf.o $(B)/loop.o $(B)/config.o $(B)/policy.o
+$(B)/gen_filter: $(B)/gen_filter.o $(B)/seccomp_policy_gen.o $(B)/util.o
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -79,7 +80,7 @@ $(B)/filter_bpf.h: $(B)/gen_filter
 	@echo "  GEN     $@"
 	@$< > $@.tmp && mv $@.tmp $@
 
-$(B)/sandbox.o: executor/sandbox.c executor/*.h $(B)/filter_bpf.h | $(B)
+$(B)/seccomp_policy.o: executor/seccomp_policy.c executor/*.h $(B)/filter_bpf.h | $(B)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -DTASKEXEC_PREBUILT_FILTER -I$(B) -c -o $@ $<
 

@@ -1,7 +1,7 @@
 /* domain — an attempt's isolation domain: its own mount, ipc and uts (and,
  * under network = none, network) namespaces, a minimal read-only root and a
  * size-limited tmpfs as its /tmp, entered by the launcher child between clone
- * and execve from a plan the parent built (see sandbox.c). */
+ * and execve from a plan the parent built (see spawn.c). */
 #ifndef TASKEXEC_DOMAIN_H
 #define TASKEXEC_DOMAIN_H
 

@@ -2,7 +2,7 @@
  * Run by the build; the output is also the filter an auditor can read as BPF
  * with `scmp_bpf_disasm` or compare between builds.  Four programs: per
  * network mode, the one an attempt runs under and the one of a warm server. */
-#include "sandbox.h"
+#include "seccomp_policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>

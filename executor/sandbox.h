@@ -12,8 +12,10 @@
 
 #include "config.h"
 #include "policy.h"
+#include "seccomp_policy.h"
 
-/* The fd the interpreter is executed from; see the comment in sandbox.c. */
+/* The fd the interpreter is executed from; see the execveat rule in
+ * seccomp_policy.c. */
 #define SANDBOX_EXEC_FD 1023
 /* The child's end of the status socket until execve: launch failures and the
  * seccomp listener travel over it. */
@@ -38,7 +40,7 @@ struct sandbox {
 	struct sock_filter *bpf[2][2];  /* per enum filter_stage and enum net_mode, built on first use */
 	unsigned short bpf_len[2][2];
 	/* Warm servers (policy [start] mode = warm): at most warm_max, one per
-	 * running attempt plus idle ones kept for the next (see sandbox.c). */
+	 * running attempt plus idle ones kept for the next (see warm.c). */
 	struct warm **warm;
 	size_t n_warm;
 	unsigned warm_max, warm_seq;
@@ -98,17 +100,5 @@ int proc_cleanup_async(struct proc *p);
 /* Stop idle warm servers now and busy ones when their attempt ends (SIGHUP:
  * policies may have changed); ALL: stop every one now (exit). */
 void sandbox_warm_flush(struct sandbox *sb, bool all);
-/* Compile the seccomp program for a network mode (the build runs this once
- * through gen_filter and compiles the result in; see filter_for). */
-enum filter_stage { STAGE_JOB, STAGE_SERVER };
-int sandbox_build_filter(enum net_mode net, enum filter_stage stage, struct sock_filter **ret,
-			 unsigned short *ret_len, char **ret_err);
-/* The name of syscall NR on this architecture (caller frees). */
-char *sandbox_syscall_name(long nr);
-/* Take one seccomp notification from the listener: the syscall that broke
- * the policy (caller frees) and the notification's id, or NULL. */
-char *sandbox_notif_recv(int listener, uint64_t *ret_id);
-/* Answer it with EPERM — after the caller has killed the job. */
-void sandbox_notif_deny(int listener, uint64_t id);
 
 #endif

@@ -28,7 +28,7 @@ PR_SET_DUMPABLE = 4
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 SYS_SECCOMP = 317       # x86-64, the only architecture the executor builds for
-PID_PLACEHOLDER = 0x7E57C0DE    # in the filter's "this process" rules (sandbox.c)
+PID_PLACEHOLDER = 0x7E57C0DE    # in the filter's "this process" rules (seccomp_policy.h)
 
 
 def serve():
@@ -160,7 +160,7 @@ def warm_child(ctl, fds, seccomp):
 
 
 def parse_setup(data):
-    """The setup memfd as sandbox.c's write_setup lays it out."""
+    """The setup memfd as warm.c's write_setup lays it out."""
     pos = 0
 
     def u32():

@@ -453,12 +453,12 @@ def test_unit_verifies_and_is_hardened(installed):
     assert float(m.group(1)) <= 3.3, r.stdout
     # Jobs pass the unit's filter as well as their own: everything their own
     # filter lets through (or answers with an errno) must get through the unit's.
-    src = (REPO / "executor" / "sandbox.c").read_text()
+    src = (REPO / "executor" / "seccomp_policy.c").read_text()
     job_calls = set()
     for m in re.finditer(r"const char \*const \w+\[\] = \{(.*?)\};", src, re.S):
         job_calls |= set(re.findall(r'"([a-z0-9_]+)"', m.group(1)))
     job_calls |= set(re.findall(r'rule\(ctx, [^,]+, "([a-z0-9_]+)"', src))
-    assert len(job_calls) > 100, "could not read the job filter from executor/sandbox.c"
+    assert len(job_calls) > 100, "could not read the job filter from executor/seccomp_policy.c"
     allowed = expand_syscall_filter(unit_setting(UNIT.read_text(), "SystemCallFilter").split())
     assert not sorted(job_calls - allowed), \
         "calls the job filter allows but the unit denies: %s" % sorted(job_calls - allowed)

@@ -96,7 +96,19 @@ int take_uid(const struct sandbox *sb, uid_t *ret_uid);
 char **build_env(const struct policy *p, const char *scratch);
 int read_secrets(const struct policy *p, struct secret **ret, size_t *ret_n, char **ret_err);
 void secrets_free(struct secret *v, size_t n);
-int make_io(const struct launch *l, int *in_fd, int pipes[4][2], int status[2], char **ret_err);
+/* An attempt's I/O until the child holds its ends (see make_io). */
+struct attempt_io {
+	int in_fd;              /* the job, on a sealed memfd */
+	int pipe[4][2];         /* fds 1-4: [0] ours, [1] the child's */
+	int status[2];          /* the launch's status socket: [0] ours, [1] the child's */
+};
+#define ATTEMPT_IO_NONE { -1, { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } }, { -1, -1 } }
+int make_io(const struct launch *l, struct attempt_io *io, char **ret_err);
+/* Close what the child now holds (after it has its copies). */
+void io_close_child_ends(struct attempt_io *io);
+/* Give our ends of fds 1-4 to RET, non-blocking. */
+void io_give(struct attempt_io *io, struct proc *ret);
+void io_close(struct attempt_io *io);
 void set_limits(struct child_args *a, const struct policy *p);
 int clone_child(struct sandbox *sb, struct child_args *a, int flags, int status[2], pid_t *ret_pid,
 		int *ret_pidfd, int *ret_listener, char **ret_launch_err, char **ret_err);

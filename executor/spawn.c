@@ -268,9 +268,11 @@ static void kill_and_wait(pid_t pid)
 
 /* Between clone and the child's exec: take the seccomp listener it sends,
  * let its one execveat continue, and return once the status socket reaches
- * EOF (the exec closed the child's copy, or the child is gone).  The child
- * runs on our memory until then, so we only wait here.  A failure before the
- * exec arrives as "step: error" in *ret_err; the child has then exited. */
+ * EOF (the exec closed the child's copy, or the child is gone).  A warm
+ * child (SERVER_LISTENER >= 0) has no exec: its EOF is the close it makes
+ * once its own filter is loaded, and the server's listener is watched
+ * meanwhile.  A failure before that arrives as "step: error" in *ret_err;
+ * the child has then exited. */
 void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_listener, char **ret_err)
 {
 	bool exec_let_through = false;
@@ -483,25 +485,61 @@ void secrets_free(struct secret *v, size_t n)
 
 /* An attempt's I/O: the job on a sealed memfd (a payload of any size is
  * ready to read at once, and nobody can change it after the fact), pipes for
- * fds 1-4 and the status socket of its launch.  0, or -1 with *ret_err. */
-int make_io(const struct launch *l, int *in_fd, int pipes[4][2], int status[2], char **ret_err)
+ * fds 1-4 and the status socket of its launch.  0, or -1 with *ret_err; the
+ * caller closes IO either way (io_close). */
+int make_io(const struct launch *l, struct attempt_io *io, char **ret_err)
 {
-	*in_fd = memfd_create("taskexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (*in_fd < 0 || write_all(*in_fd, l->input, l->input_len) < 0 || lseek(*in_fd, 0, SEEK_SET) < 0 ||
-	    fcntl(*in_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+	io->status[0] = io->status[1] = -1;
+	for (int i = 0; i < 4; i++)
+		io->pipe[i][0] = io->pipe[i][1] = -1;
+	io->in_fd = memfd_create("taskexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (io->in_fd < 0 || write_all(io->in_fd, l->input, l->input_len) < 0 || lseek(io->in_fd, 0, SEEK_SET) < 0 ||
+	    fcntl(io->in_fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
 		*ret_err = xasprintf("job input memfd: %s", strerror(errno));
 		return -1;
 	}
 	for (int i = 0; i < 4; i++)
-		if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+		if (pipe2(io->pipe[i], O_CLOEXEC) < 0) {
 			*ret_err = xasprintf("pipe: %s", strerror(errno));
 			return -1;
 		}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) < 0) {
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, io->status) < 0) {
 		*ret_err = xasprintf("socketpair: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+void io_close_child_ends(struct attempt_io *io)
+{
+	for (int i = 0; i < 4; i++) {
+		close_nointr(io->pipe[i][1]);
+		io->pipe[i][1] = -1;
+	}
+	close_nointr(io->status[1]);
+	io->status[1] = -1;
+	close_nointr(io->in_fd);
+	io->in_fd = -1;
+}
+
+void io_give(struct attempt_io *io, struct proc *ret)
+{
+	for (int i = 0; i < 4; i++) {
+		ret->fd[i] = io->pipe[i][0];
+		io->pipe[i][0] = -1;
+		fd_nonblock(ret->fd[i]);
+	}
+}
+
+void io_close(struct attempt_io *io)
+{
+	io_close_child_ends(io);
+	for (int i = 0; i < 4; i++) {
+		close_nointr(io->pipe[i][0]);
+		io->pipe[i][0] = -1;
+	}
+	close_nointr(io->status[0]);
+	io->status[0] = -1;
 }
 
 /* The limits of the policy, for child(). */
@@ -564,7 +602,8 @@ int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, ch
 {
 	const struct policy *p = l->policy;
 	struct child_args a = { 0 };
-	int pipes[4][2], status[2] = { -1, -1 }, in_fd = -1, ruleset = -1;
+	struct attempt_io io = ATTEMPT_IO_NONE;
+	int ruleset = -1;
 	char *scratch = NULL, **envp = NULL;
 	struct secret *secrets = NULL;
 	size_t n_secrets = 0;
@@ -576,8 +615,6 @@ int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, ch
 	gid_t gid = sb->gid;
 	int r = -1;
 
-	for (int i = 0; i < 4; i++)
-		pipes[i][0] = pipes[i][1] = -1;
 	if (filter_for(sb, p->network, STAGE_JOB, ret_err) < 0 || make_write_paths(sb, p, ret_err) < 0 ||
 	    read_secrets(p, &secrets, &n_secrets, ret_err) < 0 || make_scratch(sb, l->job_id, &scratch, ret_err) < 0)
 		goto out;
@@ -591,17 +628,17 @@ int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, ch
 	}
 	if (sb->domains)
 		plan_domain(sb, l, scratch, uid, gid, &plan);
-	if (make_io(l, &in_fd, pipes, status, ret_err) < 0 ||
+	if (make_io(l, &io, ret_err) < 0 ||
 	    landlock_build(sb, l, sb->domains ? NULL : scratch, &ruleset, ret_err) < 0)
 		goto out;
 	envp = build_env(p, sb->domains ? "/tmp" : scratch);
 
-	a.in_fd = in_fd;
+	a.in_fd = io.in_fd;
 	for (int i = 0; i < 4; i++)
-		a.out_fd[i] = pipes[i][1];
+		a.out_fd[i] = io.pipe[i][1];
 	a.interp_fd = sb->interp_fd;
 	a.ruleset_fd = ruleset;
-	a.status_fd = status[1];
+	a.status_fd = io.status[1];
 	a.parent = getpid();
 	a.scratch = scratch;
 	a.domain = sb->domains ? &plan : NULL;
@@ -622,14 +659,10 @@ int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, ch
 	a.secrets = secrets;
 	a.n_secrets = n_secrets;
 
-	if (clone_child(sb, &a, plan.clone_flags, status, &ret->pid, &ret->pidfd, &ret->listener, &ret->launch_err,
+	if (clone_child(sb, &a, plan.clone_flags, io.status, &ret->pid, &ret->pidfd, &ret->listener, &ret->launch_err,
 			ret_err) < 0)
 		goto out;
-	for (int i = 0; i < 4; i++) {
-		ret->fd[i] = pipes[i][0];
-		pipes[i][0] = -1;
-		fd_nonblock(ret->fd[i]);
-	}
+	io_give(&io, ret);
 	ret->scratch = scratch;
 	scratch = NULL;
 	ret->landlock = ruleset >= 0;
@@ -640,13 +673,7 @@ int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, ch
 out:
 	close_nointr(uid_lock);
 	domain_plan_free(&plan);
-	for (int i = 0; i < 4; i++) {
-		close_nointr(pipes[i][0]);
-		close_nointr(pipes[i][1]);
-	}
-	close_nointr(status[0]);
-	close_nointr(status[1]);
-	close_nointr(in_fd);
+	io_close(&io);
 	close_nointr(ruleset);
 	strv_free(envp);
 	/* The child has its copy; ours is cleared at once. */

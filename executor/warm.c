@@ -392,22 +392,21 @@ static pid_t pidfd_pid(int pidfd)
 static int warm_request(struct sandbox *sb, struct warm *w, const struct launch *l, struct proc *ret, char **ret_err)
 {
 	const struct policy *p = l->policy;
-	int pipes[4][2], status[2] = { -1, -1 }, in_fd = -1, setup = -1, pidfd = -1, r = -1;
+	struct attempt_io io = ATTEMPT_IO_NONE;
+	int setup = -1, pidfd = -1, r = -1;
 	struct secret *secrets = NULL;
 	size_t n_secrets = 0;
 	char **envp = NULL, *violation = NULL, tag = 'R', reply[8];
 	ssize_t n;
 
-	for (int i = 0; i < 4; i++)
-		pipes[i][0] = pipes[i][1] = -1;
 	if (make_write_paths(sb, p, ret_err) < 0 || read_secrets(p, &secrets, &n_secrets, ret_err) < 0 ||
-	    make_io(l, &in_fd, pipes, status, ret_err) < 0)
+	    make_io(l, &io, ret_err) < 0)
 		goto out;
 	envp = build_env(p, "/tmp");
 	if (write_setup(sb, l, envp, secrets, n_secrets, &setup, ret_err) < 0)
 		goto out;
 	{
-		int fds[7] = { in_fd, pipes[0][1], pipes[1][1], pipes[2][1], pipes[3][1], status[1], setup };
+		int fds[7] = { io.in_fd, io.pipe[0][1], io.pipe[1][1], io.pipe[2][1], io.pipe[3][1], io.status[1], setup };
 		char cbuf[CMSG_SPACE(sizeof(fds))] = { 0 };
 		struct iovec iov = { &tag, 1 };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -425,12 +424,7 @@ static int warm_request(struct sandbox *sb, struct warm *w, const struct launch 
 		}
 	}
 	/* Only the child may hold its ends now: their EOFs are its end. */
-	for (int i = 0; i < 4; i++) {
-		close_nointr(pipes[i][1]);
-		pipes[i][1] = -1;
-	}
-	close_nointr(status[1]);
-	status[1] = -1;
+	io_close_child_ends(&io);
 	w->busy = true;
 	n = warm_recv(w, reply, sizeof(reply), &pidfd, WARM_REPLY_TIMEOUT_MS, &violation);
 	if (n != 1 || reply[0] != 'P' || pidfd < 0) {
@@ -447,12 +441,8 @@ static int warm_request(struct sandbox *sb, struct warm *w, const struct launch 
 	/* The child, still under the server's filter, sets itself up and sends
 	 * the listener of its own filter; a notification on the server's
 	 * listener meanwhile is a fault of our code, not the job's. */
-	launch_handshake(ret->pid, status[0], w->listener, &ret->listener, &ret->launch_err);
-	for (int i = 0; i < 4; i++) {
-		ret->fd[i] = pipes[i][0];
-		pipes[i][0] = -1;
-		fd_nonblock(ret->fd[i]);
-	}
+	launch_handshake(ret->pid, io.status[0], w->listener, &ret->listener, &ret->launch_err);
+	io_give(&io, ret);
 	ret->landlock = w->landlock;
 	ret->domain = true;
 	w->forks++;
@@ -460,13 +450,7 @@ static int warm_request(struct sandbox *sb, struct warm *w, const struct launch 
 out:
 	free(violation);
 	close_nointr(pidfd);
-	for (int i = 0; i < 4; i++) {
-		close_nointr(pipes[i][0]);
-		close_nointr(pipes[i][1]);
-	}
-	close_nointr(status[0]);
-	close_nointr(status[1]);
-	close_nointr(in_fd);
+	io_close(&io);
 	close_nointr(setup);
 	strv_free(envp);
 	secrets_free(secrets, n_secrets);

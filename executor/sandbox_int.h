@@ -110,6 +110,7 @@ void io_close_child_ends(struct attempt_io *io);
 void io_give(struct attempt_io *io, struct proc *ret);
 void io_close(struct attempt_io *io);
 void set_limits(struct child_args *a, const struct policy *p);
+void child_args_init(struct child_args *a, const struct sandbox *sb, const struct policy *p, uid_t uid, gid_t gid);
 int clone_child(struct sandbox *sb, struct child_args *a, int flags, int status[2], pid_t *ret_pid,
 		int *ret_pidfd, int *ret_listener, char **ret_launch_err, char **ret_err);
 int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, char **ret_err);

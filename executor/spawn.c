@@ -542,6 +542,21 @@ void io_close(struct attempt_io *io)
 	io->status[0] = -1;
 }
 
+/* What every child() of this sandbox gets for policy P, as uid/gid. */
+void child_args_init(struct child_args *a, const struct sandbox *sb, const struct policy *p, uid_t uid, gid_t gid)
+{
+	memset(a, 0, sizeof(*a));
+	a->interp_fd = sb->interp_fd;
+	a->parent = getpid();
+	a->tmp_access = ll_fs_handled(sb->landlock_abi) & LL_WRITE;
+	a->drop_uid = sb->drop_uid;
+	a->uid = uid;
+	a->gid = gid;
+	a->group = sb->gid;
+	a->cap_last = sb->cap_last;
+	set_limits(a, p);
+}
+
 /* The limits of the policy, for child(). */
 void set_limits(struct child_args *a, const struct policy *p)
 {
@@ -633,22 +648,14 @@ int fresh_spawn(struct sandbox *sb, const struct launch *l, struct proc *ret, ch
 		goto out;
 	envp = build_env(p, sb->domains ? "/tmp" : scratch);
 
+	child_args_init(&a, sb, p, uid, gid);
 	a.in_fd = io.in_fd;
 	for (int i = 0; i < 4; i++)
 		a.out_fd[i] = io.pipe[i][1];
-	a.interp_fd = sb->interp_fd;
 	a.ruleset_fd = ruleset;
 	a.status_fd = io.status[1];
-	a.parent = getpid();
 	a.scratch = scratch;
 	a.domain = sb->domains ? &plan : NULL;
-	a.tmp_access = ll_fs_handled(sb->landlock_abi) & LL_WRITE;
-	a.drop_uid = sb->drop_uid;
-	a.uid = uid;
-	a.gid = gid;
-	a.group = sb->gid;
-	a.cap_last = sb->cap_last;
-	set_limits(&a, p);
 	/* The child patches its pid into its copy of this. */
 	bpf = xmalloc(sb->bpf_len[STAGE_JOB][p->network] * sizeof(*bpf));
 	memcpy(bpf, sb->bpf[STAGE_JOB][p->network], sb->bpf_len[STAGE_JOB][p->network] * sizeof(*bpf));

@@ -149,25 +149,17 @@ static int warm_start(struct sandbox *sb, const struct launch *l, char *key, str
 	if (landlock_build(sb, l, NULL, &ruleset, ret_err) < 0)
 		goto out;
 	envp = build_env(p, "/tmp");
+	child_args_init(&a, sb, p, uid, gid);
 	a.in_fd = null;
 	a.out_fd[0] = null;
 	a.out_fd[1] = errfd;
 	a.out_fd[2] = ctl[1];
 	a.out_fd[3] = null;
-	a.interp_fd = sb->interp_fd;
 	a.ruleset_fd = ruleset;
 	a.status_fd = status[1];
-	a.parent = getpid();
 	a.scratch = root;
 	a.domain = &plan;
 	a.newpid = true;
-	a.tmp_access = ll_fs_handled(sb->landlock_abi) & LL_WRITE;
-	a.drop_uid = sb->drop_uid;
-	a.uid = uid;
-	a.gid = gid;
-	a.group = sb->gid;
-	a.cap_last = sb->cap_last;
-	set_limits(&a, p);
 	/* The CPU limit is each attempt's own (it sets soft and hard itself):
 	 * the server's forks would otherwise add up against it. */
 	a.rl_cpu = (struct rlimit){ RLIM_INFINITY, RLIM_INFINITY };

@@ -26,7 +26,7 @@
 
 static PGconn *db_connect(const struct config *c)
 {
-	PGconn *db = PQconnectdb(c->db_url);
+	PGconn *db = store_connect(c->db_url);
 	char *masked;
 
 	if (PQstatus(db) == CONNECTION_OK) {

@@ -52,20 +52,10 @@ static redisContext *redis_connect(const struct config *c)
 		free(err);
 		return NULL;
 	}
-	r = t.path ? redisConnectUnixWithTimeout(t.path, tv) : redisConnectWithTimeout(t.host, t.port, tv);
-	if (!r || r->err) {
-		fprintf(stderr, "taskexec: Redis: %s\n", r ? r->errstr : "out of memory");
-		redisFree(r);
-		redis_target_free(&t);
-		return NULL;
-	}
-	fcntl(r->fd, F_SETFD, FD_CLOEXEC);
-	redisSetTimeout(r, tv);
-	if (redis_handshake(r, &t, &err) < 0) {
+	r = redis_connect_blocking(&t, tv, &err);
+	if (!r) {
 		fprintf(stderr, "taskexec: %s\n", err);
 		free(err);
-		redisFree(r);
-		r = NULL;
 	}
 	redis_target_free(&t);
 	return r;

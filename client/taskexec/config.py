@@ -92,6 +92,8 @@ def parse_sentinel_url(url):
             user = user or None
         else:
             password = auth
+    if not netloc:
+        raise ValueError("TASKEXEC_REDIS_URL: redis+sentinel:// names no sentinel; expected " + SENTINEL_FORM)
     sentinels = []
     for part in netloc.split(","):
         host, colon, port = part.partition(":")

@@ -237,14 +237,32 @@ static void note_server(struct store *s)
 	s->server = now;
 }
 
+/* While connecting, libpq may close its socket and open another, to the
+ * next host of a multi-host URL or after a standby refused read-write, and
+ * the new one often gets the same number: the kernel dropped the old one
+ * from epoll, so it is registered afresh at every step. */
+static void watch_connect(struct store *s, uint32_t events)
+{
+	watch(s, -1, 0);
+	watch(s, PQsocket(s->conn), events);
+}
+
+static void on_deadline(struct loop *l, void *arg);
+
 static void poll_connect(struct store *s)
 {
-	switch (PQconnectPoll(s->conn)) {
+	PostgresPollingStatusType st = PQconnectPoll(s->conn);
+
+	if (st != PGRES_POLLING_READING && st != PGRES_POLLING_WRITING && s->deadline) {
+		loop_timer_cancel(s->loop, s->deadline);
+		s->deadline = NULL;
+	}
+	switch (st) {
 	case PGRES_POLLING_READING:
-		watch(s, PQsocket(s->conn), EPOLLIN);
+		watch_connect(s, EPOLLIN);
 		return;
 	case PGRES_POLLING_WRITING:
-		watch(s, PQsocket(s->conn), EPOLLOUT);
+		watch_connect(s, EPOLLOUT);
 		return;
 	case PGRES_POLLING_OK:
 		note_server(s);
@@ -273,6 +291,9 @@ static void start_connect(struct store *s)
 		lost(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		return;
 	}
+	/* A connection that never completes (a host that swallows packets)
+	 * must not stop the reconnecting: the same bound as for a reply. */
+	s->deadline = loop_timer(s->loop, now_ms() + STORE_REPLY_DEADLINE_MS, on_deadline, s);
 	poll_connect(s);
 }
 

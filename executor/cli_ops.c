@@ -53,6 +53,25 @@ static redisContext *redis_connect(const struct config *c)
 		return NULL;
 	}
 	r = redis_connect_blocking(&t, tv, &err);
+	/* Redis Cluster: every key shares one hash slot, so one MOVED names the
+	 * node for all of them (a slot moved twice meanwhile: follow again). */
+	for (int hops = 0; r && hops < 3; hops++) {
+		redisReply *rep = redisCommand(r, "EXISTS {%s}:wake", c->queue_prefix);
+		char host[256];
+		int slot, port;
+
+		if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "MOVED ", 6) ||
+		    sscanf(rep->str + 6, "%d %255[^:]:%d", &slot, host, &port) != 3) {
+			freeReplyObject(rep);
+			break;
+		}
+		freeReplyObject(rep);
+		redisFree(r);
+		free(t.host);
+		t.host = xstrdup(host);
+		t.port = port;
+		r = redis_connect_blocking(&t, tv, &err);
+	}
 	if (!r) {
 		fprintf(stderr, "taskexec: %s\n", err);
 		free(err);

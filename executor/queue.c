@@ -57,6 +57,13 @@ struct queue {
 	bool sentinel_subscribed, sentinel_again, switching, switch_pending;
 	int64_t sentinel_asked_at;
 	char *master;                   /* "host:port" in use, for health and logs */
+	/* Redis Cluster: the node a MOVED named, taken up from the loop (not
+	 * inside the callback of a context it frees); the URL's node, gone back
+	 * to when the one a MOVED named does not answer. */
+	char *moved_host, *seed_host;
+	int moved_port, seed_port;
+	bool moved;
+	struct timer *move_timer;
 	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *k_sweep,
 		*k_reconcile, *k_reconcile_switch, *k_garbage, *prefix_tag;
 	char token[33];                 /* this start's claim on the executor id */
@@ -784,8 +791,17 @@ static void schedule_reconnect(struct rconn *c)
 
 	if (c->q->closing || c->retry)
 		return;
-	/* The master may have moved: the sentinels know where. */
+	/* The master may have moved: the sentinels know where; in a cluster,
+	 * the node of the URL does (a MOVED), when the one we moved to is gone. */
 	sentinel_ask_again(c->q);
+	if (c->q->moved && !c->q->switching &&
+	    (c->q->target.port != c->q->seed_port || strcmp(c->q->target.host, c->q->seed_host))) {
+		free(c->q->target.host);
+		c->q->target.host = xstrdup(c->q->seed_host);
+		c->q->target.port = c->q->seed_port;
+		free(c->q->master);
+		c->q->master = xasprintf("%s:%d", c->q->seed_host, c->q->seed_port);
+	}
 	/* At most one heartbeat interval between attempts: back within an
 	 * interval of Redis, well inside the three intervals the others wait
 	 * before sweeping, so a live executor's jobs are not taken for lost. */
@@ -828,6 +844,7 @@ static void on_config(redisAsyncContext *ac, void *r, void *priv)
 }
 
 static void on_ready(struct rconn *c);
+static void cluster_redirect(struct queue *q, const char *err);
 
 /* Every reply of the handshake is checked: a wrong password, a database
  * that does not exist or a Redis that wants a password we do not have is
@@ -1011,10 +1028,10 @@ static void use_master(struct queue *q, const char *host, int port, const char *
 	}
 	if (q->master)
 		log_json(LOG_WARN, "redis.master_changed",
-			 json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", q->target.master_name, "from", q->master, "to",
+			 json_pack("{s:s?, s:s, s:s, s:s, s:s}", "name", q->target.master_name, "from", q->master, "to",
 				   addr, "via", via, "msg", "Redis master changed: reconnecting, then reconciling"));
 	else
-		log_json(LOG_INFO, "redis.master", json_pack("{s:s, s:s, s:s}", "name", q->target.master_name, "master",
+		log_json(LOG_INFO, "redis.master", json_pack("{s:s?, s:s, s:s}", "name", q->target.master_name, "master",
 							     addr, "msg", "using the master the sentinels name"));
 	q->switch_pending = q->master != NULL;
 	free(q->master);
@@ -1258,6 +1275,10 @@ void queue_free(struct queue *q)
 	}
 	if (q->sentinel.retry)
 		loop_timer_cancel(q->loop, q->sentinel.retry);
+	if (q->move_timer)
+		loop_timer_cancel(q->loop, q->move_timer);
+	free(q->moved_host);
+	free(q->seed_host);
 	if (q->sentinel.ac)
 		redisAsyncFree(q->sentinel.ac);
 	free(q->master);
@@ -1295,6 +1316,50 @@ const char *queue_last_error(const struct queue *q)
 	return q->c[C_CMD].connected ? NULL : q->last_cause;
 }
 
+/* ---- Redis Cluster ----------------------------------------------------------- */
+
+static void on_move(struct loop *l, void *arg)
+{
+	struct queue *q = arg;
+	char *host = q->moved_host;
+
+	q->move_timer = NULL;
+	q->moved_host = NULL;
+	if (!host || q->closing)
+		goto out;
+	if (!q->moved) {
+		q->seed_host = xstrdup(q->target.host);
+		q->seed_port = q->target.port;
+		q->moved = true;
+	}
+	use_master(q, host, q->moved_port, "MOVED");
+out:
+	free(host);
+}
+
+/* Every key shares one hash slot, so one node owns them all: a MOVED names
+ * it, and every connection moves there.  ASK (the slot is being migrated)
+ * is not followed command by command: the step is tried again, as after
+ * any failure, until the migration ends and MOVED names the new owner. */
+static void cluster_redirect(struct queue *q, const char *err)
+{
+	char host[256];
+	int slot, port;
+
+	if (q->target.master_name || q->target.path || q->closing)
+		return;
+	if (!strncmp(err, "ASK ", 4)) {
+		log_msg(LOG_WARN, "redis.ask", "redis: our hash slot is being migrated (%s): trying again", err);
+		return;
+	}
+	if (strncmp(err, "MOVED ", 6) || sscanf(err + 6, "%d %255[^:]:%d", &slot, host, &port) != 3 || port <= 0 ||
+	    port > 65535 || q->move_timer)
+		return;
+	q->moved_host = xstrdup(host);
+	q->moved_port = port;
+	q->move_timer = loop_timer(q->loop, now_ms(), on_move, q);
+}
+
 /* ---- commands --------------------------------------------------------------- */
 
 struct call {
@@ -1313,6 +1378,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 		 * by hand): drop the connection; reconnecting asks the sentinels. */
 		if (!strncmp(reply->str, "READONLY", 8) && ac->c.flags & REDIS_CONNECTED)
 			redisAsyncDisconnect(ac);
+		cluster_redirect(((struct rconn *)ac->data)->q, reply->str);
 		reply = NULL;
 	}
 	if (call->cb)
@@ -1390,6 +1456,7 @@ static void on_woken(redisAsyncContext *ac, void *r, void *priv)
 	 * at once would spin.  Sit out the bound instead (the heartbeat reports
 	 * the key and claims while jobs wait). */
 	if (reply && reply->type == REDIS_REPLY_ERROR && !q->closing) {
+		cluster_redirect(q, reply->str);
 		q->wait_retry = loop_timer(q->loop, now_ms() + q->wait_ms, on_wait_retry, q);
 		return;
 	}

@@ -41,7 +41,12 @@ def postgres(root):
 @pytest.fixture(scope="module")
 def cluster(root):
     """Three masters, no replicas; yields their ports."""
-    ports = [spare_port() for _ in range(3)]
+    ports = []
+    while len(ports) < 3:
+        # The cluster bus listens on port + 10000, which must be a port too.
+        p = spare_port()
+        if p + 10000 < 65536 and p not in ports:
+            ports.append(p)
     try:
         for p in ports:
             d = root / ("node-%d" % p)

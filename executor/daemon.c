@@ -439,6 +439,7 @@ static void on_queue_state(void *arg, bool up)
 	metrics_set(d->metrics, "redis_up", up);
 	if (!up)
 		return;
+	metrics_info(d->metrics, "redis_master", queue_master(d->queue));
 	d->redis_up_at = now_ms();
 	/* The id first: until its lease is ours, our processing list may be a
 	 * live daemon's with the same id, not ours to put back. */
@@ -519,6 +520,8 @@ static void on_store_state(void *arg, bool up)
 
 	if (!up)
 		return;
+	if (metrics_info(d->metrics, "postgres_primary", store_server(d->store)))
+		metrics_count(d->metrics, "postgres_failovers_total");
 	/* The executors row at once, not an interval later: operators and the
 	 * liveness check of claim() look for it. */
 	store_beat(arg);
@@ -544,6 +547,7 @@ static void on_queue_switched(void *arg, const char *master)
 {
 	struct daemon *d = arg;
 
+	metrics_count(d->metrics, "redis_failovers_total");
 	if (d->id_claimed)
 		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
 	reconcile_switch(d);

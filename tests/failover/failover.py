@@ -33,7 +33,9 @@ Checked (exit 0 only when all hold):
 With --report FILE the table and the checks are written there too.
 """
 import argparse
+import json
 import os
+import urllib.request
 import signal
 import socket
 import subprocess
@@ -147,8 +149,11 @@ def main():
             "TASKEXEC_CONCURRENCY": "2",
         })
         db = DB(env["TASKEXEC_DB_URL"])
+        http = testlib.spare_port()
         for i in range(args.daemons):
             e = dict(env, TASKEXEC_EXECUTOR_ID="fo-%s-%d" % (run_id, i))
+            if i == 0:
+                e["TASKEXEC_HTTP_LISTEN"] = "127.0.0.1:%d" % http
             daemons.append(Daemon(e, root, root / ("daemon-%d.log" % i)))
         for d in daemons:
             d.wait_event("redis.master", timeout=30)
@@ -246,6 +251,13 @@ def main():
         leftovers += sum(rds.llen(k) for k in rds.scan_iter(match=testlib.key(prefix, "processing", "*")))
         reconciled = sum(len(d.events("queue.reconciled")) and sum(e.get("jobs", 0) for e in d.events("queue.reconciled"))
                          for d in daemons)
+        # What an operator sees: the servers in use, on /readyz and /metrics.
+        master = "127.0.0.1:%d" % rds.connection_pool.get_master_address()[1]
+        primary = "127.0.0.1:%s" % db.query("SELECT current_setting('port') AS p")[0]["p"]
+        ready = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/readyz" % http, timeout=10).read())
+        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http, timeout=10).read().decode()
+        n_redis = sum(1 for e in events if e.startswith("Redis"))
+        n_pg = len(events) - n_redis
         exits = []
         for d in daemons:
             exits.append(d.terminate(30))
@@ -259,6 +271,14 @@ def main():
             (not unflagged, "no job ran twice unless flagged is_duplicate (%d ran twice)" % len(ran_twice)),
             (leftovers == 0, "Redis empty after the run (%d entries left)" % leftovers),
             (all(x == 0 for x in exits), "every daemon exits 0 on SIGTERM (%s)" % exits),
+            (ready.get("redis_master") == master and ready.get("postgres_primary") == primary,
+             "/readyz names the Redis master %s and PostgreSQL server %s in use (%s, %s)"
+             % (master, primary, ready.get("redis_master"), ready.get("postgres_primary"))),
+            ('taskexec_redis_master_info{address="%s"} 1' % master in metrics and
+             'taskexec_postgres_primary_info{address="%s"} 1' % primary in metrics and
+             "taskexec_redis_failovers_total %d" % n_redis in metrics and
+             "taskexec_postgres_failovers_total %d" % n_pg in metrics,
+             "/metrics names both and counts %d Redis and %d PostgreSQL failovers" % (n_redis, n_pg)),
         ]
         table = [
             ("jobs pushed (acknowledged / refused)", "%d / %d" % (len(acked), len(producer.refused))),

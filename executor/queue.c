@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 enum { C_CMD, C_BLOCK, C_SUB, C_N, C_SENTINEL = C_N };
 static const char *const conn_names[] = { "command", "blocking", "subscriber", "sentinel" };
@@ -705,7 +706,7 @@ next:
 	return -EHOSTUNREACH;
 }
 
-redisContext *redis_connect_blocking(struct redis_target *t, struct timeval tv, char **ret_err)
+static redisContext *connect_blocking_once(struct redis_target *t, struct timeval tv, char **ret_err)
 {
 	redisContext *r;
 
@@ -728,6 +729,27 @@ redisContext *redis_connect_blocking(struct redis_target *t, struct timeval tv, 
 		return NULL;
 	}
 	return r;
+}
+
+/* Through Sentinel, a master that does not answer or is no master (yet) is
+ * a failover in progress: ask again for up to 5 s, so that a command run
+ * during one waits for it rather than failing.  A refusal (wrong password,
+ * database, master name) is final at once. */
+redisContext *redis_connect_blocking(struct redis_target *t, struct timeval tv, char **ret_err)
+{
+	redisContext *r;
+
+	for (int tries = 1;; tries++) {
+		const struct timespec pause = { 0, 500 * 1000000L };
+
+		r = connect_blocking_once(t, tv, ret_err);
+		if (r || !t->master_name || tries >= 10 || strstr(*ret_err, "authentication") ||
+		    strstr(*ret_err, "SELECT") || strstr(*ret_err, "does not know a master"))
+			return r;
+		free(*ret_err);
+		*ret_err = NULL;
+		nanosleep(&pause, NULL);
+	}
 }
 
 /* ---- loop adapter ----------------------------------------------------------- */

@@ -245,3 +245,16 @@ scale: bootstrap
 	$(PYTHON) tests/chaos/scale.py --report $(B)/scale/report.md $(SCALE_ARGS)
 
 .PHONY: chaos scale
+
+# "make failover" (tests/failover/): 3 daemons and a stream of jobs while the
+# Redis master is killed (Sentinel promotes its replica) and the PostgreSQL
+# primary is stopped and its standby promoted, both orders, twice; a short
+# version runs inside "make check".  The report goes to
+# tests/failover/results/<date>/failover-report.md; FAILOVER_ARGS passes options.
+FAILOVER_ARGS ?=
+failover: bootstrap
+	@$(MAKE) --no-print-directory all
+	$(TEST_ENV) $(PYTHON) tests/failover/failover.py --rounds 4 --settle 8 \
+	    --report tests/failover/results/$$(date -u +%F)/failover-report.md $(FAILOVER_ARGS)
+
+.PHONY: failover

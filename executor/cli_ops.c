@@ -26,7 +26,7 @@
 
 static PGconn *db_connect(const struct config *c)
 {
-	PGconn *db = PQconnectdb(c->db_url);
+	PGconn *db = store_connect(c->db_url);
 	char *masked;
 
 	if (PQstatus(db) == CONNECTION_OK) {
@@ -52,20 +52,29 @@ static redisContext *redis_connect(const struct config *c)
 		free(err);
 		return NULL;
 	}
-	r = t.path ? redisConnectUnixWithTimeout(t.path, tv) : redisConnectWithTimeout(t.host, t.port, tv);
-	if (!r || r->err) {
-		fprintf(stderr, "taskexec: Redis: %s\n", r ? r->errstr : "out of memory");
+	r = redis_connect_blocking(&t, tv, &err);
+	/* Redis Cluster: every key shares one hash slot, so one MOVED names the
+	 * node for all of them (a slot moved twice meanwhile: follow again). */
+	for (int hops = 0; r && hops < 3; hops++) {
+		redisReply *rep = redisCommand(r, "EXISTS {%s}:wake", c->queue_prefix);
+		char host[256];
+		int slot, port;
+
+		if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "MOVED ", 6) ||
+		    sscanf(rep->str + 6, "%d %255[^:]:%d", &slot, host, &port) != 3) {
+			freeReplyObject(rep);
+			break;
+		}
+		freeReplyObject(rep);
 		redisFree(r);
-		redis_target_free(&t);
-		return NULL;
+		free(t.host);
+		t.host = xstrdup(host);
+		t.port = port;
+		r = redis_connect_blocking(&t, tv, &err);
 	}
-	fcntl(r->fd, F_SETFD, FD_CLOEXEC);
-	redisSetTimeout(r, tv);
-	if (redis_handshake(r, &t, &err) < 0) {
+	if (!r) {
 		fprintf(stderr, "taskexec: %s\n", err);
 		free(err);
-		redisFree(r);
-		r = NULL;
 	}
 	redis_target_free(&t);
 	return r;

@@ -53,6 +53,7 @@ struct daemon {
 	struct timer *fault_timer;
 	uint64_t beats;
 	struct timer *first_beat;       /* until Redis and PostgreSQL first answer */
+	bool pg_seen, switch_sweep;     /* PostgreSQL was up once; a failover's sweep is due */
 	char **reconcile_ids;           /* the rows of the sweep in flight */
 	int reconcile_n;
 	int exit_code;
@@ -440,6 +441,7 @@ static void on_queue_state(void *arg, bool up)
 	metrics_set(d->metrics, "redis_up", up);
 	if (!up)
 		return;
+	metrics_info(d->metrics, "redis_master", queue_master(d->queue));
 	d->redis_up_at = now_ms();
 	first_heartbeat_when_connected(d);
 	/* The id first: until its lease is ours, our processing list may be a
@@ -513,15 +515,26 @@ static void check_cancels(struct daemon *d)
 		    1, p, on_cancel_rows, d);
 }
 
+static void reconcile_switch(struct daemon *d);
+
 static void on_store_state(void *arg, bool up)
 {
+	struct daemon *d = arg;
+
 	if (!up)
 		return;
 	first_heartbeat_when_connected(arg);
+	if (metrics_info(d->metrics, "postgres_primary", store_server(d->store)))
+		metrics_count(d->metrics, "postgres_failovers_total");
 	/* The executors row at once, not an interval later: operators and the
 	 * liveness check of claim() look for it. */
 	store_beat(arg);
 	fill(arg);
+	/* Back after an outage or on a promoted standby: what the old primary
+	 * had not replicated is looked for now. */
+	if (d->pg_seen)
+		reconcile_switch(d);
+	d->pg_seen = true;
 }
 
 static void on_cancel(void *arg, const char *job_id)
@@ -529,7 +542,22 @@ static void on_cancel(void *arg, const char *job_id)
 	supervise_cancel(((struct daemon *)arg)->jobs, job_id);
 }
 
-static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_state };
+/* A new Redis master: the old one's unreplicated writes may be gone.  A
+ * lost acknowledgement or move to the delayed set leaves an entry in our
+ * processing list that nothing here runs: put them all back (a copy of a
+ * job still running here is only delayed by its claim, never run twice);
+ * a lost enqueue or claim is what the sweep finds. */
+static void on_queue_switched(void *arg, const char *master)
+{
+	struct daemon *d = arg;
+
+	metrics_count(d->metrics, "redis_failovers_total");
+	if (d->id_claimed)
+		queue_recover(d->queue, d->cfg->executor_id, true, on_recovered_self, d);
+	reconcile_switch(d);
+}
+
+static const struct queue_events queue_events = { on_woken, on_cancel, on_queue_state, on_queue_switched };
 
 /* ---- reconciliation ----------------------------------------------------------------
  *
@@ -588,15 +616,16 @@ static void on_queued_rows(void *arg, PGresult *res, const char *refused)
 	strv_free(entries);
 }
 
-static void on_reconcile_lock(void *arg, redisReply *reply)
+/* SWITCHED: the sweep right after a failover (reconcile_switch), which looks
+ * at every QUEUED row, newest first: the writes a failover loses are the last
+ * ones.  Otherwise the periodic sweep, of rows older than its period. */
+static void reconcile_rows(struct daemon *d, bool switched)
 {
-	struct daemon *d = arg;
-	char age[32];
-	const char *p[] = { age };
+	char age[32], lapse[32];
+	const char *p[] = { age, lapse, switched ? "1" : "0" };
 
-	if (!reply || reply->type != REDIS_REPLY_STATUS || !store_up(d->store))
-		return;         /* another executor reconciles this period */
-	snprintf(age, sizeof(age), "%lld", (long long)(RECONCILE_BEATS * d->cfg->heartbeat_ms));
+	snprintf(age, sizeof(age), "%lld", switched ? 0LL : (long long)(RECONCILE_BEATS * d->cfg->heartbeat_ms));
+	snprintf(lapse, sizeof(lapse), "%lld", (long long)(RECONCILE_BEATS * d->cfg->heartbeat_ms));
 	/* QUEUED rows, and RUNNING rows whose executor stopped heartbeating:
 	 * if Redis lost that executor's processing list too, nothing else
 	 * would ever put them back. */
@@ -606,16 +635,50 @@ static void on_reconcile_lock(void *arg, redisReply *reply)
 		    "AND (next_attempt_at IS NULL OR next_attempt_at < now() - $1::bigint * interval '1 millisecond')) "
 		    "OR (status = 'RUNNING' AND NOT EXISTS (SELECT 1 FROM taskexec.executors e "
 		    "WHERE e.executor_id = j.executor_id "
-		    "AND e.last_heartbeat > now() - $1::bigint * interval '1 millisecond'))) "
-		    "ORDER BY queued_at LIMIT " RECONCILE_ROWS,
-		    1, p, on_queued_rows, d);
+		    "AND e.last_heartbeat > now() - $2::bigint * interval '1 millisecond'))) "
+		    "ORDER BY CASE WHEN $3::boolean THEN -extract(epoch FROM queued_at) "
+		    "ELSE extract(epoch FROM queued_at) END LIMIT " RECONCILE_ROWS,
+		    3, p, on_queued_rows, d);
+}
+
+static void on_reconcile_lock(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+
+	if (!reply || reply->type != REDIS_REPLY_STATUS || !store_up(d->store))
+		return;         /* another executor reconciles this period */
+	reconcile_rows(d, false);
+}
+
+static void on_switch_lock(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+
+	if (!reply)
+		return;         /* Redis went again: tried at the next heartbeat */
+	d->switch_sweep = false;
+	if (reply->type == REDIS_REPLY_STATUS && store_up(d->store))
+		reconcile_rows(d, true);
+}
+
+/* A failover (a new Redis master, a PostgreSQL reconnect) may have lost the
+ * last writes of either side: sweep now, not a period later.  Of the daemons
+ * that see the same switch, one sweeps (a lock of one heartbeat). */
+static void reconcile_switch(struct daemon *d)
+{
+	d->switch_sweep = true;
+	if (d->draining || !queue_up(d->queue) || !store_up(d->store))
+		return;         /* the heartbeat tries again */
+	queue_reconcile_lock(d->queue, d->cfg->heartbeat_ms, true, on_switch_lock, d);
 }
 
 static void reconcile(struct daemon *d)
 {
+	if (d->switch_sweep)
+		reconcile_switch(d);
 	if (d->beats++ % RECONCILE_BEATS || d->draining || !queue_up(d->queue) || !store_up(d->store))
 		return;
-	queue_reconcile_lock(d->queue, RECONCILE_BEATS * d->cfg->heartbeat_ms, on_reconcile_lock, d);
+	queue_reconcile_lock(d->queue, RECONCILE_BEATS * d->cfg->heartbeat_ms, false, on_reconcile_lock, d);
 }
 
 /* ---- heartbeat --------------------------------------------------------------------- */
@@ -871,6 +934,9 @@ static const char *http_state(void *arg, json_t *body)
 	json_object_set_new(body, "slots_busy", json_integer(supervise_busy(d->jobs)));
 	json_object_set_new(body, "slots_total", json_integer(d->cfg->concurrency));
 	json_object_set_new(body, "draining", json_boolean(d->draining));
+	json_object_set_new(body, "redis_master", queue_master(d->queue) ? json_string(queue_master(d->queue)) : json_null());
+	json_object_set_new(body, "postgres_primary", store_server(d->store) ? json_string(store_server(d->store))
+									     : json_null());
 	return d->fault;
 }
 

@@ -28,12 +28,19 @@ static const char *const gauge_help[] = { "Jobs holding a slot", "TASKEXEC_CONCU
 					  "1 while the PostgreSQL connection is up", "Time of the last heartbeat",
 					  "1 while attempts cannot start for a fault of this executor",
 					  "Keys of ours in Redis holding a value of the wrong type, skipped" };
-static const char *const counters[] = { "executor_faults_total", "unstorable_total", "reconciled_total" };
+static const char *const counters[] = { "executor_faults_total", "unstorable_total", "reconciled_total",
+					 "redis_failovers_total", "postgres_failovers_total" };
 static const char *const counter_help[] = {
 	"Attempts that could not start for a fault of this executor (not charged to the job)",
 	"Payloads and outcomes PostgreSQL refused for their data, recorded without it",
 	"QUEUED jobs Redis had lost, pushed again from their stored payload",
+	"Moves to another Redis master (Sentinel switch, cluster MOVED)",
+	"Reconnects that landed on another PostgreSQL server than the last",
 };
+/* Which servers are in use, as info series (value 1, the address a label). */
+static const char *const infos[] = { "redis_master", "postgres_primary" };
+static const char *const info_help[] = { "The Redis master in use (host:port, or the socket path)",
+					 "The PostgreSQL server in use (host:port)" };
 
 struct metrics {
 	char *executor_id;
@@ -44,6 +51,7 @@ struct metrics {
 	double gauge[ARRAY_SIZE(gauges)], depth[4], oldest[3];
 	double start_time;              /* process_start_time_seconds */
 	uint64_t counter[ARRAY_SIZE(counters)];
+	char *info[ARRAY_SIZE(infos)];
 	double redis_malformed;
 };
 
@@ -93,6 +101,8 @@ void metrics_free(struct metrics *m)
 		return;
 	for (int i = 0; i < MAX_TYPES && m->types[i]; i++)
 		free(m->types[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(infos); i++)
+		free(m->info[i]);
 	free(m->executor_id);
 	free(m);
 }
@@ -161,6 +171,21 @@ void metrics_set(struct metrics *m, const char *gauge, double v)
 			m->gauge[i] = v;
 	if (!strcmp(gauge, "redis_malformed_total"))
 		m->redis_malformed = v;
+}
+
+bool metrics_info(struct metrics *m, const char *name, const char *value)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(infos); i++) {
+		bool changed;
+
+		if (strcmp(infos[i], name) || !value)
+			continue;
+		changed = m->info[i] && strcmp(m->info[i], value);
+		free(m->info[i]);
+		m->info[i] = xstrdup(value);
+		return changed;
+	}
+	return false;
 }
 
 void metrics_count(struct metrics *m, const char *counter)
@@ -291,6 +316,16 @@ char *metrics_render(const struct metrics *m)
 	for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
 		fprintf(f, "# HELP taskexec_%s %s\n# TYPE taskexec_%s counter\ntaskexec_%s %llu\n", counters[i],
 			counter_help[i], counters[i], counters[i], (unsigned long long)m->counter[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(infos); i++) {
+		if (!m->info[i])
+			continue;
+		fprintf(f, "# HELP taskexec_%s_info %s\n# TYPE taskexec_%s_info gauge\ntaskexec_%s_info{address=\"", infos[i],
+			info_help[i], infos[i], infos[i]);
+		/* Prometheus label escapes; an address has none, a socket path might. */
+		for (const char *c = m->info[i]; *c; c++)
+			fprintf(f, "%s%c", *c == '\\' || *c == '"' || *c == '\n' ? "\\" : "", *c == '\n' ? 'n' : *c);
+		fputs("\"} 1\n", f);
+	}
 	fprintf(f, "# HELP taskexec_log_lines_dropped_total Log lines dropped: standard output was not read fast enough\n"
 		   "# TYPE taskexec_log_lines_dropped_total counter\ntaskexec_log_lines_dropped_total %llu\n",
 		(unsigned long long)log_lines_dropped());

@@ -2,6 +2,7 @@
 #ifndef TASKEXEC_METRICS_H
 #define TASKEXEC_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "outcome.h"
@@ -22,6 +23,8 @@ void metrics_queue_latency(struct metrics *m, double seconds);
  * redis_malformed_total, which the daemon counts. */
 void metrics_set(struct metrics *m, const char *gauge, double v);
 void metrics_count(struct metrics *m, const char *counter);         /* executor_faults_total, … */
+/* Info series redis_master, postgres_primary: true when VALUE replaces another. */
+bool metrics_info(struct metrics *m, const char *name, const char *value);
 void metrics_depths(struct metrics *m, long high, long normal, long low, long delayed);
 /* The age of the job at the head of queue PRIO (0 high, 1 normal, 2 low); 0 when empty. */
 void metrics_queue_oldest(struct metrics *m, int prio, double age_seconds);

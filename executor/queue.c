@@ -8,6 +8,7 @@
  *   {P}:delayed                 zset of entries scored by due time (ms)
  *   {P}:executors               set of executor ids
  *   {P}:heartbeat:<executor>    TTL three heartbeat intervals
+ *   {P}:reconcile, {P}:reconcile:switch   who sweeps this period, this failover
  * A payload leaves {P}:processing:<executor> only after its outcome is in
  * PostgreSQL, so a SIGKILL at any instant loses nothing. */
 #include "queue.h"
@@ -24,9 +25,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
-enum { C_CMD, C_BLOCK, C_SUB, C_N };
-static const char *const conn_names[] = { "command", "blocking", "subscriber" };
+enum { C_CMD, C_BLOCK, C_SUB, C_N, C_SENTINEL = C_N };
+static const char *const conn_names[] = { "command", "blocking", "subscriber", "sentinel" };
 
 struct rconn {
 	struct queue *q;
@@ -48,8 +50,23 @@ struct queue {
 	void *arg;
 	struct redis_target target;
 	struct rconn c[C_N];
+	/* redis+sentinel://: one connection to a sentinel asks for the master,
+	 * then stays subscribed to +switch-master.  Asking again is reconnecting
+	 * it (a subscribed connection takes no other command). */
+	struct rconn sentinel;
+	int sentinel_idx;
+	bool sentinel_subscribed, sentinel_again, switching, switch_pending;
+	int64_t sentinel_asked_at;
+	char *master;                   /* "host:port" in use, for health and logs */
+	/* Redis Cluster: the node a MOVED named, taken up from the loop (not
+	 * inside the callback of a context it frees); the URL's node, gone back
+	 * to when the one a MOVED named does not answer. */
+	char *moved_host, *seed_host;
+	int moved_port, seed_port;
+	bool moved;
+	struct timer *move_timer;
 	char *k_high, *k_normal, *k_low, *k_wake, *k_delayed, *k_proc, *k_execs, *k_hb, *k_cancel, *k_sweep,
-		*k_reconcile, *k_garbage, *prefix_tag;
+		*k_reconcile, *k_reconcile_switch, *k_garbage, *prefix_tag;
 	char token[33];                 /* this start's claim on the executor id */
 	bool waiting, checked_config;
 	int64_t wait_ms;
@@ -314,12 +331,132 @@ static const char reconcile_lua[] =
 
 /* ---- URL -------------------------------------------------------------------- */
 
+/* "host[:port]" of LEN bytes at P, port DEF when none: 0 or -1. */
+static int parse_hostport(const char *p, size_t len, int def, char **ret_host, int *ret_port)
+{
+	const char *colon = memchr(p, ':', len);
+	long port = def;
+
+	if (colon) {
+		char *ps = xstrndup(colon + 1, len - (size_t)(colon + 1 - p));
+		int r = parse_int(ps, 1, 65535, &port);
+
+		free(ps);
+		if (r < 0)
+			return -1;
+	}
+	*ret_host = xstrndup(p, colon ? (size_t)(colon - p) : len);
+	if (!**ret_host) {
+		free(*ret_host);
+		*ret_host = xstrdup("127.0.0.1");
+	}
+	*ret_port = (int)port;
+	return 0;
+}
+
+#define SENTINEL_FORM "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/mastername[/db]" \
+	"[?sentinel_user=U&sentinel_password=P]"
+
+/* redis+sentinel://[[user]:password@]h1[:26379],h2[:26379]/master[/db][?opts]
+ * The credentials before '@' are the master's (as in redis://); the
+ * sentinels' own, where they require any, are the query options. */
+static int parse_sentinel(const char *url, struct redis_target *t, char **ret_err)
+{
+	const char *p = url + strlen("redis+sentinel://"), *slash = strchr(p, '/'), *at, *hosts, *q;
+	char *name = NULL, *rest;
+	long db = 0;
+
+	if (!slash) {
+		*ret_err = xstrdup("TASKEXEC_REDIS_URL: redis+sentinel:// names no master; expected " SENTINEL_FORM);
+		return -1;
+	}
+	at = memrchr(p, '@', (size_t)(slash - p));
+	if (at) {
+		const char *pc = memchr(p, ':', (size_t)(at - p));
+
+		t->password = pc ? xstrndup(pc + 1, (size_t)(at - pc - 1)) : xstrndup(p, (size_t)(at - p));
+		if (pc && pc > p)
+			t->user = xstrndup(p, (size_t)(pc - p));
+	}
+	hosts = at ? at + 1 : p;
+	for (const char *h = hosts; h < slash;) {
+		const char *comma = memchr(h, ',', (size_t)(slash - h)), *e = comma ? comma : slash;
+		char *host;
+		int port;
+
+		if (e == h || parse_hostport(h, (size_t)(e - h), 26379, &host, &port) < 0) {
+			*ret_err = xasprintf("TASKEXEC_REDIS_URL: bad sentinel address '%.*s' (expected host[:port], "
+					     "port 1-65535)", (int)(e - h), h);
+			return -1;
+		}
+		t->sentinel_hosts = xreallocarray(t->sentinel_hosts, (size_t)t->n_sentinels + 2, sizeof(char *));
+		t->sentinel_ports = xreallocarray(t->sentinel_ports, (size_t)t->n_sentinels + 1, sizeof(int));
+		t->sentinel_hosts[t->n_sentinels] = host;
+		t->sentinel_hosts[t->n_sentinels + 1] = NULL;
+		t->sentinel_ports[t->n_sentinels++] = port;
+		h = comma ? comma + 1 : slash;
+	}
+	if (!t->n_sentinels) {
+		*ret_err = xstrdup("TASKEXEC_REDIS_URL: redis+sentinel:// names no sentinel; expected " SENTINEL_FORM);
+		return -1;
+	}
+	q = strchr(slash, '?');
+	rest = q ? xstrndup(slash + 1, (size_t)(q - slash - 1)) : xstrdup(slash + 1);
+	{
+		char *db_s = strchr(rest, '/');
+
+		if (db_s)
+			*db_s++ = '\0';
+		name = rest;
+		if (!*name) {
+			free(rest);
+			*ret_err = xstrdup("TASKEXEC_REDIS_URL: redis+sentinel:// names no master; expected " SENTINEL_FORM);
+			return -1;
+		}
+		if (db_s && *db_s && parse_int(db_s, 0, INT_MAX, &db) < 0) {
+			*ret_err = xasprintf("TASKEXEC_REDIS_URL: database '%s' is not a number", db_s);
+			free(rest);
+			return -1;
+		}
+	}
+	t->master_name = xstrdup(name);
+	t->db = (int)db;
+	free(rest);
+	for (q = q ? q + 1 : NULL; q && *q;) {
+		const char *amp = strchr(q, '&'), *e = amp ? amp : q + strlen(q), *eq = memchr(q, '=', (size_t)(e - q));
+		size_t klen = eq ? (size_t)(eq - q) : (size_t)(e - q);
+		char *v = eq ? xstrndup(eq + 1, (size_t)(e - eq - 1)) : NULL;
+
+		if (v && klen == 13 && !strncmp(q, "sentinel_user", klen)) {
+			free(t->sentinel_user);
+			t->sentinel_user = v;
+		} else if (v && klen == 17 && !strncmp(q, "sentinel_password", klen)) {
+			free(t->sentinel_password);
+			t->sentinel_password = v;
+		} else {
+			*ret_err = xasprintf("TASKEXEC_REDIS_URL: unknown option '%.*s' (known: sentinel_user=, "
+					     "sentinel_password=)", (int)klen, q);
+			free(v);
+			return -1;
+		}
+		q = amp ? amp + 1 : e;
+	}
+	return 0;
+}
+
 int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 {
 	long db = 0;
 
 	memset(t, 0, sizeof(*t));
 	t->port = 6379;
+	if (!strncmp(url, "redis+sentinel://", 17)) {
+		if (parse_sentinel(url, t, ret_err) < 0) {
+			redis_target_free(t);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strncmp(url, "unix://", 7)) {
 		const char *q = strchr(url + 7, '?');
 
@@ -358,7 +495,8 @@ int redis_url_parse(const char *url, struct redis_target *t, char **ret_err)
 		return 0;
 	}
 bad:
-	*ret_err = xstrdup("TASKEXEC_REDIS_URL: expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]");
+	*ret_err = xstrdup("TASKEXEC_REDIS_URL: expected redis://[[user]:password@]host[:port][/db], "
+			   "unix:///path[?db=N] or " SENTINEL_FORM);
 	redis_target_free(t);
 	return -1;
 }
@@ -369,6 +507,13 @@ void redis_target_free(struct redis_target *t)
 	free(t->path);
 	free(t->password);
 	free(t->user);
+	free(t->master_name);
+	for (int i = 0; i < t->n_sentinels; i++)
+		free(t->sentinel_hosts[i]);
+	free(t->sentinel_hosts);
+	free(t->sentinel_ports);
+	free(t->sentinel_user);
+	free(t->sentinel_password);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -398,6 +543,11 @@ int redis_handshake_step(const struct redis_target *t, int step, const char **re
 	case REDIS_HS_PING:
 		ret_argv[0] = "PING";
 		return 1;
+	case REDIS_HS_ROLE:
+		if (!t->master_name)
+			return 0;
+		ret_argv[0] = "ROLE";
+		return 1;
 	default:
 		return -ENOENT;
 	}
@@ -410,6 +560,8 @@ static char *scrub(const struct redis_target *t, const char *text)
 
 	while (t->password && *t->password && (at = strstr(out, t->password)))
 		memset(at, '*', strlen(t->password));
+	while (t->sentinel_password && *t->sentinel_password && (at = strstr(out, t->sentinel_password)))
+		memset(at, '*', strlen(t->sentinel_password));
 	out[strcspn(out, "\r\n")] = '\0';
 	return out;
 }
@@ -418,6 +570,15 @@ char *redis_handshake_check(const struct redis_target *t, int step, const redisR
 {
 	char *why, *msg;
 
+	if (step == REDIS_HS_ROLE && reply && reply->type != REDIS_REPLY_ERROR) {
+		if (reply->type == REDIS_REPLY_ARRAY && reply->elements && reply->element[0]->type == REDIS_REPLY_STRING &&
+		    !strcmp(reply->element[0]->str, "master"))
+			return NULL;
+		return xasprintf("Redis: %s:%d is not the master of %s (ROLE says %s): asking the sentinels again",
+				 t->host, t->port, t->master_name,
+				 reply->type == REDIS_REPLY_ARRAY && reply->elements &&
+				 reply->element[0]->type == REDIS_REPLY_STRING ? reply->element[0]->str : "nothing usable");
+	}
 	if (reply && reply->type != REDIS_REPLY_ERROR)
 		return NULL;
 	why = scrub(t, reply ? reply->str : "no reply");
@@ -458,6 +619,137 @@ int redis_handshake(redisContext *r, const struct redis_target *t, char **ret_er
 		}
 	}
 	return 0;
+}
+
+/* ---- Sentinel, blocking (command-line tool) ------------------------------------ */
+
+static redisContext *connect_cloexec(const char *host, int port, struct timeval tv)
+{
+	redisContext *r = redisConnectWithTimeout(host, port, tv);
+
+	if (r && !r->err) {
+		fcntl(r->fd, F_SETFD, FD_CLOEXEC);
+		redisSetTimeout(r, tv);
+	}
+	return r;
+}
+
+/* The sentinel's own AUTH, when the URL gives one: 0, or the reason. */
+static char *sentinel_auth_check(const struct redis_target *t, const redisReply *reply)
+{
+	char *why, *msg;
+
+	if (reply && reply->type != REDIS_REPLY_ERROR)
+		return NULL;
+	why = scrub(t, reply ? reply->str : "no reply");
+	msg = xasprintf("authentication failed (sentinel_password): %s", why);
+	free(why);
+	return msg;
+}
+
+int redis_sentinel_resolve(struct redis_target *t, struct timeval tv, char **ret_err)
+{
+	char *causes = NULL;
+
+	for (int i = 0; i < t->n_sentinels; i++) {
+		redisContext *r = connect_cloexec(t->sentinel_hosts[i], t->sentinel_ports[i], tv);
+		redisReply *rep = NULL;
+		char *why = NULL, *more;
+
+		if (!r || r->err) {
+			why = xstrdup(r ? r->errstr : "out of memory");
+			goto next;
+		}
+		if (t->sentinel_password) {
+			rep = t->sentinel_user ? redisCommand(r, "AUTH %s %s", t->sentinel_user, t->sentinel_password)
+					       : redisCommand(r, "AUTH %s", t->sentinel_password);
+			why = rep ? sentinel_auth_check(t, rep) : xstrdup(r->errstr);
+			freeReplyObject(rep);
+			rep = NULL;
+			if (why)
+				goto next;
+		}
+		rep = redisCommand(r, "SENTINEL get-master-addr-by-name %s", t->master_name);
+		if (!rep) {
+			why = xstrdup(r->errstr);
+		} else if (rep->type == REDIS_REPLY_ERROR) {
+			why = scrub(t, rep->str);
+		} else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+			   rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING) {
+			why = xasprintf("does not know a master named %s", t->master_name);
+		} else {
+			long port;
+
+			if (parse_int(rep->element[1]->str, 1, 65535, &port) < 0) {
+				why = xasprintf("answered a bad port '%s'", rep->element[1]->str);
+			} else {
+				free(t->host);
+				t->host = xstrdup(rep->element[0]->str);
+				t->port = (int)port;
+				freeReplyObject(rep);
+				redisFree(r);
+				free(causes);
+				return 0;
+			}
+		}
+next:
+		more = xasprintf("%s%s%s:%d: %s", causes ? causes : "", causes ? "; " : "", t->sentinel_hosts[i],
+				 t->sentinel_ports[i], why);
+		free(causes);
+		causes = more;
+		free(why);
+		freeReplyObject(rep);
+		redisFree(r);
+	}
+	*ret_err = xasprintf("Redis Sentinel: no sentinel named the master %s (%s)", t->master_name, causes);
+	free(causes);
+	return -EHOSTUNREACH;
+}
+
+static redisContext *connect_blocking_once(struct redis_target *t, struct timeval tv, char **ret_err)
+{
+	redisContext *r;
+
+	if (t->master_name && redis_sentinel_resolve(t, tv, ret_err) < 0)
+		return NULL;
+	r = t->path ? redisConnectUnixWithTimeout(t->path, tv) : connect_cloexec(t->host, t->port, tv);
+	if (!r || r->err) {
+		if (t->master_name)
+			*ret_err = xasprintf("Redis: master %s at %s:%d: %s", t->master_name, t->host, t->port,
+					     r ? r->errstr : "out of memory");
+		else
+			*ret_err = xasprintf("Redis: %s", r ? r->errstr : "out of memory");
+		redisFree(r);
+		return NULL;
+	}
+	fcntl(r->fd, F_SETFD, FD_CLOEXEC);
+	redisSetTimeout(r, tv);
+	if (redis_handshake(r, t, ret_err) < 0) {
+		redisFree(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Through Sentinel, a master that does not answer or is no master (yet) is
+ * a failover in progress: ask again for up to 5 s, so that a command run
+ * during one waits for it rather than failing.  A refusal (wrong password,
+ * database, master name) is final at once. */
+redisContext *redis_connect_blocking(struct redis_target *t, struct timeval tv, char **ret_err)
+{
+	redisContext *r;
+
+	for (int tries = 1;; tries++) {
+		const struct timespec pause = { 0, 500 * 1000000L };
+
+		r = connect_blocking_once(t, tv, ret_err);
+		if (r || !t->master_name || tries >= 10 || strstr(*ret_err, "authentication") ||
+		    strstr(*ret_err, "SELECT") || strstr(*ret_err, "does not know a master"))
+			return r;
+		free(*ret_err);
+		*ret_err = NULL;
+		nanosleep(&pause, NULL);
+	}
 }
 
 /* ---- loop adapter ----------------------------------------------------------- */
@@ -513,12 +805,25 @@ static void on_retry(struct loop *l, void *arg)
 	connect_one(c);
 }
 
+static void sentinel_ask_again(struct queue *q);
+
 static void schedule_reconnect(struct rconn *c)
 {
 	int64_t cap = c->q->cfg->heartbeat_ms < 5000 ? c->q->cfg->heartbeat_ms : 5000;
 
 	if (c->q->closing || c->retry)
 		return;
+	/* The master may have moved: the sentinels know where; in a cluster,
+	 * the node of the URL does (a MOVED), when the one we moved to is gone. */
+	sentinel_ask_again(c->q);
+	if (c->q->moved && !c->q->switching &&
+	    (c->q->target.port != c->q->seed_port || strcmp(c->q->target.host, c->q->seed_host))) {
+		free(c->q->target.host);
+		c->q->target.host = xstrdup(c->q->seed_host);
+		c->q->target.port = c->q->seed_port;
+		free(c->q->master);
+		c->q->master = xasprintf("%s:%d", c->q->seed_host, c->q->seed_port);
+	}
 	/* At most one heartbeat interval between attempts: back within an
 	 * interval of Redis, well inside the three intervals the others wait
 	 * before sweeping, so a live executor's jobs are not taken for lost. */
@@ -561,6 +866,7 @@ static void on_config(redisAsyncContext *ac, void *r, void *priv)
 }
 
 static void on_ready(struct rconn *c);
+static void cluster_redirect(struct queue *q, const char *err);
 
 /* Every reply of the handshake is checked: a wrong password, a database
  * that does not exist or a Redis that wants a password we do not have is
@@ -582,7 +888,7 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *priv)
 		redisAsyncDisconnect(ac);
 		return;
 	}
-	if (step == REDIS_HS_PING)
+	if (step == (c->q->target.master_name ? REDIS_HS_ROLE : REDIS_HS_PING))
 		on_ready(c);
 }
 
@@ -634,6 +940,11 @@ static void on_ready(struct rconn *c)
 	}
 	if (c->kind == C_CMD && c->q->ev->state)
 		c->q->ev->state(c->q->arg, true);
+	if (c->kind == C_CMD && c->q->switch_pending) {
+		c->q->switch_pending = false;
+		if (c->q->ev->switched)
+			c->q->ev->switched(c->q->arg, c->q->master);
+	}
 	if (c->kind == C_BLOCK && c->q->ev->woken)
 		c->q->ev->woken(c->q->arg, false);
 }
@@ -670,29 +981,16 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
 	schedule_reconnect(c);
 }
 
-static void connect_one(struct rconn *c)
+/* Our loop drives CONN's hiredis context AC: close-on-exec, keepalives. */
+static void attach(struct rconn *c, redisAsyncContext *ac, bool tcp)
 {
-	struct queue *q = c->q;
-	redisAsyncContext *ac;
 	int one = 1, idle = 15, intvl = 5, cnt = 3;
 
-	ac = q->target.path ? redisAsyncConnectUnix(q->target.path)
-			    : redisAsyncConnect(q->target.host, q->target.port);
-	if (!ac || ac->err) {
-		char *cause = xasprintf("redis connection failed: %s", ac ? ac->errstr : "out of memory");
-
-		note_failure(q, LOG_WARN, "redis.down", cause);
-		free(cause);
-		if (ac)
-			redisAsyncFree(ac);
-		schedule_reconnect(c);
-		return;
-	}
 	c->ac = ac;
 	c->fd = ac->c.fd;
 	c->events = 0;
 	fcntl(c->fd, F_SETFD, FD_CLOEXEC);
-	if (!q->target.path) {
+	if (tcp) {
 		/* A connection that died silently must not hang a blocking call forever. */
 		setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 		setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
@@ -707,10 +1005,234 @@ static void connect_one(struct rconn *c)
 	ac->ev.addWrite = ev_add_write;
 	ac->ev.delWrite = ev_del_write;
 	ac->ev.cleanup = ev_cleanup;
+}
+
+static void connect_one(struct rconn *c)
+{
+	struct queue *q = c->q;
+	redisAsyncContext *ac;
+
+	if (q->target.master_name && !q->target.host)
+		return;         /* the sentinels have not named the master yet: use_master connects */
+	ac = q->target.path ? redisAsyncConnectUnix(q->target.path)
+			    : redisAsyncConnect(q->target.host, q->target.port);
+	if (!ac || ac->err) {
+		char *cause = xasprintf("redis connection failed: %s", ac ? ac->errstr : "out of memory");
+
+		note_failure(q, LOG_WARN, "redis.down", cause);
+		free(cause);
+		if (ac)
+			redisAsyncFree(ac);
+		schedule_reconnect(c);
+		return;
+	}
+	attach(c, ac, !q->target.path);
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, on_disconnected);
 	/* hiredis 0.14 only reports the connect once the socket is writable. */
 	ev_add_write(c);
+}
+
+/* ---- Sentinel, in the loop (daemon) ----------------------------------------------- */
+
+static void sentinel_connect(struct queue *q);
+
+/* The data connections move to HOST:PORT at once; a move (not the first
+ * answer) is a failover, reported to the daemon once the command connection
+ * is up on the new master. */
+static void use_master(struct queue *q, const char *host, int port, const char *via)
+{
+	char *addr = xasprintf("%s:%d", host, port);
+
+	if (q->master && !strcmp(q->master, addr)) {
+		free(addr);
+		return;
+	}
+	if (q->master)
+		log_json(LOG_WARN, "redis.master_changed",
+			 json_pack("{s:s?, s:s, s:s, s:s, s:s}", "name", q->target.master_name, "from", q->master, "to",
+				   addr, "via", via, "msg", "Redis master changed: reconnecting, then reconciling"));
+	else
+		log_json(LOG_INFO, "redis.master", json_pack("{s:s?, s:s, s:s}", "name", q->target.master_name, "master",
+							     addr, "msg", "using the master the sentinels name"));
+	q->switch_pending = q->master != NULL;
+	free(q->master);
+	q->master = addr;
+	free(q->target.host);
+	q->target.host = xstrdup(host);
+	q->target.port = port;
+	q->switching = true;
+	for (int i = 0; i < C_N; i++) {
+		struct rconn *c = &q->c[i];
+
+		if (c->ac) {
+			/* A connected context reports its end (on_disconnected); one
+			 * still connecting goes without a word. */
+			redisAsyncFree(c->ac);
+			c->ac = NULL;
+			c->connected = false;
+		}
+		if (c->retry) {
+			loop_timer_cancel(q->loop, c->retry);
+			c->retry = NULL;
+		}
+		c->backoff_ms = 0;
+		connect_one(c);
+	}
+	q->switching = false;
+}
+
+static void on_sentinel_retry(struct loop *l, void *arg)
+{
+	struct queue *q = arg;
+
+	q->sentinel.retry = NULL;
+	sentinel_connect(q);
+}
+
+/* This sentinel failed: the next one, after a pause (250 ms doubling to 2 s). */
+static void sentinel_next(struct queue *q, const char *why)
+{
+	struct rconn *c = &q->sentinel;
+	int i = q->sentinel_idx;
+	char *cause = xasprintf("Redis Sentinel %s:%d: %s", q->target.sentinel_hosts[i], q->target.sentinel_ports[i],
+				why);
+
+	note_failure(q, LOG_WARN, "redis.sentinel_down", cause);
+	free(cause);
+	q->sentinel_idx = (i + 1) % q->target.n_sentinels;
+	if (q->closing || c->retry)
+		return;
+	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 250;
+	if (c->backoff_ms > 2000)
+		c->backoff_ms = 2000;
+	c->retry = loop_timer(q->loop, now_ms() + c->backoff_ms, on_sentinel_retry, q);
+}
+
+static void on_switch_master(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct queue *q = priv;
+	const redisReply *reply = r;
+	char name[256], oldip[256], newip[256];
+	int oldport, newport;
+
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING || strcmp(reply->element[0]->str, "message") ||
+	    reply->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	/* "<name> <old ip> <old port> <new ip> <new port>" */
+	if (sscanf(reply->element[2]->str, "%255s %255s %d %255s %d", name, oldip, &oldport, newip, &newport) == 5 &&
+	    !strcmp(name, q->target.master_name) && newport > 0 && newport <= 65535)
+		use_master(q, newip, newport, "+switch-master");
+}
+
+static void on_sentinel_master(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct queue *q = priv;
+	const redisReply *reply = r;
+	long port;
+
+	if (!reply)
+		return;         /* the connection went: on_sentinel_disconnected */
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING || parse_int(reply->element[1]->str, 1, 65535, &port) < 0) {
+		char *why = reply->type == REDIS_REPLY_ERROR ? scrub(&q->target, reply->str)
+							     : xasprintf("knows no master named %s", q->target.master_name);
+
+		sentinel_next(q, why);
+		free(why);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	q->sentinel.backoff_ms = 0;
+	q->sentinel_subscribed = true;
+	redisAsyncCommand(ac, on_switch_master, q, "SUBSCRIBE +switch-master");
+	use_master(q, reply->element[0]->str, (int)port, "sentinel");
+}
+
+static void on_sentinel_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct queue *q = priv;
+	char *why;
+
+	if (!r)
+		return;
+	why = sentinel_auth_check(&q->target, r);
+	if (why) {
+		q->sentinel.refused = true;
+		sentinel_next(q, why);
+		free(why);
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void on_sentinel_connected(const redisAsyncContext *ac, int status)
+{
+	struct queue *q = ((struct rconn *)ac->data)->q;
+	redisAsyncContext *a = q->sentinel.ac;
+
+	if (status != REDIS_OK) {
+		q->sentinel.ac = NULL;  /* hiredis frees it */
+		sentinel_next(q, ac->errstr);
+		return;
+	}
+	q->sentinel.refused = false;
+	if (q->target.sentinel_password) {
+		if (q->target.sentinel_user)
+			redisAsyncCommand(a, on_sentinel_auth, q, "AUTH %s %s", q->target.sentinel_user,
+					  q->target.sentinel_password);
+		else
+			redisAsyncCommand(a, on_sentinel_auth, q, "AUTH %s", q->target.sentinel_password);
+	}
+	redisAsyncCommand(a, on_sentinel_master, q, "SENTINEL get-master-addr-by-name %s", q->target.master_name);
+}
+
+static void on_sentinel_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct queue *q = ((struct rconn *)ac->data)->q;
+	bool again = q->sentinel_again, refused = q->sentinel.refused;
+
+	q->sentinel.ac = NULL;
+	q->sentinel_subscribed = false;
+	q->sentinel_again = false;
+	if (q->closing)
+		return;
+	if (again) {
+		sentinel_connect(q);    /* asked to ask again: the same sentinel, at once */
+		return;
+	}
+	if (!refused && !q->sentinel.retry)
+		sentinel_next(q, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void sentinel_connect(struct queue *q)
+{
+	struct rconn *c = &q->sentinel;
+	int i = q->sentinel_idx;
+	redisAsyncContext *ac = redisAsyncConnect(q->target.sentinel_hosts[i], q->target.sentinel_ports[i]);
+
+	if (!ac || ac->err) {
+		sentinel_next(q, ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		return;
+	}
+	attach(c, ac, true);
+	redisAsyncSetConnectCallback(ac, on_sentinel_connected);
+	redisAsyncSetDisconnectCallback(ac, on_sentinel_disconnected);
+	ev_add_write(c);
+}
+
+/* A data connection failed or a write met READONLY: ask the sentinels again
+ * (at most once a second), besides waiting for +switch-master. */
+static void sentinel_ask_again(struct queue *q)
+{
+	if (!q->target.master_name || q->closing || q->switching || !q->sentinel_subscribed ||
+	    now_ms() - q->sentinel_asked_at < 1000)
+		return;
+	q->sentinel_asked_at = now_ms();
+	q->sentinel_again = true;
+	redisAsyncDisconnect(q->sentinel.ac);
 }
 
 struct queue *queue_new(struct loop *l, const struct config *cfg, const struct queue_events *ev, void *arg)
@@ -741,13 +1263,20 @@ struct queue *queue_new(struct loop *l, const struct config *cfg, const struct q
 	q->k_cancel = xasprintf("{%s}:cancel", p);
 	q->k_sweep = xasprintf("{%s}:sweep", p);
 	q->k_reconcile = xasprintf("{%s}:reconcile", p);
+	q->k_reconcile_switch = xasprintf("{%s}:reconcile:switch", p);
 	q->k_garbage = xasprintf("{%s}:garbage", p);
 	random_hex(q->token, sizeof(q->token));
+	if (!q->target.master_name)
+		q->master = q->target.path ? xstrdup(q->target.path) : xasprintf("%s:%d", q->target.host, q->target.port);
 	for (int i = 0; i < C_N; i++) {
 		q->c[i].q = q;
 		q->c[i].kind = i;
 		connect_one(&q->c[i]);
 	}
+	q->sentinel.q = q;
+	q->sentinel.kind = C_SENTINEL;
+	if (q->target.master_name)
+		sentinel_connect(q);
 	return q;
 }
 
@@ -766,6 +1295,15 @@ void queue_free(struct queue *q)
 		if (q->c[i].ac)
 			redisAsyncFree(q->c[i].ac);
 	}
+	if (q->sentinel.retry)
+		loop_timer_cancel(q->loop, q->sentinel.retry);
+	if (q->move_timer)
+		loop_timer_cancel(q->loop, q->move_timer);
+	free(q->moved_host);
+	free(q->seed_host);
+	if (q->sentinel.ac)
+		redisAsyncFree(q->sentinel.ac);
+	free(q->master);
 	redis_target_free(&q->target);
 	free(q->prefix_tag);
 	free(q->k_high);
@@ -779,9 +1317,15 @@ void queue_free(struct queue *q)
 	free(q->k_cancel);
 	free(q->k_sweep);
 	free(q->k_reconcile);
+	free(q->k_reconcile_switch);
 	free(q->k_garbage);
 	free(q->last_cause);
 	free(q);
+}
+
+const char *queue_master(const struct queue *q)
+{
+	return q->master;
 }
 
 bool queue_up(const struct queue *q)
@@ -792,6 +1336,50 @@ bool queue_up(const struct queue *q)
 const char *queue_last_error(const struct queue *q)
 {
 	return q->c[C_CMD].connected ? NULL : q->last_cause;
+}
+
+/* ---- Redis Cluster ----------------------------------------------------------- */
+
+static void on_move(struct loop *l, void *arg)
+{
+	struct queue *q = arg;
+	char *host = q->moved_host;
+
+	q->move_timer = NULL;
+	q->moved_host = NULL;
+	if (!host || q->closing)
+		goto out;
+	if (!q->moved) {
+		q->seed_host = xstrdup(q->target.host);
+		q->seed_port = q->target.port;
+		q->moved = true;
+	}
+	use_master(q, host, q->moved_port, "MOVED");
+out:
+	free(host);
+}
+
+/* Every key shares one hash slot, so one node owns them all: a MOVED names
+ * it, and every connection moves there.  ASK (the slot is being migrated)
+ * is not followed command by command: the step is tried again, as after
+ * any failure, until the migration ends and MOVED names the new owner. */
+static void cluster_redirect(struct queue *q, const char *err)
+{
+	char host[256];
+	int slot, port;
+
+	if (q->target.master_name || q->target.path || q->closing)
+		return;
+	if (!strncmp(err, "ASK ", 4)) {
+		log_msg(LOG_WARN, "redis.ask", "redis: our hash slot is being migrated (%s): trying again", err);
+		return;
+	}
+	if (strncmp(err, "MOVED ", 6) || sscanf(err + 6, "%d %255[^:]:%d", &slot, host, &port) != 3 || port <= 0 ||
+	    port > 65535 || q->move_timer)
+		return;
+	q->moved_host = xstrdup(host);
+	q->moved_port = port;
+	q->move_timer = loop_timer(q->loop, now_ms(), on_move, q);
 }
 
 /* ---- commands --------------------------------------------------------------- */
@@ -808,6 +1396,11 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 
 	if (reply && reply->type == REDIS_REPLY_ERROR) {
 		log_msg(LOG_ERROR, "redis.error", "redis: %s", reply->str);
+		/* A replica now (a failover we have not heard of, a master demoted
+		 * by hand): drop the connection; reconnecting asks the sentinels. */
+		if (!strncmp(reply->str, "READONLY", 8) && ac->c.flags & REDIS_CONNECTED)
+			redisAsyncDisconnect(ac);
+		cluster_redirect(((struct rconn *)ac->data)->q, reply->str);
 		reply = NULL;
 	}
 	if (call->cb)
@@ -885,6 +1478,7 @@ static void on_woken(redisAsyncContext *ac, void *r, void *priv)
 	 * at once would spin.  Sit out the bound instead (the heartbeat reports
 	 * the key and claims while jobs wait). */
 	if (reply && reply->type == REDIS_REPLY_ERROR && !q->closing) {
+		cluster_redirect(q, reply->str);
 		q->wait_retry = loop_timer(q->loop, now_ms() + q->wait_ms, on_wait_retry, q);
 		return;
 	}
@@ -1002,10 +1596,11 @@ const char *queue_token(const struct queue *q)
 	return q->token;
 }
 
-int queue_reconcile_lock(struct queue *q, int64_t period_ms, queue_cb cb, void *arg)
+int queue_reconcile_lock(struct queue *q, int64_t period_ms, bool switched, queue_cb cb, void *arg)
 {
 	char px[32];
-	const char *argv[] = { "SET", q->k_reconcile, q->cfg->executor_id, "NX", "PX", px };
+	const char *argv[] = { "SET", switched ? q->k_reconcile_switch : q->k_reconcile, q->cfg->executor_id, "NX",
+			       "PX", px };
 
 	snprintf(px, sizeof(px), "%lld", (long long)period_ms);
 	return send_argv(q, cb, arg, ARRAY_SIZE(argv), argv, NULL);

@@ -18,6 +18,9 @@ struct queue_events {
 	void (*woken)(void *arg, bool marker);
 	void (*cancel)(void *arg, const char *job_id);  /* `taskexec cancel` of a running job */
 	void (*state)(void *arg, bool up);              /* the command connection came or went */
+	/* The command connection is up on a new master (a Sentinel failover):
+	 * writes the old one had not replicated may be gone. */
+	void (*switched)(void *arg, const char *master);
 };
 
 /* Replies: NULL when the connection failed; the step should be tried again. */
@@ -57,9 +60,10 @@ int queue_promote(struct queue *q, int64_t now_ms, queue_cb cb, void *arg);
 int queue_beat(struct queue *q, const char *doc, int64_t now_ms, bool may_sweep, queue_cb cb, void *arg);
 /* The reconciliation sweep: one executor per period takes the lock (reply
  * OK, else nil), then sends the QUEUED rows PostgreSQL holds as entries
- * "<priority>|<payload>"; those Redis has nowhere are pushed again.  Reply:
+ * "<priority>|<payload>"; those Redis has nowhere are pushed again.  SWITCHED
+ * takes the lock of the sweep after a failover ({P}:reconcile:switch) instead.  Reply:
  * the 1-based indices of the entries pushed. */
-int queue_reconcile_lock(struct queue *q, int64_t period_ms, queue_cb cb, void *arg);
+int queue_reconcile_lock(struct queue *q, int64_t period_ms, bool switched, queue_cb cb, void *arg);
 int queue_reconcile(struct queue *q, char *const *entries, int n, queue_cb cb, void *arg);
 /* Take the lease on our executor id ({P}:heartbeat:<id>) unless another
  * daemon holds it.  Reply: integer 1 when it is ours, else the string value
@@ -76,19 +80,35 @@ int queue_leave(struct queue *q, queue_cb cb, void *arg);
 int queue_entry_split(const char *entry, size_t len, const char **ret_prio, size_t *ret_prio_len,
 		      const char **ret_payload, size_t *ret_payload_len);
 
-/* URL parsing shared with the command-line tool. */
+/* URL parsing shared with the command-line tool.  redis+sentinel:// fills
+ * master_name and the sentinel list; host and port are then the master the
+ * sentinels named last (NULL until one did). */
 struct redis_target {
 	char *host, *path, *user, *password;
 	int port, db;
+	char *master_name;                      /* redis+sentinel:// only */
+	char **sentinel_hosts;
+	int *sentinel_ports, n_sentinels;
+	char *sentinel_user, *sentinel_password;
 };
 int redis_url_parse(const char *url, struct redis_target *ret, char **ret_err);
 void redis_target_free(struct redis_target *t);
+/* Ask the sentinels in turn (blocking, each within TV) for T's master and
+ * store it in t->host/t->port: 0, or -EHOSTUNREACH with the one-line reason
+ * (no password in it) in *ret_err. */
+int redis_sentinel_resolve(struct redis_target *t, struct timeval tv, char **ret_err);
+/* A blocking connection to the master T names (through its sentinels for
+ * redis+sentinel://), handshake done: the context, or NULL with the reason. */
+redisContext *redis_connect_blocking(struct redis_target *t, struct timeval tv, char **ret_err);
+/* "host:port" (or the socket path) of the master in use; NULL before one is known. */
+const char *queue_master(const struct queue *q);
 
 /* What every connection sends first, daemon and command-line tool alike:
  * AUTH when the URL carries a password, SELECT when it names a database
  * other than 0, then PING, so that a Redis that wants a password we lack
- * says so before any real command. */
-enum { REDIS_HS_AUTH, REDIS_HS_SELECT, REDIS_HS_PING, REDIS_HS_N };
+ * says so before any real command; through Sentinel, ROLE last, so that a
+ * replica the sentinels still took for the master is never written to. */
+enum { REDIS_HS_AUTH, REDIS_HS_SELECT, REDIS_HS_PING, REDIS_HS_ROLE, REDIS_HS_N };
 /* The command of STEP into ret_argv (3 slots; ret_db holds the number):
  * its argc, 0 when the step does not apply, -ENOENT past the last. */
 int redis_handshake_step(const struct redis_target *t, int step, const char **ret_argv, char ret_db[16]);

@@ -25,16 +25,18 @@ static void on_notice(void *arg, const char *msg)
  * place: whatever the operator's URL sets wins.  Keepalives and
  * tcp_user_timeout find a peer that vanished without a reset within about
  * ten seconds, idle or busy; the reply deadline in on_deadline finds one
- * that is there but does not answer. */
+ * that is there but does not answer.  target_session_attrs=read-write makes
+ * libpq walk the hosts of a multi-host URL until one accepts writes: a
+ * standby is never taken for the primary, even with a single host. */
 static const char *const conn_keys[] = {
 	"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-	"tcp_user_timeout", "application_name", "options", "dbname", NULL,
+	"tcp_user_timeout", "target_session_attrs", "application_name", "options", "dbname", NULL,
 };
 #define STR_(x) #x
 #define STR(x) STR_(x)
 static const char statement_timeout[] = "-c statement_timeout=" STR(STORE_STATEMENT_TIMEOUT_MS);
 static const char *const conn_values[] = {
-	"10", "1", "5", "2", "3", "10000", "taskexecd", statement_timeout, NULL /* the conninfo */, NULL,
+	"10", "1", "5", "2", "3", "10000", "read-write", "taskexecd", statement_timeout, NULL /* the conninfo */, NULL,
 };
 
 static PGconn *connect_start(const char *conninfo, bool async)
@@ -44,6 +46,25 @@ static PGconn *connect_start(const char *conninfo, bool async)
 	memcpy(values, conn_values, sizeof(values));
 	values[ARRAY_SIZE(values) - 2] = conninfo;
 	return async ? PQconnectStartParams(conn_keys, values, 1) : PQconnectdbParams(conn_keys, values, 1);
+}
+
+/* The server we talk to is no longer the primary, or is going away: a
+ * standby promoted elsewhere leaves the old primary read-only (25006) or
+ * shutting down (57P01-57P03), and a lost link is class 08.  The statement
+ * is not the caller's failure: reconnect (libpq walks to the new primary)
+ * and send it again.  Every statement here is replay-safe (store_query). */
+bool store_failover_state(const char *state)
+{
+	return state && (!strcmp(state, "25006") || !strncmp(state, "08", 2) || !strcmp(state, "57P01") ||
+			 !strcmp(state, "57P02") || !strcmp(state, "57P03"));
+}
+
+PGconn *store_connect(const char *conninfo)
+{
+	static const char *const keys[] = { "connect_timeout", "target_session_attrs", "dbname", NULL };
+	const char *values[] = { "10", "read-write", conninfo, NULL };
+
+	return PQconnectdbParams(keys, values, 1);
 }
 
 /* PostgreSQL refused the data, not the connection: see store_cb. */
@@ -134,6 +155,7 @@ struct store {
 	struct req *head, *tail;
 	PGresult *first;        /* the first result of the statement in flight */
 	struct timer *deadline; /* for the reply to the statement in flight */
+	char *server;           /* host:port of the primary last connected to */
 	bool closing;
 };
 
@@ -171,9 +193,10 @@ static void lost(struct store *s, const char *why)
 		s->state(s->state_arg, false);
 	if (s->closing || s->retry)
 		return;
+	/* Capped at 2 s: a promoted standby is found within that of its promotion. */
 	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 250;
-	if (s->backoff_ms > 5000)
-		s->backoff_ms = 5000;
+	if (s->backoff_ms > 2000)
+		s->backoff_ms = 2000;
 	s->retry = loop_timer(s->loop, now_ms() + s->backoff_ms, on_retry, s);
 }
 
@@ -199,16 +222,50 @@ static void watch(struct store *s, int fd, uint32_t events)
 	}
 }
 
+/* Which host of a multi-host URL libpq settled on; a change is a failover
+ * (or an operator's move), worth a line of its own. */
+static void note_server(struct store *s)
+{
+	const char *h = PQhost(s->conn), *p = PQport(s->conn);
+	char *now = xasprintf("%s:%s", h && *h ? h : "localhost", p && *p ? p : "5432");
+
+	if (s->server && strcmp(s->server, now))
+		log_json(LOG_WARN, "postgres.primary_changed",
+			 json_pack("{s:s, s:s, s:s}", "from", s->server, "to", now, "msg",
+				   "PostgreSQL primary changed: statements in flight are sent again"));
+	free(s->server);
+	s->server = now;
+}
+
+/* While connecting, libpq may close its socket and open another, to the
+ * next host of a multi-host URL or after a standby refused read-write, and
+ * the new one often gets the same number: the kernel dropped the old one
+ * from epoll, so it is registered afresh at every step. */
+static void watch_connect(struct store *s, uint32_t events)
+{
+	watch(s, -1, 0);
+	watch(s, PQsocket(s->conn), events);
+}
+
+static void on_deadline(struct loop *l, void *arg);
+
 static void poll_connect(struct store *s)
 {
-	switch (PQconnectPoll(s->conn)) {
+	PostgresPollingStatusType st = PQconnectPoll(s->conn);
+
+	if (st != PGRES_POLLING_READING && st != PGRES_POLLING_WRITING && s->deadline) {
+		loop_timer_cancel(s->loop, s->deadline);
+		s->deadline = NULL;
+	}
+	switch (st) {
 	case PGRES_POLLING_READING:
-		watch(s, PQsocket(s->conn), EPOLLIN);
+		watch_connect(s, EPOLLIN);
 		return;
 	case PGRES_POLLING_WRITING:
-		watch(s, PQsocket(s->conn), EPOLLOUT);
+		watch_connect(s, EPOLLOUT);
 		return;
 	case PGRES_POLLING_OK:
+		note_server(s);
 		PQsetnonblocking(s->conn, 1);
 		watch(s, PQsocket(s->conn), EPOLLIN);
 		s->up = true;
@@ -234,6 +291,9 @@ static void start_connect(struct store *s)
 		lost(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		return;
 	}
+	/* A connection that never completes (a host that swallows packets)
+	 * must not stop the reconnecting: the same bound as for a reply. */
+	s->deadline = loop_timer(s->loop, now_ms() + STORE_REPLY_DEADLINE_MS, on_deadline, s);
 	poll_connect(s);
 }
 
@@ -304,6 +364,17 @@ static void on_io(struct loop *l, int fd, uint32_t events, void *arg)
 		}
 		res = s->first;
 		s->first = NULL;
+		if (res && PQresultStatus(res) == PGRES_FATAL_ERROR &&
+		    store_failover_state(PQresultErrorField(res, PG_DIAG_SQLSTATE))) {
+			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			char *why = xasprintf("%s (SQLSTATE %s): reconnecting to the primary", msg ? msg : "server error",
+					      PQresultErrorField(res, PG_DIAG_SQLSTATE));
+
+			PQclear(res);
+			lost(s, why);
+			free(why);
+			return;
+		}
 		finish_req(s, res);
 	}
 	/* Drain notifications nobody listens to. */
@@ -381,12 +452,18 @@ void store_free(struct store *s)
 		free(r);
 	}
 	free(s->conninfo);
+	free(s->server);
 	free(s);
 }
 
 bool store_up(const struct store *s)
 {
 	return s->up;
+}
+
+const char *store_server(const struct store *s)
+{
+	return s->server;
 }
 
 int store_pending(const struct store *s)

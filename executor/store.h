@@ -27,9 +27,19 @@ typedef void (*store_cb)(void *arg, PGresult *res, const char *refused);
 /* Create or migrate schema taskexec; blocking, for start-up and tests. */
 int store_migrate(const char *conninfo, char **ret_err);
 
+/* A blocking connection with the daemon's guarantee that it is to a
+ * primary (target_session_attrs=read-write unless CONNINFO says otherwise),
+ * for the command-line tool. */
+PGconn *store_connect(const char *conninfo);
+/* SQLSTATE of a failover (read-only transaction, server shutting down,
+ * connection failure): the statement is sent again after a reconnect. */
+bool store_failover_state(const char *sqlstate);
+
 struct store *store_new(struct loop *l, const char *conninfo, void (*state)(void *arg, bool up), void *arg);
 void store_free(struct store *s);
 bool store_up(const struct store *s);
+/* "host:port" of the primary connected to last (NULL before the first). */
+const char *store_server(const struct store *s);
 /* Queue a parameterised statement; NULL params are SQL NULL.  Statements are
  * sent one at a time, in order; one interrupted by a lost connection is sent
  * again after the reconnect, so every statement must be safe to replay. */

@@ -24,6 +24,24 @@ TERMINAL = ("COMPLETED", "FAILED")
 CHANNEL = "taskexec_job"
 
 
+def _sentinel_master(url):
+    """A redis.Redis for the master the sentinels of URL name: redis-py asks
+    them again on every new connection, checks the role and drops a
+    connection to a demoted master (READONLY)."""
+    from redis.sentinel import Sentinel
+    try:
+        u = config.parse_sentinel_url(url)
+    except ValueError as e:
+        raise TaskexecError(str(e)) from None
+    sentinel_kwargs = {"socket_timeout": 5, "socket_connect_timeout": 5}
+    if u["sentinel_password"] is not None:
+        sentinel_kwargs["password"] = u["sentinel_password"]
+        if u["sentinel_username"]:
+            sentinel_kwargs["username"] = u["sentinel_username"]
+    s = Sentinel(u["sentinels"], sentinel_kwargs=sentinel_kwargs, socket_timeout=10, socket_connect_timeout=10)
+    return s.master_for(u["master"], db=u["db"], username=u["username"], password=u["password"])
+
+
 class Client:
     """A producer's handle on one taskexec installation.
 
@@ -63,11 +81,18 @@ class Client:
     def redis(self):
         """The redis-py client (``redis.Redis``) this Client uses."""
         if self._redis is None:
-            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=10)
+            if self.redis_url.startswith("redis+sentinel://"):
+                self._redis = _sentinel_master(self.redis_url)
+            else:
+                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=10)
         return self._redis
 
     def _connect_db(self):
-        conn = psycopg2.connect(self.db_url)
+        # As taskexecd: never a standby, unless the URL itself says otherwise.
+        extra = {}
+        if "target_session_attrs" not in psycopg2.extensions.parse_dsn(self.db_url):
+            extra["target_session_attrs"] = "read-write"
+        conn = psycopg2.connect(self.db_url, **extra)
         # Each call is one statement of one guarded function: nothing to
         # group, and a LISTEN must not sit in an open transaction.
         conn.autocommit = True

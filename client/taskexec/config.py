@@ -67,6 +67,57 @@ def load(environ=None):
                     signing_key=merged.get("TASKEXEC_SIGNING_KEY") or None)
 
 
+SENTINEL_FORM = ("redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/mastername[/db]"
+                 "[?sentinel_user=U&sentinel_password=P]")
+
+
+def parse_sentinel_url(url):
+    """The parts of a ``redis+sentinel://`` URL (taskexec.conf(5)) as a dict:
+    ``sentinels`` [(host, port)], ``master``, ``db``, ``username``,
+    ``password`` (the master's), ``sentinel_username``,
+    ``sentinel_password``.  Raises ValueError naming what is wrong."""
+    from urllib.parse import parse_qsl
+    prefix = "redis+sentinel://"
+    if not url.startswith(prefix):
+        raise ValueError("TASKEXEC_REDIS_URL: not a redis+sentinel:// URL")
+    rest, _, query = url[len(prefix):].partition("?")
+    netloc, slash, path = rest.partition("/")
+    if not slash or not path.split("/")[0]:
+        raise ValueError("TASKEXEC_REDIS_URL: redis+sentinel:// names no master; expected " + SENTINEL_FORM)
+    user = password = None
+    if "@" in netloc:
+        auth, _, netloc = netloc.rpartition("@")
+        if ":" in auth:
+            user, _, password = auth.partition(":")
+            user = user or None
+        else:
+            password = auth
+    if not netloc:
+        raise ValueError("TASKEXEC_REDIS_URL: redis+sentinel:// names no sentinel; expected " + SENTINEL_FORM)
+    sentinels = []
+    for part in netloc.split(","):
+        host, colon, port = part.partition(":")
+        try:
+            port = int(port) if colon else 26379
+        except ValueError:
+            port = 0
+        if not part or not 0 < port < 65536:
+            raise ValueError("TASKEXEC_REDIS_URL: bad sentinel address '%s' (expected host[:port], port 1-65535)"
+                             % part)
+        sentinels.append((host or "127.0.0.1", port))
+    master, _, db = path.partition("/")
+    if db and not db.isdigit():
+        raise ValueError("TASKEXEC_REDIS_URL: database '%s' is not a number" % db)
+    out = {"sentinels": sentinels, "master": master, "db": int(db or 0), "username": user,
+           "password": password, "sentinel_username": None, "sentinel_password": None}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        if k not in ("sentinel_user", "sentinel_password"):
+            raise ValueError("TASKEXEC_REDIS_URL: unknown option '%s' (known: sentinel_user=, sentinel_password=)"
+                             % k)
+        out["sentinel_username" if k == "sentinel_user" else "sentinel_password"] = v
+    return out
+
+
 def policy_priority(policy_dir, task_type):
     """The ``priority`` of ``[job]`` in the task type's policy file, else
     ``'normal'`` -- the queue ``taskexec submit`` picks for a job that names

@@ -43,6 +43,10 @@ PostgreSQL that it starts itself (scripts/services, under /tmp):
       `perf record -a -g`, its samples sorted into page faults, TLB flushes,
       fork/exit, other kernel, Python userland (servers and forks), taskexecd,
       PostgreSQL, Redis, other (not a figure: perf's cost is in it)
+  (g) the fork floor: a bare python3 (json, inspect, logging, traceback
+      imported, gc.freeze()) forking and reaping a no-op child per job, one
+      loop: jobs/s, CPU per child and parent, minor faults per child -- what
+      this machine's page-fault cost leaves any fork-per-job design
   Issue 10 targets: warm no-op jobs/s at c=2 >= 0.5x Celery and >= 4x RQ;
   20 ms jobs/s at c=4 >= 0.9x Celery.
 
@@ -232,6 +236,20 @@ def tree_cpu(roots):
         if pid in roots:
             own += s[1]
     return own, total
+
+
+def tree_minflt(roots):
+    """Minor page faults of a process tree so far: each live process's own
+    plus those of the children it reaped (cminflt), as tree_cpu counts CPU."""
+    total = 0
+    for pid in descendants(set(roots)):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            total += int(rest[7]) + int(rest[8])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def tree_hwm_kb(roots):
@@ -509,6 +527,42 @@ def bench_run(runs, root):
             "inner": statistics.median(inner["te"]) if inner["te"] else None,
             "inner_weak": statistics.median(inner["weak"]) if inner["weak"] else None,
             "inner_warm": statistics.median(inner["warm"]) if inner["warm"] else None}
+
+
+FORK_FLOOR = r"""
+import gc, json, os, resource, sys, time
+import inspect, logging, traceback   # a heap like the warm server's
+gc.collect()
+gc.freeze()
+n = int(sys.argv[1])
+c0, s0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        json.dumps(json.loads('{"job_id": "x", "parameters": {}}'))
+        os._exit(0)
+    os.waitpid(pid, 0)
+t = time.perf_counter() - t0
+c1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+cpu = lambda a, b: (b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime) * 1000.0 / n
+print(json.dumps({"n": n, "rate": n / t, "child_cpu_ms": cpu(c0, c1), "parent_cpu_ms": cpu(s0, s1),
+                  "child_minflt": (c1.ru_minflt - c0.ru_minflt) / n}))
+"""
+
+
+def bench_fork_floor(n):
+    """The floor of any fork-per-job design on this machine now: a bare
+    `python3 -I -S` with json, inspect, logging and traceback imported and its
+    heap frozen forks a child per no-op job (decode, encode, exit) and reaps
+    it, one loop: jobs/s, CPU per child and parent, minor faults per child."""
+    r = subprocess.run([PYTHON, "-I", "-S", "-c", FORK_FLOOR, str(n)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    if r.returncode != 0:
+        raise CannotMeasure("fork floor: exit %d: %s" % (r.returncode, r.stderr[-300:]))
+    out = json.loads(r.stdout)
+    out["us_per_fault"] = out["child_cpu_ms"] * 1000.0 / out["child_minflt"] if out["child_minflt"] else None
+    out["load"] = loadavg()
+    return out
 
 
 def timed_argv(argv, env):
@@ -961,12 +1015,13 @@ def bench_stamp(sysm, svc_cpu, rate, seconds):
     out = {}
     if hasattr(sysm, "servers"):
         out["servers"] = sysm.servers()
-    if done < n:
-        raise CannotMeasure("only %d of %d stamp jobs ended within 30 s" % (done, n))
+    # A system slower than the offered rate falls behind: the queue grows for
+    # the whole run.  What ended within 30 s is reported, marked; the rest
+    # would only start later still.
     lat = [(t0 - t_enq) * 1000.0 for t_enq, t0 in sysm.stamps(tag)]
     if not lat:
-        raise CannotMeasure("no stamp job recorded its start")
-    return {"rate": rate, "n": n, "got": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95),
+        raise CannotMeasure("no stamp job recorded its start (%d of %d ended within 30 s)" % (done, n))
+    return {"rate": rate, "n": n, "got": len(lat), "behind": done < n, "p50": pct(lat, 50), "p95": pct(lat, 95),
             "p99": pct(lat, 99), "max": max(lat), "samples": sorted(round(x, 3) for x in lat), "tag": tag,
             "load": loadavg(), **other, **out}
 
@@ -1030,9 +1085,11 @@ def bench_point(sysm, svc_cpu, kind, c, jobs, timeout, perf_data=None):
         t_s0 = time.time()
         interference = Interference(roots, svc_cpu)
         own0, tot0 = tree_cpu(roots)
+        flt0 = tree_minflt(roots)
         svc0 = svc_cpu.sample()
         done = wait_done(sysm, tag, jobs, timeout)
         own1, tot1 = tree_cpu(roots)
+        flt1 = tree_minflt(roots)
         svc1 = svc_cpu.sample()
         other = interference.stop()
         t_s1 = time.time()
@@ -1068,7 +1125,7 @@ def bench_point(sysm, svc_cpu, kind, c, jobs, timeout, perf_data=None):
            "redis_cpu_ms": (svc1[0] - svc0[0]) * 1000.0 / in_window,
            "pg_cpu_ms": (svc1[1] - svc0[1]) * 1000.0 / in_window,
            "sup_rss_kb": rss_top, "tree_rss_kb": rss_sum, "load": load, "in_window": in_window,
-           "daemon_pid": roots[0], **other}
+           "daemon_pid": roots[0], "minflt": (flt1 - flt0) / in_window, **other}
     if isinstance(sysm, Taskexec):
         out.update(sysm.job_stats(tag))
         out["servers"] = servers
@@ -1335,6 +1392,11 @@ def target_rows(res, nproc):
         cpu = fine if fine is not None else i["cpu_ms"]
         rows.append(("(d) taskexecd (fresh) CPU over %d s idle [3]" % i["seconds"], "%.1f ms" % cpu,
                      "<= %g ms (~0)" % T_IDLE_CPU_MS, verdict(cpu <= T_IDLE_CPU_MS)))
+        behind = next((e for e in res.get("errors", ()) if e.startswith("(e) %s: only" % LABEL["taskexec"])), None)
+        if cpu > T_IDLE_CPU_MS and behind:
+            why.append("(d) idle: not idle. This run measured it right after (e), which taskexec fresh could not "
+                       "keep up with (%s), so the daemon was still running that backlog (%.0f Redis commands/s); "
+                       "the bench now measures idle before (e)" % (behind.split(": ", 1)[1], i["redis_per_s"]))
         if i["calls_per_s"] is not None:
             per_hb = i["calls_per_s"] * HEARTBEAT_S
             rows.append(("(d) Redis calls the idle daemon sends (MONITOR) [3]",
@@ -1367,6 +1429,17 @@ def target_rows(res, nproc):
                           job_total_ms(o), o["all_cpu_ms"], o["redis_cpu_ms"] + o["pg_cpu_ms"],
                           "; other processes used %.0f %% of the machine meanwhile" % w["others_pct"]
                           if w.get("others_pct", 0) > 5 else ""))
+            ff = res.get("fork_floor")
+            if other == "celery" and ff:
+                floor = nproc * 1000.0 / (ff["child_cpu_ms"] + ff["parent_cpu_ms"])
+                why.append("(c) warm / Celery, the floor: on this machine in this run a bare python3 that forks a "
+                           "no-op child per job (g) spends %.2f ms of CPU per child (%.0f minor page faults, %.1f us "
+                           "each if they were all of it) and %.2f ms in the parent, %.0f jobs/s on one loop: even "
+                           "with nothing else per job, %d CPUs would top out near %.0f jobs/s, %s the %.0f that "
+                           "0.5x Celery asks%s"
+                           % (ff["child_cpu_ms"], ff["child_minflt"], ff["us_per_fault"] or 0, ff["parent_cpu_ms"],
+                              ff["rate"], nproc, floor, "below" if floor < need else "above", need,
+                              "; a warm attempt takes %.0f minor faults" % w["minflt"] if w.get("minflt") else ""))
     w4, c4 = point(res, "taskexec-warm", "sleep20", 4), point(res, "celery", "sleep20", 4)
     q = ratio(w4, c4)
     if q is not None:
@@ -1392,6 +1465,14 @@ def target_rows(res, nproc):
         if st["p50"] > T_STAMP_P50_MS or st["p99"] > T_STAMP_P99_MS:
             b = res.get("lat", {}).get("taskexec-warm") or {}
             hold = b.get("hold_ms")
+            if st.get("behind"):
+                why.append("(e) warm: only %d of %d jobs had ended 30 s after the last enqueue; the percentiles "
+                           "are of those" % (st["got"], st["n"]))
+            if w and w["rate"] < STAMP_RATE:
+                why.append("(e) warm: the offered %d jobs/s is more than the %.1f no-op jobs/s taskexec warm ran at "
+                           "concurrency 2 in this run (c), so the queue grew for the whole %d s and the figure is "
+                           "mostly time spent waiting in it; the per-job CPU of (c) and (d) is the cause"
+                           % (STAMP_RATE, w["rate"], st["n"] // STAMP_RATE))
             why.append("(e) warm: the claim commits %s after the push (queue -> RUNNING p50 at %d/s), the rest to "
                        "task code start is the daemon's hand-off to the server, the fork, the child's set-up "
                        "(fds, memfds, its seccomp filter and listener) and the task module import; %s%s"
@@ -1459,9 +1540,16 @@ def stamp_rows(res):
         v = st.get(s)
         if v:
             rows.append((LABEL[s], "%.1f" % v["p50"], "%.1f" % v["p95"], "%.1f" % v["p99"], "%.1f" % v["max"],
-                         "%d of %d" % (v["got"], v["n"]), fmt(v.get("others_pct"), "%.0f")))
+                         "%d of %d" % (v["got"], v["n"]) + (" (fell behind: the rest had not ended 30 s after "
+                                                            "the last enqueue)" if v.get("behind") else ""),
+                         fmt(v.get("others_pct"), "%.0f")))
         else:
-            rows.append((LABEL[s], "–", "–", "–", "–", "not measured", "–"))
+            err = next((e.split(": ", 1)[1] for e in res.get("errors", ())
+                        if e.startswith("(e) %s: " % LABEL[s])), None)
+            cap = point(res, s, "noop", 2)
+            rows.append((LABEL[s], "–", "–", "–", "–", "not measured" + (": " + err if err else "")
+                         + ("; it ran %.1f no-op jobs/s at c=2 in (c), below the offered %d/s" % (cap["rate"], STAMP_RATE)
+                            if cap and cap["rate"] < STAMP_RATE else ""), "–"))
     for t in TE_SYSTEMS:
         te = st.get(t)
         for s in ("rq", "celery"):
@@ -1507,6 +1595,7 @@ def resource_rows(res):
             rows.append((KIND_LABEL[kind], LABEL[s], sup_name[s], "%.2f" % p["sup_cpu_ms"],
                          "%.2f" % (p["all_cpu_ms"] - p["sup_cpu_ms"]), "%.2f" % p["all_cpu_ms"],
                          "%.2f" % (p["redis_cpu_ms"] + p["pg_cpu_ms"]),
+                         fmt(p.get("minflt"), "%.0f"),
                          "%.1f" % (p["sup_rss_kb"] / 1024.0), "%.1f" % (p["tree_rss_kb"] / 1024.0)))
     return rows
 
@@ -1534,7 +1623,7 @@ THR_HEAD = ("job", "system", "c = 1", "c = 2", "c = 4")
 STAMP_HEAD = ("system", "p50 ms", "p95 ms", "p99 ms", "max ms", "jobs", "other work, % of CPU")
 RES_HEAD = ("job", "system", "supervisor", "supervisor CPU ms/job",
             "job processes CPU ms/job (forks, servers, work-horses, pool)", "all its processes CPU ms/job",
-            "Redis + PostgreSQL CPU ms/job", "supervisor peak RSS MiB", "resident peak RSS MiB (sum)")
+            "Redis + PostgreSQL CPU ms/job", "minor page faults/job (all its processes)", "supervisor peak RSS MiB", "resident peak RSS MiB (sum)")
 
 
 def notes(res, jobs):
@@ -1589,6 +1678,12 @@ def notes(res, jobs):
                        "pid %d VmRSS %.1f MiB, VmHWM %.1f MiB" % (x["pid"], (x["rss_kb"] or 0) / 1024.0,
                                                                   (x["hwm_kb"] or 0) / 1024.0)
                        for x in w["servers"]))
+    ff = res.get("fork_floor")
+    if ff:
+        out.append("(g) fork floor (load %s): a bare `python3 -I -S` with json, inspect, logging and traceback "
+                   "imported and gc.freeze() forks a no-op child per job and reaps it: %.0f jobs/s on one loop, "
+                   "%.2f ms CPU per child, %.2f ms in the parent, %.0f minor faults per child"
+                   % (ff["load"], ff["rate"], ff["child_cpu_ms"], ff["parent_cpu_ms"], ff["child_minflt"]))
     i = res.get("idle")
     if i and i.get("calls"):
         out.append("(d) calls the idle daemon sent in %d s: %s" % (i["seconds"], ", ".join(
@@ -1636,7 +1731,9 @@ def header(m, res):
             % (interference_summary(res), OTHERS_MARK_PCT, DAGGER),
             "- versions: %s" % ", ".join("%s %s" % kv for kv in v.items()),
             "- `make bench` (tests/bench/bench.py), total %.0f s; one Redis (taskexec DB 0, RQ DB 1, Celery DB 2) "
-            "and one PostgreSQL 15, started by the bench" % res.get("total_s", 0)]
+            "and one PostgreSQL 15, started by the bench" % res.get("total_s", 0)] + (
+                ["- this report was written again (`bench.py --render`, %s) from the run's figures, unchanged; "
+                 "only the explanations are newer" % res["rendered"]] if res.get("rendered") else [])
 
 
 def write_report(out_dir, m, res, jobs, target, why, png_ok):
@@ -1773,9 +1870,22 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--skip-rq", action="store_true", help="do not run RQ")
     ap.add_argument("--skip-celery", action="store_true", help="do not run Celery")
+    ap.add_argument("--render", metavar="JSON",
+                    help="measure nothing: write report.md and report.png again from a report.json")
     ap.add_argument("--perf", action="store_true",
                     help="profile one extra warm no-op point at concurrency 2 with `perf record -a -g`")
     args = ap.parse_args()
+
+    if args.render:
+        doc = json.loads(Path(args.render).read_text())
+        m = doc.pop("machine")
+        doc["rendered"] = "%s from %s" % (datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                                          Path(args.render).name)
+        out_dir = Path(args.out).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target, why = target_rows(doc, m["nproc"])
+        write_report(out_dir, m, doc, doc["jobs_per_point"], target, why, write_png(out_dir, m, doc))
+        return 0
 
     m = machine()                   # date and load average at the start
     runs = 10 if args.quick else 40
@@ -1825,6 +1935,12 @@ def main():
         except CannotMeasure as e:
             res["errors"].append("(a) %s" % e)
 
+        log("(g) fork floor: a bare python3 forking a no-op child per job")
+        try:
+            res["fork_floor"] = bench_fork_floor(100 if args.quick else 400)
+        except (CannotMeasure, ValueError, subprocess.SubprocessError) as e:
+            res["errors"].append("(g) %s" % e)
+
         log("starting Redis and PostgreSQL (scripts/services)")
         services.start()
         r = redis.Redis.from_url(services.redis_url)
@@ -1845,14 +1961,16 @@ def main():
                 if svc_cpu is None:
                     svc_cpu = ServiceCPU(r, services)     # PostgreSQL runs by now
                 res["lat"][name] = bench_latency(sysm, svc_cpu, LAT_RATE, lat_seconds)
+                if name == "taskexec":
+                    # Before (e): a system that cannot keep up with 50 jobs/s
+                    # is still working off its queue after it.
+                    log("(d) taskexecd idle, %d s" % idle_s)
+                    res["idle"] = bench_idle(r, services.redis_url, sysm.daemon.pid, idle_s)
                 log("(e) %s: queue -> task code start, %d jobs/s for %d s" % (LABEL[name], STAMP_RATE, lat_seconds))
                 try:
                     res["stamp"][name] = bench_stamp(sysm, svc_cpu, STAMP_RATE, lat_seconds)
                 except CannotMeasure as e:
                     res["errors"].append("(e) %s: %s" % (LABEL[name], e))
-                if name == "taskexec":
-                    log("(d) taskexecd idle, %d s" % idle_s)
-                    res["idle"] = bench_idle(r, services.redis_url, sysm.daemon.pid, idle_s)
             except CannotMeasure as e:
                 res["errors"].append("(b) %s: %s" % (LABEL[name], e))
             finally:

@@ -1350,9 +1350,12 @@ def target_rows(res, nproc):
             busy = LAT_RATE * b["hold_ms"] / 1000.0 / LAT_CONCURRENCY
             why.append("(b) %s: a no-op job holds its slot for %.0f ms on average (claim to recorded outcome), so "
                        "at %d jobs/s the %d slots are %.0f %% busy and %.0f %% of the jobs found both taken and "
-                       "waited in the queue (a job that finds a free slot starts in about %.1f ms)%s"
+                       "waited in the queue (%s)%s"
                        % (LABEL[s], b["hold_ms"], LAT_RATE, LAT_CONCURRENCY, 100 * busy, 100 * b["waited"],
-                          statistics.median([x for x in b["samples"] if x <= T_LAT_P50_MS] or [0.0]),
+                          "a job that finds a free slot starts in about %.1f ms" % statistics.median(
+                              [x for x in b["samples"] if x <= T_LAT_P50_MS])
+                          if any(x <= T_LAT_P50_MS for x in b["samples"]) else "none started within %g ms"
+                          % T_LAT_P50_MS,
                           "; load average %.1f on %d CPUs stretched every job" % (load1(b), nproc)
                           if load1(b) > nproc else ""))
     # -- issue 3: taskexec / RQ >= 2x, daemon CPU, idle
@@ -1378,13 +1381,14 @@ def target_rows(res, nproc):
         if te["sup_cpu_ms"] > T_CPU_PER_JOB_MS:
             pf = res.get("perf", {}).get("cats", {}).get("daemon") if s == "taskexec-warm" else None
             why.append("(d) %s: taskexecd spends %.2f ms per job%s: per job it runs the Redis claim script, two "
-                       "PostgreSQL functions (claim, finish), %s and reaps the job; three quarters of it is kernel "
-                       "time (perf and strace -c, 2026-11-26)%s"
+                       "PostgreSQL functions (claim, finish), %s and reaps the job%s%s"
                        % (LABEL[s], te["sup_cpu_ms"], " (%.0f %% over the target)"
                           % (100 * (te["sup_cpu_ms"] / T_CPU_PER_JOB_MS - 1)),
                           "builds the job and setup memfds, passes 7 fds to the warm server and reads its replies"
                           if s == "taskexec-warm" else "makes a domain (namespaces, tmpfs, mounts), a Landlock "
-                          "ruleset, spawns", "; under perf (--perf) %.2f ms per job" % pf["ms_per_job"]
+                          "ruleset, spawns", "" if s == "taskexec-warm" else "; three quarters of it was kernel time "
+                          "when profiled on 2026-11-26 (perf, strace -c; before domains)",
+                          "; under perf (--perf) %.2f ms per job" % pf["ms_per_job"]
                           if pf else ""))
     i = res.get("idle")
     if i:

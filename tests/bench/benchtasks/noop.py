@@ -6,6 +6,11 @@ def noop():
     return None
 
 
+def stamp():
+    """A no-op that returns the wall clock on entry: queue -> task code start."""
+    return time.time()
+
+
 def sleep_ms(ms):
     time.sleep(ms / 1000.0)
     return None

@@ -54,6 +54,7 @@ struct daemon {
 	uint64_t beats;
 	struct timer *first_beat;       /* until Redis and PostgreSQL first answer */
 	bool pg_seen, switch_sweep;     /* PostgreSQL was up once; a failover's sweep is due */
+	bool own_sweep;                 /* our own RUNNING rows are to be checked (reconcile_own) */
 	char **reconcile_ids;           /* the rows of the sweep in flight */
 	int reconcile_n;
 	int exit_code;
@@ -516,6 +517,7 @@ static void check_cancels(struct daemon *d)
 }
 
 static void reconcile_switch(struct daemon *d);
+static void reconcile_own(struct daemon *d);
 
 static void on_store_state(void *arg, bool up)
 {
@@ -532,8 +534,10 @@ static void on_store_state(void *arg, bool up)
 	fill(arg);
 	/* Back after an outage or on a promoted standby: what the old primary
 	 * had not replicated is looked for now. */
-	if (d->pg_seen)
+	if (d->pg_seen) {
+		reconcile_own(d);
 		reconcile_switch(d);
+	}
 	d->pg_seen = true;
 }
 
@@ -672,8 +676,106 @@ static void reconcile_switch(struct daemon *d)
 	queue_reconcile_lock(d->queue, d->cfg->heartbeat_ms, true, on_switch_lock, d);
 }
 
+/* ---- lost outcomes ----------------------------------------------------------------
+ *
+ * A promoted standby may lack the old primary's last transactions: a job we
+ * finished, its entry gone from Redis, is RUNNING again under our live
+ * executor id, and the sweep (of silent executors) never finds it.  After
+ * every PostgreSQL switch each daemon compares its own RUNNING rows with the
+ * jobs it holds: a row it holds no job for lost its attempt's outcome.
+ * taskexec.lost_outcome() records that attempt executor_lost and queues the
+ * job again, flagged a possible duplicate; its payload is pushed again. */
+
+static void on_lost_pushed(void *arg, redisReply *reply)
+{
+	struct daemon *d = arg;
+
+	/* Not pushed (Redis went, or holds it already): the row is QUEUED with
+	 * its payload, which the periodic sweep pushes. */
+	if (reply && reply->type == REDIS_REPLY_ARRAY)
+		for (size_t i = 0; i < reply->elements; i++)
+			metrics_count(d->metrics, "reconciled_total");
+}
+
+static void on_lost_outcome(void *arg, PGresult *res, const char *refused)
+{
+	struct daemon *d = arg;
+	const char *action;
+	char *entry;
+
+	(void)refused;
+	if (!res) {
+		d->own_sweep = true;    /* the next heartbeat looks again */
+		return;
+	}
+	if (PQntuples(res) != 1)
+		return;                 /* finished or claimed again meanwhile: nothing lost */
+	action = PQgetvalue(res, 0, 0);
+	log_json(LOG_WARN, "reconcile.lost_outcome",
+		 json_pack("{s:s, s:i, s:s, s:s}", "job_id", PQgetvalue(res, 0, 3), "attempt",
+			   atoi(PQgetvalue(res, 0, 4)), "action", action, "msg",
+			   "the outcome of this attempt was lost in a PostgreSQL failover: recorded executor_lost"));
+	if (strcmp(action, "requeue") || PQgetisnull(res, 0, 2))
+		return;
+	entry = xasprintf("%s|%s", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	queue_reconcile(d->queue, &entry, 1, on_lost_pushed, d);
+	free(entry);
+}
+
+static void on_own_rows(void *arg, PGresult *res, const char *refused)
+{
+	struct daemon *d = arg;
+
+	(void)refused;
+	if (!res) {
+		d->own_sweep = true;
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = PQgetvalue(res, i, 0);
+		const struct policy *pol;
+		char limit[24];
+		const char *p[4];
+
+		if (supervise_running(d->jobs, id))
+			continue;
+		/* The limit the claim would apply (3, the default, for a type
+		 * without a policy: its rerun is rejected anyway). */
+		pol = policy_find(&d->policies->set, PQgetvalue(res, i, 2));
+		snprintf(limit, sizeof(limit), "%ld", pol ? pol->max_lost : 3L);
+		p[0] = id;
+		p[1] = d->cfg->executor_id;
+		p[2] = PQgetvalue(res, i, 1);
+		p[3] = limit;
+		store_query(d->store,
+			    "SELECT l.action, l.priority, l.payload, $1, $3 "
+			    "FROM taskexec.lost_outcome($1, $2, $3::int, $4::int) l",
+			    4, p, on_lost_outcome, d);
+	}
+}
+
+/* Statements go one at a time, in order: a finish() sent before this query
+ * is in its answer, and a job whose finish() comes later is still ours when
+ * the answer arrives (its entry leaves Redis after the finish). */
+static void reconcile_own(struct daemon *d)
+{
+	const char *p[1] = { d->cfg->executor_id };
+
+	d->own_sweep = true;
+	/* Until the id's lease is ours, its rows may be a live namesake's. */
+	if (!d->id_claimed || !queue_up(d->queue) || !store_up(d->store))
+		return;         /* the heartbeat tries again */
+	d->own_sweep = false;
+	store_query(d->store,
+		    "SELECT job_id, attempts, task_type FROM taskexec.jobs "
+		    "WHERE executor_id = $1 AND status = 'RUNNING'",
+		    1, p, on_own_rows, d);
+}
+
 static void reconcile(struct daemon *d)
 {
+	if (d->own_sweep)
+		reconcile_own(d);
 	if (d->switch_sweep)
 		reconcile_switch(d);
 	if (d->beats++ % RECONCILE_BEATS || d->draining || !queue_up(d->queue) || !store_up(d->store))

@@ -634,6 +634,40 @@ static const char *const schema_migrations[] = {
 "    ON CONFLICT (job_id, attempt) DO NOTHING;\n"
 "  RETURN QUERY SELECT 'run'::text, j.attempts, NULL::bigint;\n"
 "END $$;\n",
+/* 8: an attempt whose outcome a PostgreSQL failover lost.  The promoted
+ * standby lacks the old primary's last transactions: a job its executor
+ * finished (the entry left Redis) is RUNNING again under that live executor,
+ * which runs it no more.  The executor says so after the switch; the attempt
+ * is recorded lost, as claim() does for a lost executor, and the job goes
+ * back to QUEUED, flagged a possible duplicate, for the executor to push its
+ * payload again.  Guarded by status, executor and attempt: a replay, or a
+ * row finished or claimed again meanwhile, changes nothing and returns no
+ * row (a job requeued by a call whose reply was lost is QUEUED with its
+ * payload: the reconciliation sweep pushes it). */
+"CREATE FUNCTION taskexec.lost_outcome(p_job_id text, p_executor text, p_attempt int, p_lost_limit int)\n"
+"  RETURNS TABLE (action text, priority text, payload text) LANGUAGE plpgsql AS $$\n"
+"#variable_conflict use_column\n"
+"DECLARE j taskexec.jobs;\n"
+"BEGIN\n"
+"  SELECT * INTO j FROM taskexec.jobs WHERE job_id = p_job_id FOR UPDATE;\n"
+"  IF NOT FOUND OR j.status <> 'RUNNING' OR j.executor_id IS DISTINCT FROM p_executor\n"
+"      OR j.attempts <> p_attempt OR j.payload IS NULL THEN\n"
+"    RETURN;\n"
+"  END IF;\n"
+"  UPDATE taskexec.attempts a SET ended_at = now(), outcome = 'executor_lost',\n"
+"      error_message = 'outcome of attempt lost in a PostgreSQL failover'\n"
+"    WHERE a.job_id = p_job_id AND a.attempt = p_attempt AND a.ended_at IS NULL;\n"
+"  j.lost_count := j.lost_count + 1;\n"
+"  IF j.lost_count >= p_lost_limit THEN\n"
+"    UPDATE taskexec.jobs SET status = 'FAILED', lost_count = j.lost_count, is_duplicate = true,\n"
+"        error = 'executor lost repeatedly', finished_at = now(), claim_token = NULL WHERE job_id = p_job_id;\n"
+"    PERFORM pg_notify('taskexec_job', p_job_id);\n"
+"    RETURN QUERY SELECT 'failed'::text, j.priority, NULL::text; RETURN;\n"
+"  END IF;\n"
+"  UPDATE taskexec.jobs SET status = 'QUEUED', queued_at = now(), next_attempt_at = NULL, claim_token = NULL,\n"
+"      lost_count = j.lost_count, is_duplicate = true WHERE job_id = p_job_id;\n"
+"  RETURN QUERY SELECT 'requeue'::text, j.priority, j.payload;\n"
+"END $$;\n",
 };
 
 

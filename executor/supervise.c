@@ -886,6 +886,14 @@ int supervise_busy(const struct supervisor *s)
 	return s->busy;
 }
 
+bool supervise_running(const struct supervisor *s, const char *job_id)
+{
+	for (const struct job_run *jr = s->jobs; jr; jr = jr->next)
+		if (jr->job_id && !strcmp(jr->job_id, job_id))
+			return true;
+	return false;
+}
+
 bool supervise_idle(const struct supervisor *s)
 {
 	return !s->jobs;

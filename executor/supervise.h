@@ -61,6 +61,9 @@ void supervise_cancel(struct supervisor *s, const char *job_id);
 void supervise_stop_all(struct supervisor *s, enum outcome_kind why);
 /* Jobs holding a slot (running, or recording their outcome). */
 int supervise_busy(const struct supervisor *s);
+/* JOB_ID is a job of ours, from its claim until its entry has left our
+ * processing list: one whose RUNNING row we may write. */
+bool supervise_running(const struct supervisor *s, const char *job_id);
 /* No job left at all: every entry has left our processing list too. */
 bool supervise_idle(const struct supervisor *s);
 const struct supervise_counts *supervise_counts(const struct supervisor *s);

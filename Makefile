@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # taskexec — build, test and packaging entry points.  See README.md.
 SHELL := /bin/bash
 PREFIX     ?= /usr

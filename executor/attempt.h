@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* attempt — watch one running attempt: drain its pipes, enforce its deadline,
  * and classify how it ended. */
 #ifndef TASKEXEC_ATTEMPT_H

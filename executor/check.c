@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* check — taskexecd --check --connect (see check.h). */
 #include "check.h"
 #include "queue.h"

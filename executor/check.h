@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* check — taskexecd --check --connect: Redis and PostgreSQL reached once,
  * as the daemon reaches them, each failure named on one line. */
 #ifndef TASKEXEC_CHECK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli — the taskexec(1) command: dispatch, usage, and the policy subcommands. */
 #include "cli.h"
 #include "log.h"

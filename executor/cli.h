@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli — the taskexec(1) command: one function per subcommand. */
 #ifndef TASKEXEC_CLI_H
 #define TASKEXEC_CLI_H

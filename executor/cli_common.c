@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli_common — what taskexec and taskexec-ops share: usage and help, usage
  * errors, configuration. */
 #include "cli.h"

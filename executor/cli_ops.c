@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli_ops — the producer and inspection commands: submit, status, show, list,
  * retry, cancel, queues, keygen and sign.  Plain blocking clients: a command
  * does one thing and exits. */

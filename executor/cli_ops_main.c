@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli_ops_main — taskexec-ops: the Redis and PostgreSQL subcommands of
  * taskexec(1), which `taskexec` executes for them (see exec_ops in cli.c). */
 #include "cli.h"

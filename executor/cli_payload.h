@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli_payload — ENTRY k=v … and options into a job payload, for run and submit. */
 #ifndef TASKEXEC_CLI_PAYLOAD_H
 #define TASKEXEC_CLI_PAYLOAD_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* cli_run — `taskexec run`: one job, locally, in the sandbox; and the payload
  * builder that `taskexec submit` shares. */
 

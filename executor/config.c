@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* config — settings from TASKEXEC_* variables and taskexec.conf (the environment wins). */
 #include "config.h"
 #include "log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* config — settings from TASKEXEC_* variables and taskexec.conf (the environment wins). */
 #ifndef TASKEXEC_CONFIG_H
 #define TASKEXEC_CONFIG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* daemon — taskexecd's process: the loop, Redis and PostgreSQL connections,
  * job slots, heartbeat, recovery, retry promotion, signals and drain. */
 #ifndef TASKEXEC_DAEMON_H

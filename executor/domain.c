@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* domain — an attempt's isolation domain (see domain.h).
  *
  * The parent turns what a job may see into a list of steps with every path

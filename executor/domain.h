@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* domain — an attempt's isolation domain: its own mount, ipc and uts (and,
  * under network = none, network) namespaces, a minimal read-only root and a
  * size-limited tmpfs as its /tmp, entered by the launcher child between clone

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* gen_filter — print the sandbox's seccomp programs as C, for filter_bpf.h.
  * Run by the build; the output is also the filter an auditor can read as BPF
  * with `scmp_bpf_disasm` or compare between builds.  Four programs: per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* http — GET /livez, /readyz (alias /healthz) and /metrics, on libmicrohttpd
  * in external-epoll mode so the daemon's one loop drives it; no thread of its
  * own.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* http — GET /livez, /readyz (alias /healthz) and /metrics (libmicrohttpd,
  * driven by our loop). */
 #ifndef TASKEXEC_HTTP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* job — the wire format of a job: parse, validate, entry points. */
 #include "job.h"
 #include "util.h"

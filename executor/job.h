@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* job — the wire format of a job (taskexec-protocol(7)): parse, validate, entry points. */
 #ifndef TASKEXEC_JOB_H
 #define TASKEXEC_JOB_H

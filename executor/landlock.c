@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* landlock — the Landlock ruleset of an attempt: the rights this kernel's ABI
  * handles, the system paths every interpreter reads (opened once and cached),
  * the task roots or packages, the policy's read and write paths and the

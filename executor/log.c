@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* log — one JSON object per line on stdout (daemon) or plain text on stderr (CLI). */
 #include "log.h"
 #include "outbuf.h"

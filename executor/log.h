@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* log — one JSON object per line on stdout (daemon) or plain text on stderr (CLI). */
 #ifndef TASKEXEC_LOG_H
 #define TASKEXEC_LOG_H

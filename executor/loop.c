@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* loop — the one event loop: epoll for fds, a short list of deadlines for timers.
  * Timers are few (a watchdog per running job, a heartbeat, a retry promoter),
  * so a sorted list beats a heap in code and in speed. */

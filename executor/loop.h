@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* loop — the one event loop: epoll for fds, a short list of deadlines for timers. */
 #ifndef TASKEXEC_LOOP_H
 #define TASKEXEC_LOOP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* main_daemon — taskexecd(8): options, configuration, then the daemon. */
 #include "check.h"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* metrics — counters, gauges and histograms for /metrics (Prometheus text). */
 #include "metrics.h"
 #include "log.h"

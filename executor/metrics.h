@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* metrics — counters, gauges and histograms for /metrics (Prometheus text). */
 #ifndef TASKEXEC_METRICS_H
 #define TASKEXEC_METRICS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* outbuf — whole lines to an output someone else reads, without blocking. */
 #include "outbuf.h"
 #include "util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* outbuf — whole lines to an output someone else reads (our stdout or stderr),
  * never with a blocking write while the loop runs: kept in a bounded buffer
  * while the reader is slow, dropped and counted when that is full. */

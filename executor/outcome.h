@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* outcome — how an attempt ended (taskexec-protocol(7)): the kinds and their names. */
 #ifndef TASKEXEC_OUTCOME_H
 #define TASKEXEC_OUTCOME_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* policy — one INI file per task type: limits, paths, network, env. */
 #include "policy.h"
 #include "util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* policy — one INI file per task type (taskexec-policy(5)): limits, paths, network, env. */
 #ifndef TASKEXEC_POLICY_H
 #define TASKEXEC_POLICY_H

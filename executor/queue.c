@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* queue — the Redis side: claim, acknowledge, delay, requeue, heartbeat and
  * recovery, all on async connections driven by the event loop.
  *

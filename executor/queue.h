@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* queue — the Redis side (taskexec-protocol(7)): claim, acknowledge, delay,
  * requeue, heartbeat and recovery, all on async connections in the event loop. */
 #ifndef TASKEXEC_QUEUE_H

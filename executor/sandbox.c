@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* sandbox — launch one attempt: a fresh interpreter under rlimits, a dropped uid
  * and capabilities, no_new_privs, Landlock and a seccomp allow-list.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* sandbox_int — what the launcher's files share and nothing else includes:
  * sandbox.c, seccomp_policy.c, landlock.c, scratch.c, spawn.c and warm.c.
  * Other modules include only sandbox.h. */

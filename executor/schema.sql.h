@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* schema — the PostgreSQL schema, one string per migration (applied in order,
  * each once, under an advisory lock so 100 daemons may start at once). */
 #ifndef TASKEXEC_SCHEMA_H

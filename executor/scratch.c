@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* scratch — the files an attempt gets on the host: its scratch dir (in a
  * domain, only where its root is mounted), the policy's write paths, made
  * without following a symbolic link, and the removal of both kinds of tree

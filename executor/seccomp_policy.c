@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* seccomp_policy — the seccomp allow-list a job (and a warm server) runs
  * under: the tables of allowed, refused and killed calls, the argument rules,
  * and the BPF programs libseccomp compiles from them.  The build compiles this

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* seccomp_policy — the seccomp allow-list of a job and of a warm server, as
  * BPF programs compiled with libseccomp (at build time, by gen_filter). */
 #ifndef TASKEXEC_SECCOMP_POLICY_H

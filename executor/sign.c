@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* sign — Ed25519 job signatures: the key files taskexec keygen writes, and
  * signing and verifying a job's canonical form (job_canonical). */
 #include "sign.h"

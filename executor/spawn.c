@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* spawn — start one attempt as a fresh interpreter: a launcher child under
  * rlimits, a dropped uid and capabilities, no_new_privs, its isolation domain,
  * Landlock and a seccomp allow-list, and the handshake that waits for its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* store — the PostgreSQL side: schema migration, and queries sent without
  * blocking the event loop, replayed after a reconnect. */
 #include "store.h"

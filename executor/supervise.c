@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* supervise — the life of one claimed job, as one state machine (see supervise.h). */
 #include "supervise.h"
 #include "attempt.h"

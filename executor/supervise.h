@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* supervise — the life of one claimed job, as one state machine: the table
  * of states, events and next states is at the top of supervise.c.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* util — small helpers shared by every module. */
 #include "util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* util — small helpers shared by every module: parsing, time, fds, strings. */
 #ifndef TASKEXEC_UTIL_H
 #define TASKEXEC_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* warm — warm servers: per isolation domain and policy, an interpreter
  * started once through the launch in spawn.c that forks each attempt on
  * request; the request, its replies and the server's pool. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec shim: run one job in a sandboxed interpreter no other job touched.
 
 Started by the executor after the kernel sandbox is in place, in one of two

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Helpers a taskexec task may import (see taskexec-tasks(7)).
 
     from taskexec_task import NonRetryableError, progress

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec warm server: fork one sandboxed attempt per request, run it as a
 fresh interpreter would (taskexec_shim.main), and never run task code itself.
 

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: ISC
 """Task modules that taskexec may run (see taskexec-tasks(7))."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Shared by every suite: testlib on the path, and each test's reports kept on
 its item (item.rep_setup/rep_call/rep_teardown) so fixtures can print the
 daemon's logs when the test failed."""

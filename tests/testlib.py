@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The harness every suite here shares (tests/conftest.py puts this directory
 on sys.path; tests/chaos imports it by path): polling, a throwaway Redis +
 PostgreSQL (Services), PostgreSQL rows that survive a restart (DB), a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec — enqueue jobs for taskexecd(8) and follow them, from Python.
 
 A producer imports this package instead of speaking taskexec-protocol(7) by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Client and Job: enqueue jobs for taskexecd(8) and follow them.
 
 A :class:`Client` holds one Redis connection and one PostgreSQL connection

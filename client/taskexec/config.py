@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Settings of the taskexec client, read as taskexec(1) reads them.
 
 Every setting is a ``TASKEXEC_*`` variable; the environment wins over the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The exceptions of the taskexec client.
 
 Bad arguments to :meth:`taskexec.Client.enqueue` raise :class:`ValueError`

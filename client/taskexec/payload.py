@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The job document of taskexec-protocol(7): built, checked and signed.
 
 :func:`build` makes the payload ``taskexec submit`` would send for the same

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Refresh one customer's F5 BIG-IP inventory in the portal database.
 
     run(customer_id: int, full_rebuild: bool = False)

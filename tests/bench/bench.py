@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 """make bench: what taskexec costs on this machine, side by side with RQ and Celery.
 
 taskexec is measured twice, as two systems: "taskexec" ([start] mode = fresh,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The Celery equivalents of benchtasks.noop, for the side-by-side in bench.py.
 
 bench.py runs `/usr/bin/python3 -m celery -A celerytasks worker --pool=prefork

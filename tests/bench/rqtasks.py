@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The RQ equivalents of benchtasks.noop, for the side-by-side in bench.py.
 
 RQ imports this module in its work-horse by name (`rqtasks.noop`); bench.py

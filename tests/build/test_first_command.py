@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The README's first commands on a fresh machine, and tests that never read
 the host's configuration.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 """make chaos: taskexecd keeps its promises while daemons, Redis and PostgreSQL die.
 
 Starts a throwaway Redis (AOF on) and PostgreSQL (scripts/services), four

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """What chaos.py and scale.py share on top of tests/testlib.py (services,
 PostgreSQL rows, daemons, the producer step): the chaos policy and
 environment, run directories, and the report's helpers.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 """make scale: 100 taskexecd on this machine against one Redis and one PostgreSQL.
 
 Starts a throwaway Redis + PostgreSQL (scripts/services), D daemons

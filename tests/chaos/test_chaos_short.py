@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The short chaos run inside `make check`: tests/chaos/chaos.py --jobs 300 --kills 3.
 
 4 daemons, SIGKILLs with restarts, one Redis and one PostgreSQL restart; the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Fixtures for the taskexec(1) tests: the integration harness
 (tests/integration/conftest.py: real Redis, real PostgreSQL, real daemons),
 loaded as a module and re-exported, plus `bare` (taskexec with no services)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec(1) as a person uses it: help for every command, JSON for every
 read command, a readable show, a list with entries and zoned times, bounded
 waits that say why nothing happens, and prune."""

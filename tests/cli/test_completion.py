@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """packaging/taskexec.bash-completion: it offers every command taskexec
 knows and each command's options.  bash-completion's helpers are stubbed, so
 the test needs bash only."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Fixtures for the Python client's tests: the integration harness
 (tests/integration/conftest.py: real Redis, real PostgreSQL, real daemons),
 loaded as a module and re-exported, plus `client`, a taskexec.Client of the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The Python client (package taskexec) against real Redis, PostgreSQL and
 taskexecd: what a producer sees."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """python3-taskexec as installed: `make install-client` stages the modules
 where Debian keeps public ones, and they import from there alone.  The .deb
 itself is checked in tests/packaging, which builds it."""

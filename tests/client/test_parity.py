@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """`taskexec submit` and Client.enqueue are two producers of one protocol:
 for the same job they write rows and Redis entries that compare equal member
 by member (job_id and enqueued_at aside), through taskexec.submit()."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 """Failover run: a steady stream of jobs through 3 daemons while Redis and
 PostgreSQL fail over underneath them (issue 13).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexecd and taskexec against a 3-master Redis Cluster started here.
 
 Every key of a queue prefix carries the same hash tag, so one node owns them

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The short failover run inside `make check`: tests/failover/failover.py with
 one round (the Redis master killed after its replica missed writes, then the
 PostgreSQL primary stopped and the standby promoted), 3 daemons, a stream of

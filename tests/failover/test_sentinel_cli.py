@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec and taskexecd with TASKEXEC_REDIS_URL=redis+sentinel://...: what a
 user types, against the Sentinel-watched pair of scripts/services start-ha."""
 import os

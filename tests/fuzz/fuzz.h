@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* fuzz — helpers shared by the libFuzzer harnesses: a private scratch
  * directory made once per process, whole-file writes, and a loud check that
  * aborts (libFuzzer then saves the input) when an invariant breaks. */

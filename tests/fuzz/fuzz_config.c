@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* fuzz_config — libFuzzer harness for taskexec.conf (taskexec.conf(5)).
  *
  * Each input is written to a private file named by TASKEXEC_CONFIG and loaded

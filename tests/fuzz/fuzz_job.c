@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* fuzz_job — libFuzzer harness for the job wire format (taskexec-protocol(7)).
  *
  * Each input goes to job_parse; a payload it refuses goes through what the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* fuzz_policy — libFuzzer harness for the policy parser (taskexec-policy(5)).
  *
  * Each input is written as the only *.policy file of a private directory made

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Fixtures for the taskexecd integration tests: real Redis, real PostgreSQL.
 
 Session: `services` starts a throwaway Redis + PostgreSQL with scripts/services

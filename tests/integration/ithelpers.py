@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Constants and plain helpers shared by the integration tests and their fixtures."""
 import hashlib
 import re

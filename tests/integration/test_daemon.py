@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexecd against real Redis and PostgreSQL: what a user sees in the job rows.
 
 Every test runs its own daemon(s) under its own queue prefix; the `daemon`

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The integration harness itself: throwaway services, producer step, policy tweaks.
 
 These need no taskexecd; they show the fixtures work before blaming the daemon.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Issue 13: an attempt whose outcome a PostgreSQL failover lost.
 
 A standby promoted without the old primary's last transactions shows a job

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Issue "never wedge": no payload, result or fault holds a slot, the loop or
 the queue.  Each test ends with the next good job completing on a daemon of
 concurrency 1: a wedged slot would stop it."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Issue 9, the Redis side: no identity clash, no garbage in Redis and no
 wrong credential may wedge the executor or black-hole a job.
 

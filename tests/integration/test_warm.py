@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Issue "warm start": attempts forked from one warm server share nothing
 with each other, and the server's faults are never the job's.  The sandbox
 suite (tests/sandbox) runs whole in both start modes; this is what only a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Fixtures for the per-job logs and progress tests: the integration harness
 (tests/integration/conftest.py: real Redis, real PostgreSQL, real daemons),
 loaded as a module and re-exported, as tests/cli does, plus `client` (a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Per-job logs and progress, as an operator and a producer see them:
 `taskexec logs` (text, --json, --attempt, --follow), the bound on what is
 stored per attempt, and taskexec_task.progress() as status, show, list and

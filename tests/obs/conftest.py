@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The observability and secrets tests run on the fixtures of tests/ops
 (daemons with HTTP on, a throwaway Redis + PostgreSQL): that conftest is
 loaded under another module name, and its fixtures are taken from it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The observability pack (packaging/observability) and the metrics it reads:
 the dashboard and the alert rules parse, every metric they query is exposed
 by a running daemon, and every metric exposed is documented in taskexecd(8)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Policy [secrets]: a root-only file reaches the jobs of its task type, and
 nothing else: not another type's jobs, the log, the job and attempt rows,
 `taskexec show`, `taskexec policy show` or `taskexecd --check`."""

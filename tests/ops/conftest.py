@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Fixtures for the operations tests of taskexecd: /healthz, /metrics, logs,
 --check, SIGHUP and SIGTERM, against a throwaway Redis + PostgreSQL.
 

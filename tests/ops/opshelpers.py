@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Plain helpers for tests/ops: polling, HTTP, and a strict Prometheus text parser."""
 import http.client
 import math

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexecd --check: effective settings with secrets masked; every problem named, exit non-zero."""
 import os
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """GET /healthz and the HTTP endpoint's handling of other requests (taskexecd(8), HTTP endpoint)."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexecd's log (FR-5): one daemon run — start, the seed job, a job that
 prints and logs, a failing job, several heartbeats, SIGTERM — read back line
 by line.  The daemon connects to PostgreSQL with a password, which must never

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """GET /metrics: strict Prometheus text, and counters that move when jobs run."""
 import time
 

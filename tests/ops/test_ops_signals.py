@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """SIGHUP reloads the policies (a broken set is refused, the old one kept); SIGTERM drains and exits 0."""
 import json
 import signal

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Never wedge (issue 9, item 4): whoever reads taskexecd's standard output
 may stop reading, and a job may print without end; neither may stop the
 daemon or flood its log.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The packages: build the .deb, install it, run the installed programs, purge it;
 build the .rpm and check its contents.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Isolation domains (issue "isolation domains"): what a job can and cannot
 reach of the host, the executor's services and other jobs, seen as the
 attacker sees it.  The helpers and fixtures are those of test_sandbox.py."""

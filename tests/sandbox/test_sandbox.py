@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Sandbox escape suite: every test runs one abusive task through
 `build/taskexec run` and asserts what a user would see (outcome, error text,
 exit code) and that the abuse left nothing behind.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The sandbox as an ordinary user gets it: `taskexec run` through
 unprivileged user namespaces, as bubblewrap works.  Run as root (make check),
 this runs the whole sandbox suite, both start modes, as the user nobody."""

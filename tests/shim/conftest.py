@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Set-up for the shim suite: a world-traversable temporary state, scratch and
 policy directory (jobs run as `nobody` when the suite runs as root), and the
 shimtasks package beside this file on TASKEXEC_TASKS_PATH."""

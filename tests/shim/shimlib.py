@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Running `taskexec run` as a task author does, and reading what it shows.
 
 stdout is the result JSON (and nothing else); the last line of stderr is

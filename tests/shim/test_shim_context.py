@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec_task describes the running job (taskexec-tasks(7), The
 taskexec_task module): job_id, attempt (from 1) and task_type."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Entry points (taskexec(1), taskexec-tasks(7)): module:function,
 module:Class.method on a fresh instance made with Class(), static and class
 methods on the class, dotted nested classes, any callable attribute, and

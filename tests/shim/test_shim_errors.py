@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Exceptions (taskexec-tasks(7), Errors and retries; taskexec(1), THE RUN
 SUMMARY): outcome exception, error_type the qualified type name (builtins
 unqualified), error 'Type: message', the traceback, and retryable unless the

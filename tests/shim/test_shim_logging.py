@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Logging and output (taskexec-tasks(7), Logging and output; taskexec(1),
 run): records that pass the root logger (INFO) are shown on stderr as
 'log: LEVEL logger: message'; the task's prints as 'job: …'; stdout carries

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """What `taskexec run` shows on its standard error when a job tries to forge
 taskexec's own lines or to drive the operator's terminal (taskexec(1), THE
 RUN SUMMARY): job text is prefixed and its control characters escaped, and

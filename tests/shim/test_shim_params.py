@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Parameters (taskexec(1), Entries and parameters; taskexec-tasks(7),
 Parameters): each name=value is one keyword argument, its value parsed as
 JSON when it is valid JSON and taken as a string otherwise; the parameters are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Return values (taskexec-tasks(7), Return value): the result on stdout is
 what json.dumps makes of the return value, exactly; anything json.dumps
 refuses, and NaN or infinity, fails the job at once; the compact UTF-8

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Shared set-up for the seed task tests: the repository root on sys.path
 (so `import tasks` finds the package under test) and fixtures for an
 environment the task reads its configuration from."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The seed task end to end through the sandboxed local runner:
 
     build/taskexec run tasks.f5portalupdate.main:run customer_id=42 --task-type etl

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The seed task tasks.f5portalupdate.main:run, called in-process.
 
 The sample exports shipped with the task give these row counts:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests for executor/attempt.h: what attempt_start leaves behind when
  * the loop cannot watch the attempt it has just launched. */
 #include "unit.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests for executor/config.h: TASKEXEC_* variables and taskexec.conf
  * (DESIGN.md §3).  config_load reads the whole environment, so every test
  * starts and ends with no TASKEXEC_* (or ALLOWED_MODULES) variable set. */

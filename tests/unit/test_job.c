@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests for executor/job.h: the job wire format (DESIGN.md §4), ENTRY and
  * k=v parsing, the module target check against the task roots, the canonical
  * form signatures cover, and the policy-bound checks of job_prepare. */

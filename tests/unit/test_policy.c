@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests for executor/policy.h: policy files (taskexec-policy(5)) load
  * strictly, and every error names its file and line. */
 #include "unit.h"

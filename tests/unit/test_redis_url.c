@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests for the TASKEXEC_REDIS_URL forms of executor/queue.h: redis://,
  * unix://, redis+sentinel://, their one-line errors, and the handshake's
  * ROLE check that keeps a replica from being written to. */

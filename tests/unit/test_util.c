@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests for executor/util.h: the parsers every setting goes through,
  * split_list, the bounded output tail and job id generation. */
 #include "unit.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Shared helpers for the cmocka unit tests in tests/unit/. */
 #ifndef TASKEXEC_UNIT_H
 #define TASKEXEC_UNIT_H

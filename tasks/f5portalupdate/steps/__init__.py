@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Extract -> transform -> load steps of the F5 portal update, and their errors.
 
 Every error raised for bad input or bad configuration derives from

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Extract: read one customer's F5 BIG-IP export and check its structure.
 
 An export is a directory ``<source_dir>/customer-<id>/`` holding three files,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Load: upsert portal rows into the portal's SQLite database.
 
 All rows live in one table, ``portal_rows``, keyed by (customer_id, kind,

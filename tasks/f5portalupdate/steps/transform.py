@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Transform: turn a checked export into normalised, de-duplicated portal rows.
 
 A row is ``{"kind": KIND, "key": NATURAL_KEY, "fields": {...}}`` with KIND one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The cheapest possible jobs: what is measured is the executor, not the task."""
 import time
 

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: ISC
 """Tasks the chaos and scale runs push through taskexecd (package `chaostasks`)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """The job mix of tests/chaos/chaos.py and the no-op of tests/chaos/scale.py.
 
 Every successful run appends one line "<job_id> <attempt>" to

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Abusive tasks for the sandbox escape suite (tests/sandbox/test_sandbox.py).
 
 Each function is one attempt to break out of the taskexec sandbox.  They are run

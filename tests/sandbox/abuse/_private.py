@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """A module whose name starts with an underscore: taskexec must refuse it."""
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """What a job sees of the host from inside its isolation domain."""
 import errno
 import os

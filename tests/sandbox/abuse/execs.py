@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Attempts to run another program.
 
 The markers a successful attempt would print are split in the source, so a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """File-system reach: writes outside the scratch dir, secrets, other jobs."""
 
 import os

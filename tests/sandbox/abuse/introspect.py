@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """What the job can see of its own process: environment, path, fds, identity."""
 
 import fcntl

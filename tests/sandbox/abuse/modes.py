@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Set-uid programs and leases: what a job may leave behind for other users
 and other jobs on the host.  Each attempt reports the errno it met (or "ok")
 and the mode the file has afterwards."""

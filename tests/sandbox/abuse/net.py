@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Attempts to reach the network."""
 
 import socket

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Attempts on other processes: fork, signal, trace, namespaces, threads."""
 
 import ctypes

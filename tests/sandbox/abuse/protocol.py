@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Attempts to forge the task's result."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Resource abuse: memory, CPU, signals, output floods, oversized results."""
 
 import os

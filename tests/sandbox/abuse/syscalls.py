@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Raw system calls a sandbox must refuse."""
 
 import ctypes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """A task module that imports what it did not define: none of the imported
 names may be an entry point, only what is defined here."""
 import os

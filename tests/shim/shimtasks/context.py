@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """taskexec_task describes the running job."""
 import taskexec_task
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Entry forms: module:function, module:Class.method (instance, static, class),
 nested classes, callables, decorated functions and coroutines."""
 import asyncio

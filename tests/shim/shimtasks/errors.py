@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Exceptions: type, message, traceback and whether a retry is offered."""
 from taskexec_task import NonRetryableError
 

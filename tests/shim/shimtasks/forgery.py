@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Output that tries to pass for taskexec's own: a fake summary line, a
 terminal title change, a carriage return, C1 controls, and an exception
 whose type and message read like a summary."""

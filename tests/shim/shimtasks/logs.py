@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Logging and output: records go to the job log, prints are not results."""
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Parameters: what `taskexec run ENTRY k=v …` passes as keyword arguments."""
 
 

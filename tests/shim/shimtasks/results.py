@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Return values: what a task returns must reach the caller exactly."""
 import math
 

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: ISC
 """Tasks the integration tests run through taskexecd (package `itasks`)."""

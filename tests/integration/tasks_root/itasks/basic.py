@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Small, predictable tasks for the daemon integration tests.
 
 State that must survive from one attempt to the next (fail_then_succeed,

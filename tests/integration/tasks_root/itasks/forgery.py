@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Job text that tries to drive the operator's terminal when status, show,
 list or submit --wait print it (issue 8 item 10)."""
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Tasks that write logs, output and progress, for tests/joblogs.
 
 A short pause between writes to different streams lets the executor read

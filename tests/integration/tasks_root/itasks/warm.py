@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Tasks for the warm-start tests: one attempt tries to leave traces in the
 interpreter and its domain, the next one (a fork of the same server) looks."""
 import gc

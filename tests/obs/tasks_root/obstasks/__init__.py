@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: ISC
 """Jobs of the tests/obs suite."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Jobs that look for a policy [secrets] entry.
 
 They never return or print a secret's value: the tests assert that the value

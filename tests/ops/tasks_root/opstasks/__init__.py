@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: ISC
 """Tasks for tests/ops: jobs that print, log, fail and sleep on purpose."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 """Jobs whose output the ops tests look for in taskexecd's log.
 
 Run as task type ad_hoc; tests/ops puts this directory on TASKEXEC_TASKS_PATH

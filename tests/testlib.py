@@ -8,6 +8,7 @@ taskexecd process and its log (Daemon), and the documented producer step
 pytest is imported only where a wait fails, so that the chaos scripts run on
 stdlib + python3-redis + python3-psycopg2.
 """
+import importlib.util
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,24 @@ SERVICES = REPO / "scripts" / "services"
 TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", REPO / "build" / "taskexecd"))
 TASKEXEC = Path(os.environ.get("ITEST_TASKEXEC", REPO / "build" / "taskexec"))
 SAMPLE_EXPORTS = REPO / "tasks" / "f5portalupdate" / "sample_exports"
+
+
+def integration_fixtures():
+    """The integration harness's fixtures (tests/integration/conftest.py: real
+    Redis, real PostgreSQL, real daemons, and `client`), for another suite's
+    conftest: globals().update(testlib.integration_fixtures()).  pytest_plugins
+    may only stand in the top conftest, so the harness is loaded by path, once."""
+    itest = REPO / "tests" / "integration"
+    if str(itest) not in sys.path:
+        sys.path.insert(0, str(itest))      # ithelpers, as the harness imports it
+    harness = sys.modules.get("itest_conftest")
+    if harness is None:
+        spec = importlib.util.spec_from_file_location("itest_conftest", itest / "conftest.py")
+        harness = importlib.util.module_from_spec(spec)
+        sys.modules["itest_conftest"] = harness
+        spec.loader.exec_module(harness)
+    return {name: value for name, value in vars(harness).items()
+            if hasattr(value, "_pytestfixturefunction")}
 
 
 def fail(message):

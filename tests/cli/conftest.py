@@ -1,35 +1,20 @@
 # SPDX-License-Identifier: ISC
 """Fixtures for the taskexec(1) tests: the integration harness
 (tests/integration/conftest.py: real Redis, real PostgreSQL, real daemons),
-loaded as a module and re-exported, plus `bare` (taskexec with no services)
+taken from testlib, plus `bare` (taskexec with no services)
 and `row` (a job row written straight into PostgreSQL, for states and texts a
 daemon would take long to reach: old timestamps, control characters)."""
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-ITEST = REPO / "tests" / "integration"
+import testlib
+from testlib import TASKEXEC
 
-sys.path.insert(0, str(ITEST))          # ithelpers, as the harness imports it
-
-# pytest_plugins may only stand in the top conftest; load the harness by path.
-if "itest_conftest" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("itest_conftest", ITEST / "conftest.py")
-    _harness = importlib.util.module_from_spec(_spec)
-    sys.modules["itest_conftest"] = _harness
-    _spec.loader.exec_module(_harness)
-
-from itest_conftest import (  # noqa: E402,F401  (fixtures, found by name)
-    TASKEXEC, cli, ctx, daemon, db, env, itest_root, markers_root, policy_dir, push, rds, services, submit,
-    wait_status, wait_terminal)
+globals().update(testlib.integration_fixtures())
 
 
 @pytest.fixture

@@ -1,43 +1,14 @@
 # SPDX-License-Identifier: ISC
-"""Fixtures for the Python client's tests: the integration harness
-(tests/integration/conftest.py: real Redis, real PostgreSQL, real daemons),
-loaded as a module and re-exported, plus `client`, a taskexec.Client of the
-test's queue prefix.
+"""Fixtures for the Python client's tests: the integration harness (real Redis,
+real PostgreSQL, real daemons, `client`), taken from testlib.
 
 The package under test is <repo>/client/taskexec, or the copy under
 ITEST_CLIENT_PATH (e.g. a staged install's dist-packages).
 """
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
-import pytest
+import testlib
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-ITEST = REPO / "tests" / "integration"
-
-sys.path.insert(0, os.environ.get("ITEST_CLIENT_PATH", str(REPO / "client")))
-sys.path.insert(0, str(ITEST))          # ithelpers, as the harness imports it
-
-# pytest_plugins may only stand in the top conftest; load the harness by path.
-_spec = importlib.util.spec_from_file_location("itest_conftest", ITEST / "conftest.py")
-_harness = importlib.util.module_from_spec(_spec)
-sys.modules["itest_conftest"] = _harness
-_spec.loader.exec_module(_harness)
-
-from itest_conftest import (  # noqa: E402,F401  (fixtures, found by name)
-    cli, ctx, daemon, db, env, itest_root, markers_root, policy_dir, push, rds, services, submit,
-    wait_status, wait_terminal)
-
-import taskexec  # noqa: E402
-
-
-@pytest.fixture
-def client(ctx, services, policy_dir):
-    """A taskexec.Client on this test's Redis prefix, PostgreSQL and policies."""
-    c = taskexec.Client(redis_url=services.redis_url, db_url=services.db_url, queue_prefix=ctx.prefix,
-                        policy_dir=str(policy_dir))
-    yield c
-    c.close()
+sys.path.insert(0, os.environ.get("ITEST_CLIENT_PATH", str(testlib.REPO / "client")))
+globals().update(testlib.integration_fixtures())

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -188,6 +189,20 @@ def submit(cli):
         assert job_id, "taskexec submit printed no job id; stderr: %s" % r.stderr
         return job_id
     return do
+
+
+@pytest.fixture
+def client(ctx, services, policy_dir):
+    """A taskexec.Client (the Python client) on this test's Redis prefix, PostgreSQL and policies.
+    The package is <repo>/client/taskexec, or the copy under ITEST_CLIENT_PATH."""
+    path = os.environ.get("ITEST_CLIENT_PATH", str(REPO / "client"))
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import taskexec
+    c = taskexec.Client(redis_url=services.redis_url, db_url=services.db_url, queue_prefix=ctx.prefix,
+                        policy_dir=str(policy_dir))
+    yield c
+    c.close()
 
 
 @pytest.fixture

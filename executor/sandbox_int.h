@@ -90,7 +90,8 @@ struct secret {
 	size_t len;
 };
 
-void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_listener, char **ret_err);
+void launch_handshake(pid_t pid, int status_fd, bool warm, int server_listener, int *ret_listener,
+		      char **ret_err);
 void plan_domain(const struct sandbox *sb, const struct launch *l, const char *root, uid_t uid, gid_t gid,
 		 struct domain_plan *dp);
 int take_uid(const struct sandbox *sb, uid_t *ret_uid);

@@ -270,11 +270,14 @@ static void kill_and_wait(pid_t pid)
 /* Between clone and the child's exec: take the seccomp listener it sends,
  * let its one execveat continue, and return once the status socket reaches
  * EOF (the exec closed the child's copy, or the child is gone).  A warm
- * child (SERVER_LISTENER >= 0) has no exec: its EOF is the close it makes
- * once its own filter is loaded, and the server's listener is watched
- * meanwhile.  A failure before that arrives as "step: error" in *ret_err;
- * the child has then exited. */
-void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_listener, char **ret_err)
+ * child (WARM) has no exec: its EOF is the close it makes once its own
+ * filter is loaded, after which it may run task code at once.  So its own
+ * listener is never read here (every notification on it is the job's, left
+ * for the attempt's watcher to name), and nothing is let through; only the
+ * server's listener, when there is one, is watched.  A failure before the
+ * EOF arrives as "step: error" in *ret_err; the child has then exited. */
+void launch_handshake(pid_t pid, int status_fd, bool warm, int server_listener, int *ret_listener,
+		      char **ret_err)
 {
 	bool exec_let_through = false;
 	int64_t deadline = now_ms() + LAUNCH_TIMEOUT_MS;
@@ -282,9 +285,7 @@ void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_li
 	*ret_listener = -1;
 	*ret_err = NULL;
 	for (;;) {
-		/* A fresh child's own listener (its one exec); a warm child's
-		 * server's, which nothing may trip (there is no exec). */
-		int watched = server_listener >= 0 ? server_listener : *ret_listener;
+		int watched = warm ? server_listener : *ret_listener;
 		struct pollfd pf[2] = { { status_fd, POLLIN, 0 }, { watched, POLLIN, 0 } };
 		int64_t left = deadline - now_ms();
 		int n;
@@ -312,8 +313,7 @@ void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_li
 			if (ioctl(watched, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
 				memset(&resp, 0, sizeof(resp));
 				resp.id = req.id;
-				if (server_listener < 0 && !exec_let_through && req.data.nr == SYS_execveat &&
-				    (pid_t)req.pid == pid) {
+				if (!warm && !exec_let_through && req.data.nr == SYS_execveat && (pid_t)req.pid == pid) {
 					exec_let_through = true;
 					resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 				} else {
@@ -324,7 +324,7 @@ void launch_handshake(pid_t pid, int status_fd, int server_listener, int *ret_li
 					resp.error = -EPERM;
 					if (!*ret_err)
 						*ret_err = xasprintf("launch: %s before %s", name,
-								     server_listener < 0 ? "exec" : "its own filter");
+								     warm ? "its own filter" : "exec");
 					free(name);
 				}
 				ioctl(watched, SECCOMP_IOCTL_NOTIF_SEND, &resp);
@@ -608,7 +608,7 @@ int clone_child(struct sandbox *sb, struct child_args *a, int flags, int status[
 	/* Only the child's copy of the status socket may remain: its EOF is the exec. */
 	close_nointr(status[1]);
 	status[1] = -1;
-	launch_handshake(pid, status[0], -1, ret_listener, ret_launch_err);
+	launch_handshake(pid, status[0], false, -1, ret_listener, ret_launch_err);
 	*ret_pid = pid;
 	*ret_pidfd = pidfd;
 	return 0;

@@ -434,7 +434,7 @@ static int warm_request(struct sandbox *sb, struct warm *w, const struct launch 
 	/* The child, still under the server's filter, sets itself up and sends
 	 * the listener of its own filter; a notification on the server's
 	 * listener meanwhile is a fault of our code, not the job's. */
-	launch_handshake(ret->pid, io.status[0], w->listener, &ret->listener, &ret->launch_err);
+	launch_handshake(ret->pid, io.status[0], true, w->listener, &ret->listener, &ret->launch_err);
 	io_give(&io, ret);
 	ret->landlock = w->landlock;
 	ret->domain = true;

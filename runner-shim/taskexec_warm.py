@@ -51,7 +51,8 @@ def serve():
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
     seccomp = (libc.syscall, Prog)
     ctl = socket.socket(fileno=3)
-    clean = os.stat("/tmp").st_ctime_ns
+    skeleton = tmp_skeleton()
+    clean = change_times(skeleton)
     gc.collect()
     gc.freeze()         # the heap stays shared with the forks, not copied on first touch
     while True:
@@ -80,22 +81,40 @@ def serve():
         _, status, ru = os.wait4(pid, 0)
         ctl.send(struct.pack("=c3xiqqq", b"X", status, int(ru.ru_utime * 1e6), int(ru.ru_stime * 1e6),
                              ru.ru_maxrss))
-        # Only the attempt could have changed /tmp (its change time says so):
-        # most leave it as they found it, and pay nothing for the check.
-        if os.stat("/tmp").st_ctime_ns != clean:
-            empty_tmp()
-            clean = os.stat("/tmp").st_ctime_ns
+        # Only the attempt could have changed /tmp (the change times of its
+        # directories say so): most leave it as they found it, and pay
+        # nothing for the check.
+        if change_times(skeleton) != clean:
+            empty_tmp(skeleton)
+            clean = change_times(skeleton)
 
 
-def empty_tmp():
-    """Leave /tmp (this domain's own tmpfs) as the next attempt must find it.
+def tmp_skeleton():
+    """What the domain itself made in /tmp before any attempt: the
+    directories leading to the policy's write paths mounted below it (a
+    task root under /tmp makes them too).  {path: mode}, /tmp included;
+    the mounted write paths themselves are not entered."""
+    dev = os.stat("/tmp").st_dev
+    skeleton = {"/tmp": os.stat("/tmp").st_mode & 0o7777}
+    for top, dirs, _ in os.walk("/tmp"):
+        for d in list(dirs):
+            st = os.lstat(os.path.join(top, d))
+            if st.st_dev != dev:
+                dirs.remove(d)                  # a mount point: a write path, shared by design
+            else:
+                skeleton[os.path.join(top, d)] = st.st_mode & 0o7777
+    return skeleton
 
-    Everything the attempt made there goes: it is ours (same uid) on /tmp's
-    own filesystem.  What the domain made is left alone: root's directories
-    leading to write paths mounted below /tmp, and those write paths (shared
-    by every job of the type, by design).  An error ends the server: one
-    that cannot clean up must not serve again.
-    """
+
+def change_times(skeleton):
+    return [os.stat(path).st_ctime_ns for path in skeleton]
+
+
+def empty_tmp(skeleton):
+    """Leave /tmp (this domain's own tmpfs) as the next attempt must find it:
+    the skeleton as it was, and nothing else.  Everything else is the
+    attempt's (same uid, /tmp's own filesystem).  An error ends the server:
+    one that cannot clean up must not serve again."""
     me, dev = os.getuid(), os.stat("/tmp").st_dev
 
     def remove(top):
@@ -105,16 +124,21 @@ def empty_tmp():
             st = entry.stat(follow_symlinks=False)
             if st.st_dev != dev:
                 continue                        # a mount point: a write path
-            if entry.is_dir(follow_symlinks=False):
+            if entry.path in skeleton:          # the domain's: keep it, empty it
                 if st.st_uid == me:
-                    os.chmod(entry.path, 0o700)     # the attempt may have locked it
+                    os.chmod(entry.path, 0o700)
                 remove(entry.path)
                 if st.st_uid == me:
-                    os.rmdir(entry.path)
-            elif st.st_uid == me:
+                    os.chmod(entry.path, skeleton[entry.path])
+            elif entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.path, 0o700)     # the attempt may have locked it
+                remove(entry.path)
+                os.rmdir(entry.path)
+            else:
                 os.unlink(entry.path)
     os.chmod("/tmp", 0o700)
     remove("/tmp")
+    os.chmod("/tmp", skeleton["/tmp"])
 
 
 def warm_child(ctl, fds, seccomp):

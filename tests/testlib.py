@@ -51,6 +51,28 @@ def integration_fixtures():
             if hasattr(value, "_pytestfixturefunction")}
 
 
+def daemon_env(d, urls, prefix, **extra):
+    """The environment of a taskexecd (or taskexec) of queue PREFIX on the
+    integration tasks, against the services of URLS (TASKEXEC_REDIS_URL and
+    TASKEXEC_DB_URL, as scripts/services prints them), its state and scratch
+    under directory D; EXTRA overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKEXEC_") and k != "ALLOWED_MODULES"}
+    for sub in ("state", "scratch"):
+        (d / sub).mkdir(exist_ok=True)
+        (d / sub).chmod(0o755)
+    env.update({
+        "TASKEXEC_REDIS_URL": urls["TASKEXEC_REDIS_URL"], "TASKEXEC_DB_URL": urls["TASKEXEC_DB_URL"],
+        "TASKEXEC_QUEUE_PREFIX": prefix, "TASKEXEC_HEARTBEAT_INTERVAL": "1s", "TASKEXEC_HTTP_LISTEN": "off",
+        "TASKEXEC_TASKS_PATH": "%s:%s" % (REPO, REPO / "tests" / "integration" / "tasks_root"),
+        "TASKEXEC_ALLOWED_MODULES": "tasks,itasks",
+        "TASKEXEC_POLICY_DIR": str(REPO / "policy"), "TASKEXEC_STATE_DIR": str(d / "state"),
+        "TASKEXEC_SCRATCH_DIR": str(d / "scratch"), "TASKEXEC_SHUTDOWN_TIMEOUT": "5s",
+        "TASKEXEC_EXECUTOR_ID": prefix + "-d",
+    })
+    env.update(extra)
+    return env
+
+
 def fail(message):
     """Fail the running test (pytest.fail)."""
     import pytest

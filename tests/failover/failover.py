@@ -57,7 +57,6 @@ from testlib import DB, Daemon  # noqa: E402
 
 import taskexec  # noqa: E402
 
-TASKS_ROOT = REPO / "tests" / "integration" / "tasks_root"
 TASKEXECD = Path(os.environ.get("ITEST_TASKEXECD", REPO / "build" / "taskexecd"))
 
 
@@ -137,18 +136,7 @@ def main():
     try:
         out = services(ha, "start-ha")
         urls = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKEXEC_") and k != "ALLOWED_MODULES"}
-        for sub in ("state", "scratch"):
-            (root / sub).mkdir()
-            (root / sub).chmod(0o755)
-        env.update({
-            "TASKEXEC_REDIS_URL": urls["TASKEXEC_REDIS_URL"], "TASKEXEC_DB_URL": urls["TASKEXEC_DB_URL"],
-            "TASKEXEC_QUEUE_PREFIX": prefix, "TASKEXEC_HEARTBEAT_INTERVAL": "1s", "TASKEXEC_HTTP_LISTEN": "off",
-            "TASKEXEC_TASKS_PATH": "%s:%s" % (REPO, TASKS_ROOT), "TASKEXEC_ALLOWED_MODULES": "tasks,itasks",
-            "TASKEXEC_POLICY_DIR": str(REPO / "policy"), "TASKEXEC_STATE_DIR": str(root / "state"),
-            "TASKEXEC_SCRATCH_DIR": str(root / "scratch"), "TASKEXEC_SHUTDOWN_TIMEOUT": "10s",
-            "TASKEXEC_CONCURRENCY": "2",
-        })
+        env = testlib.daemon_env(root, urls, prefix, TASKEXEC_SHUTDOWN_TIMEOUT="10s", TASKEXEC_CONCURRENCY="2")
         db = DB(env["TASKEXEC_DB_URL"])
         http = testlib.spare_port()
         for i in range(args.daemons):

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: ISC
 """taskexec and taskexecd with TASKEXEC_REDIS_URL=redis+sentinel://...: what a
 user types, against the Sentinel-watched pair of scripts/services start-ha."""
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,7 +11,6 @@ from testlib import REPO, TASKEXEC, TASKEXECD, Daemon, stop_daemons
 import testlib
 
 SERVICES = REPO / "scripts" / "services"
-TASKS_ROOT = REPO / "tests" / "integration" / "tasks_root"
 
 
 @pytest.fixture(scope="module")
@@ -29,23 +27,6 @@ def ha():
         subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
-def environment(d, urls, prefix, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKEXEC_")}
-    for sub in ("state", "scratch"):
-        (d / sub).mkdir(exist_ok=True)
-        (d / sub).chmod(0o755)
-    env.update({
-        "TASKEXEC_REDIS_URL": urls["TASKEXEC_REDIS_URL"], "TASKEXEC_DB_URL": urls["TASKEXEC_DB_URL"],
-        "TASKEXEC_QUEUE_PREFIX": prefix, "TASKEXEC_HEARTBEAT_INTERVAL": "1s", "TASKEXEC_HTTP_LISTEN": "off",
-        "TASKEXEC_TASKS_PATH": "%s:%s" % (REPO, TASKS_ROOT), "TASKEXEC_ALLOWED_MODULES": "tasks,itasks",
-        "TASKEXEC_POLICY_DIR": str(REPO / "policy"), "TASKEXEC_STATE_DIR": str(d / "state"),
-        "TASKEXEC_SCRATCH_DIR": str(d / "scratch"), "TASKEXEC_SHUTDOWN_TIMEOUT": "5s",
-        "TASKEXEC_EXECUTOR_ID": prefix + "-d",
-    })
-    env.update(extra)
-    return env
-
-
 def taskexec(env, *args):
     return subprocess.run([str(TASKEXEC), *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=120)
@@ -53,7 +34,7 @@ def taskexec(env, *args):
 
 def test_submit_wait_through_sentinel_even_while_the_master_fails_over(ha, request):
     d, urls = ha
-    env = environment(d, urls, "sc-submit")
+    env = testlib.daemon_env(d, urls, "sc-submit")
     daemon = Daemon(env, d, d / "daemon.log")
     try:
         daemon.wait_event("redis.master", timeout=30)
@@ -77,7 +58,7 @@ def test_submit_wait_through_sentinel_even_while_the_master_fails_over(ha, reque
 def test_unknown_master_name_is_one_clear_line(ha):
     d, urls = ha
     url = urls["TASKEXEC_REDIS_URL"].replace("/taskexec/0", "/nosuch/0")
-    r = taskexec(environment(d, urls, "sc-name", TASKEXEC_REDIS_URL=url), "queues")
+    r = taskexec(testlib.daemon_env(d, urls, "sc-name", TASKEXEC_REDIS_URL=url), "queues")
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "does not know a master named nosuch" in lines[0], r.stderr
@@ -85,7 +66,7 @@ def test_unknown_master_name_is_one_clear_line(ha):
 
 def test_bad_sentinel_url_is_refused_at_start_naming_the_variable(ha):
     d, urls = ha
-    env = environment(d, urls, "sc-bad", TASKEXEC_REDIS_URL="redis+sentinel://:s3cret@s1:26379,s2:x/m")
+    env = testlib.daemon_env(d, urls, "sc-bad", TASKEXEC_REDIS_URL="redis+sentinel://:s3cret@s1:26379,s2:x/m")
     r = subprocess.run([str(TASKEXECD), "--check"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=60)
     assert r.returncode != 0
